@@ -1,0 +1,1 @@
+"""Reward models: train, evaluate, score and share (TRL RewardTrainer)."""

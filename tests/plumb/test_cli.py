@@ -1,0 +1,60 @@
+"""The `plumb` command: help at every level without heavy imports, version, doctor, clear errors."""
+
+import subprocess
+import sys
+
+from plumb import __version__
+from plumb.cli import main
+
+
+def run_plumb(*args):
+    return subprocess.run([sys.executable, "-m", "plumb", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_top_level_help_lists_stages_without_importing_torch_or_gradio():
+    probe = (
+        "import sys\nfrom plumb.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('heavy:', [m for m in ('torch', 'gradio', 'trl') if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert "sft" in result.stdout and "doctor" in result.stdout
+    assert "heavy: []" in result.stdout
+
+
+def test_version():
+    result = run_plumb("--version")
+    assert result.stdout.strip() == f"plumb {__version__}"
+
+
+def test_stage_and_verb_help():
+    stage = run_plumb("sft", "--help")
+    assert stage.returncode == 0 and "train" in stage.stdout
+    verb = run_plumb("sft", "train", "--help")
+    assert verb.returncode == 0 and "--learning_rate" in verb.stdout and "--dataset_name" in verb.stdout
+
+
+def test_unknown_command_fails():
+    assert run_plumb("nonsense").returncode == 2
+    assert run_plumb("sft", "nonsense").returncode == 2
+
+
+def test_no_arguments_prints_help(capsys):
+    assert main([]) == 0
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_doctor_reports_what_a_run_needs(plumb_home):
+    result = run_plumb("doctor")
+    assert result.returncode == 0, result.stderr
+    for row in ("torch", "device", "default policy", "default reward", "tracking", "data dir"):
+        assert row in result.stdout
+    assert str(plumb_home) in result.stdout
+
+
+def test_config_error_is_one_clear_line(tmp_path):
+    config = tmp_path / "sft.yaml"
+    config.write_text("learning_rate: 1e-4\nnum_epochs: 3\n")
+    result = run_plumb("sft", "train", "--config", str(config))
+    assert result.returncode == 2
+    assert "sft.yaml: unknown key 'num_epochs'" in result.stderr
+    assert "Traceback" not in result.stderr

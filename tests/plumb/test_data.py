@@ -1,0 +1,139 @@
+"""The data contract: loading, validation errors that name row and field, and conversions."""
+
+import json
+
+import pytest
+from datasets import Dataset
+
+from plumb.data import (
+    DataError,
+    detect_kind,
+    load_contract,
+    load_records,
+    load_train_test,
+    messages_to_prompt_completion,
+    ranking_pairs,
+    ranking_to_pairs,
+    read_jsonl,
+    to_conversational,
+    to_standard,
+    validate,
+)
+
+
+def msgs(*pairs):
+    return [{"role": role, "content": content} for role, content in pairs]
+
+
+PROMPT = msgs(("user", "Name a colour."))
+GOOD = msgs(("assistant", "Blue."))
+BAD = msgs(("assistant", "Seven."))
+
+
+def write_jsonl(path, rows):
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    return path
+
+
+def test_shipped_instruction_set_meets_the_contract():
+    train, test = load_train_test("builtin:instruct", "sft")
+    assert len(train) >= 200 and len(test) >= 20
+    train_users = {row["messages"][0]["content"] for row in train}
+    assert not train_users & {row["messages"][0]["content"] for row in test}
+
+
+def test_missing_column_is_named():
+    data = Dataset.from_list([{"prompt": PROMPT, "chosen": GOOD}])
+    with pytest.raises(DataError, match="missing column.*rejected"):
+        validate(data, "pairwise", source="prefs.jsonl")
+
+
+@pytest.mark.parametrize(
+    "row, field",
+    [
+        ({"prompt": PROMPT, "chosen": [], "rejected": BAD}, "chosen"),
+        ({"prompt": PROMPT, "chosen": GOOD, "rejected": msgs(("robot", "x"))}, "rejected"),
+        ({"prompt": PROMPT, "chosen": GOOD, "rejected": BAD, "margin": "big"}, "margin"),
+        ({"prompt": "Name a colour.", "chosen": GOOD, "rejected": BAD}, "rejected"),
+    ],
+)
+def test_pairwise_row_error_names_row_and_field(tmp_path, row, field):
+    good = {"prompt": PROMPT, "chosen": GOOD, "rejected": BAD}
+    path = write_jsonl(tmp_path / "prefs.jsonl", [good, good, row])
+    with pytest.raises(DataError, match=rf"prefs\.jsonl \[train\]: row 2: field '{field}'"):
+        load_contract(str(path), "pairwise")
+
+
+def test_row_missing_a_field_is_named(tmp_path):
+    path = write_jsonl(tmp_path / "prefs.jsonl", [{"prompt": PROMPT, "chosen": GOOD, "rejected": BAD},
+                                                  {"prompt": PROMPT, "chosen": GOOD}])
+    with pytest.raises(DataError, match="row 1: field 'rejected' is missing"):
+        load_contract(str(path), "pairwise")
+
+
+def test_mixed_types_outside_the_contract_name_the_column(tmp_path):
+    path = write_jsonl(tmp_path / "prefs.jsonl", [{"prompt": PROMPT, "chosen": GOOD, "rejected": BAD, "meta": 1},
+                                                  {"prompt": PROMPT, "chosen": GOOD, "rejected": BAD, "meta": "x"}])
+    with pytest.raises(DataError, match="column 'meta' mixes"):
+        load_contract(str(path), "pairwise")
+
+
+def test_ranking_and_unpaired_and_sft_errors():
+    ranking = Dataset.from_list([{"prompt": PROMPT, "completions": [GOOD, BAD], "ranks": [1]}])
+    with pytest.raises(DataError, match="row 0: field 'ranks'"):
+        validate(ranking, "ranking")
+    unpaired = Dataset.from_list([{"prompt": "q", "completion": "a", "label": "yes"}])
+    with pytest.raises(DataError, match="row 0: field 'label'"):
+        validate(unpaired, "unpaired")
+    sft = Dataset.from_list([{"messages": msgs(("user", "hi"), ("assistant", "hello"))}, {"messages": msgs(("user", "hi"))}])
+    with pytest.raises(DataError, match="row 1: field 'messages'.*assistant"):
+        validate(sft, "sft")
+
+
+def test_bad_jsonl_line_is_named(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"messages": []}\n{not json}\n')
+    with pytest.raises(DataError, match=r"bad\.jsonl: line 2: not valid JSON"):
+        read_jsonl(path)
+
+
+def test_load_from_files_and_directories(tmp_path):
+    rows = [{"prompt": PROMPT, "chosen": GOOD, "rejected": BAD}] * 10
+    jsonl = write_jsonl(tmp_path / "prefs.jsonl", rows)
+    assert len(load_contract(str(jsonl), "pairwise")) == 10
+    Dataset.from_list(rows).to_parquet(str(tmp_path / "prefs.parquet"))
+    assert detect_kind(load_records(str(tmp_path / "prefs.parquet"))) == "pairwise"
+    saved = tmp_path / "saved"
+    Dataset.from_list(rows).save_to_disk(str(saved))
+    assert len(load_records(str(saved))) == 10
+    train, test = load_train_test(str(jsonl), "pairwise", test_size=0.2)
+    assert (len(train), len(test)) == (8, 2)
+    with pytest.raises(DataError, match="no such file"):
+        load_records(str(tmp_path / "missing" / "x.jsonl"))
+
+
+def test_ranking_expands_to_pairs_and_ties_give_none():
+    # ranks 1, 2, 2, 3: 0 beats 1, 2, 3; 1 and 2 tie (no pair); both beat 3 -> 5 pairs
+    assert sorted(ranking_pairs([1, 2, 2, 3])) == [(0, 1), (0, 2), (0, 3), (1, 3), (2, 3)]
+    completions = [msgs(("assistant", t)) for t in "abcd"]
+    data = Dataset.from_list([{"prompt": PROMPT, "completions": completions, "ranks": [3, 1, 2, 2]}])
+    pairs = ranking_to_pairs(data)
+    assert len(pairs) == 5
+    chosen_rejected = {(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs}
+    assert chosen_rejected == {("b", "a"), ("b", "c"), ("b", "d"), ("c", "a"), ("d", "a")}
+    validate(pairs, "pairwise")
+
+
+def test_standard_and_conversational_round_trip():
+    standard = Dataset.from_list([{"prompt": "Name a colour.", "chosen": "Blue.", "rejected": "Seven."}])
+    conversational = to_conversational(standard)
+    assert conversational[0]["prompt"] == PROMPT and conversational[0]["chosen"] == GOOD
+    assert to_standard(conversational)[0] == standard[0]
+
+
+def test_every_assistant_turn_becomes_a_completion():
+    data = Dataset.from_list([{"messages": msgs(("user", "a"), ("assistant", "b"), ("user", "c"), ("assistant", "d"))}])
+    rows = messages_to_prompt_completion(data)
+    assert len(rows) == 2
+    assert rows[1]["prompt"] == msgs(("user", "a"), ("assistant", "b"), ("user", "c"))
+    assert rows[1]["completion"] == msgs(("assistant", "d"))
