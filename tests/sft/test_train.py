@@ -77,3 +77,21 @@ def test_dataset_without_test_split_holds_out_a_share(tmp_path, tiny_policy_dir)
     data.write_text("\n".join(json.dumps(r) for r in rows))
     metrics = main(*sft_args(tmp_path, tiny_policy_dir, "--dataset_name", str(data), "--test_size", "0.25"))
     assert "eval_loss" in metrics
+
+
+@pytest.mark.slow
+def test_demo_config_runs_on_the_default_model_with_tracking(tmp_path, default_policy_dir, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    demo = Path(__file__).resolve().parents[2] / "configs" / "sft" / "demo.yaml"
+    args = parse_config(config_types(), ["--config", str(demo), "--output_dir", str(tmp_path / "demo"),
+                                         "--max_steps", "1", "--eval_before_train", "false"])
+    metrics = main(*args)
+    out = tmp_path / "demo"
+    assert metrics["perplexity"] > 1
+    model, tokenizer = load_policy(str(out))  # merged LoRA: a plain model
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert list((out / "wandb").glob("offline-run-*")), "wandb offline run folder missing"
+    assert list(out.rglob("events.out.tfevents.*")), "TensorBoard events missing"
