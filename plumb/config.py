@@ -36,7 +36,11 @@ def parse_config(dataclass_types, argv: list[str] | None = None, *, prog: str | 
     config_path, argv = _pop_config_flag(argv)
     parser = TrlParser(dataclass_types, prog=prog)
     parser.error = _raise_config_error  # argparse would print and exit; we want a named error
-    actions = {action.dest: action for action in parser._actions if action.dest != "help"}
+    # First action per key: a bool that defaults to True also gets a `--no_KEY` action with the same dest.
+    actions = {}
+    for action in parser._actions:
+        if action.dest != "help":
+            actions.setdefault(action.dest, action)
 
     values = read_yaml(config_path) if config_path else {}
     for key, value in (values.pop("env", None) or {}).items():
@@ -46,11 +50,10 @@ def parse_config(dataclass_types, argv: list[str] | None = None, *, prog: str | 
     for key, value in values.items():
         if key not in actions:
             raise ConfigError(f"{where}: unknown key '{key}'{_suggest(key, actions)}")
-        actions[key].default = convert_value(
-            actions[key], value, where=f"{where}: key '{key}'", list_ok=key in list_fields
-        )
+        value = convert_value(actions[key], value, where=f"{where}: key '{key}'", list_ok=key in list_fields)
+        parser.set_defaults(**{key: value})  # on every action of the key, or argparse keeps the first default
         actions[key].required = False
-    _default_precision_off_without_accelerator(actions, values, argv, where)
+    _default_precision_off_without_accelerator(parser, actions, values, argv, where)
 
     try:
         *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
@@ -146,7 +149,7 @@ def has_accelerator() -> bool:
     return hasattr(torch, "xpu") and torch.xpu.is_available()
 
 
-def _default_precision_off_without_accelerator(actions, file_values, argv, where):
+def _default_precision_off_without_accelerator(parser, actions, file_values, argv, where):
     # TRL defaults bf16 to True, which transformers refuses on a CPU-only machine.
     present = [k for k in PRECISION_KEYS if k in actions]
     if not present or has_accelerator():
@@ -157,7 +160,7 @@ def _default_precision_off_without_accelerator(actions, file_values, argv, where
                               f"remove the key (Plumb then picks what the machine supports) or set it to false")
         given = key in file_values or any(a == f"--{key}" or a.startswith(f"--{key}=") for a in argv)
         if not given:
-            actions[key].default = False
+            parser.set_defaults(**{key: False})
     logger.info("No GPU found: mixed precision (bf16/fp16) is off.")
 
 

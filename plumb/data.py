@@ -368,3 +368,4 @@ def load_train_test(source: str, kind: str, *, train_split: str = "train", test_
         return train, None
     parts = train.train_test_split(test_size=test_size, seed=seed)
     return parts["train"], parts["test"]
+

@@ -44,6 +44,14 @@ def test_yaml_values_are_typed_and_flags_override_them(tmp_path):
     assert script.dataset_name == "builtin:instruct"
 
 
+def test_false_in_the_file_turns_off_a_key_that_defaults_to_true(tmp_path):
+    # TRL defaults gradient_checkpointing to True; argparse also knows it as --no_gradient_checkpointing.
+    script, training, _ = parse(tmp_path, "gradient_checkpointing: false\neval_before_train: false\n")
+    assert training.gradient_checkpointing is False and script.eval_before_train is False
+    _, training, _ = parse(tmp_path, "seed: 3\n", "--gradient_checkpointing", "false")
+    assert training.gradient_checkpointing is False
+
+
 def test_unknown_key_names_key_file_and_suggestion(tmp_path):
     with pytest.raises(ConfigError) as error:
         parse(tmp_path, "learnig_rate: 0.1\n")

@@ -1,0 +1,13 @@
+"""`plumb align VERB`: the verbs of the alignment stage."""
+
+from plumb.cli import run_verbs
+
+VERBS = {
+    "dpo": ("align.dpo", "direct preference optimisation from an SFT checkpoint (TRL DPOTrainer), LoRA or full"),
+    "eval": ("align.evaluate", "policy vs reference on held-out prompts: judge win rate, rewards, KL, lengths, samples"),
+}
+
+
+def main(argv: list[str], *, prog: str = "plumb align") -> int:
+    """Dispatch to a verb of the alignment stage."""
+    return run_verbs(VERBS, argv, prog=prog, description=__doc__)
