@@ -27,3 +27,42 @@ class DPOScriptArguments(ScriptArguments):
         metadata={"help": "With precompute_ref_log_probs: keep the reference log-probs on disk under PLUMB_HOME, "
                   "keyed by model and data, so a restart or a sweep over beta/loss reuses them."},
     )
+
+
+ALGORITHMS = ("rloo", "grpo")
+
+
+@dataclass
+class OnlineRLScriptArguments(ScriptArguments):
+    """TRL's script arguments plus the reward model, the algorithm and the over-optimisation limits of `plumb align ppo`."""
+
+    dataset_name: str | None = field(
+        default="builtin:instruct",
+        metadata={"help": "Prompts: prompts data (`prompt`), or conversations (`messages`, the last answer dropped)."},
+    )
+    algorithm: str = field(
+        default="rloo",
+        metadata={"help": "rloo (TRL RLOOTrainer: PPO's clipped surrogate, leave-one-out baseline) or grpo "
+                  "(TRL GRPOTrainer: group-normalised advantages).", "choices": list(ALGORITHMS)},
+    )
+    reward_model: str = field(
+        default="outputs/reward-demo",
+        metadata={"help": "Reward model directory from `plumb reward train`, or several comma-separated (an ensemble: "
+                  "the reward is their mean, their disagreement is watched)."},
+    )
+    unfinished_penalty: float = field(
+        default=1.0, metadata={"help": "Subtracted from the reward of a completion that never ends (no eos)."}
+    )
+    max_prompts: int = field(default=0, metadata={"help": "Train on at most this many prompts (0: all)."})
+    max_kl: float | None = field(default=None, metadata={"help": "Stop when KL to the reference exceeds this."})
+    max_mean_length: float | None = field(
+        default=None, metadata={"help": "Stop when the mean completion length (tokens) exceeds this."}
+    )
+    min_entropy: float | None = field(default=None, metadata={"help": "Stop when the policy's entropy falls below this."})
+    max_reward_disagreement: float | None = field(
+        default=None, metadata={"help": "Stop when the reward ensemble's spread on the policy's samples exceeds this."}
+    )
+    merge_adapter: bool = field(
+        default=False,
+        metadata={"help": "With use_peft: save the LoRA adapter merged into the base model instead of the adapter."},
+    )

@@ -195,3 +195,14 @@ def save_resolved_config(output_dir: str | os.PathLike, *configs) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(resolved_config(*configs), sort_keys=False))
     return path
+
+
+def peek_value(argv: list[str], key: str, default=None):
+    """The value of one key before full parsing (flag, else the --config file, else `default`), for choosing dataclasses."""
+    config_path, rest = _pop_config_flag(list(argv))
+    for i, arg in enumerate(rest):
+        if arg == f"--{key}" and i + 1 < len(rest):
+            return rest[i + 1]
+        if arg.startswith(f"--{key}="):
+            return arg.split("=", 1)[1]
+    return read_yaml(config_path).get(key, default) if config_path else default
