@@ -122,7 +122,7 @@ def test_resolved_config_reparses_to_the_same_values(tmp_path):
 
 def _verb_of(config_path: Path) -> str:
     header = config_path.read_text()
-    match = re.search(r"#\s+plumb ((?:\w+ )\w+) --config", header)
+    match = re.search(r"#\s+plumb (\w+ [\w-]+) --config", header)
     assert match, f"{config_path} must say in its header comment the command that runs it"
     return match.group(1)
 
