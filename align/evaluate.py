@@ -6,6 +6,8 @@ own samples, mean response lengths, and samples side by side. The judge should b
 reward model that was not used in training, or the policy is graded by what it gamed.
 
     plumb align eval --config configs/align/eval-demo.yaml
+    plumb align eval --config configs/align/eval-demo.yaml --to_campaign outputs/ab.jsonl
+    plumb collect import --campaign configs/collect/campaigns/demo.yaml --source outputs/ab.jsonl
 """
 
 import json
@@ -46,6 +48,11 @@ class PolicyEvalArguments:
     bootstrap_samples: int = field(default=1000, metadata={"help": "Resamples for the confidence intervals."})
     seed: int = field(default=0, metadata={"help": "Seed for sampling and the bootstrap."})
     output_dir: str = field(default="outputs/align-eval", metadata={"help": "Where report.json, samples.md and the plot go."})
+    to_campaign: str | None = field(
+        default=None,
+        metadata={"help": "Also write the policy-vs-reference pairs as JSONL for `plumb collect import --source FILE`, "
+                  "so people can judge them (the human A/B test)."},
+    )
 
 
 def config_types() -> tuple:
@@ -92,6 +99,9 @@ def main(args: PolicyEvalArguments) -> dict:
     report = comparison_report(scores["policy"], scores["reference"], responses, kl=kl, samples=args.bootstrap_samples,
                                seed=args.seed)
     write_outputs(Path(args.output_dir), report, prompts, responses, scores)
+    if args.to_campaign:
+        names = {"policy": policy_name(args.policy), "reference": policy_name(args.reference)}
+        write_campaign_rows(Path(args.to_campaign), prompts, responses, names)
     save_resolved_config(args.output_dir, args)
     print(format_report(report))
     return report
@@ -109,6 +119,25 @@ def load_prompts(source: str, split: str, *, limit: int = 0) -> list[list[dict]]
     else:
         raise DataError(f"{source} [{split}]: no prompts: expected a `prompt` or a `messages` column")
     return prompts[:limit] if limit else prompts
+
+
+def policy_name(spec: str) -> str:
+    """A short name raters' data can carry for a policy spec: its folder name, or the spec itself."""
+    return Path(spec).name if Path(spec).expanduser().exists() else spec
+
+
+def write_campaign_rows(path: Path, prompts, responses: dict, names: dict) -> Path:
+    """JSONL rows of a prompt and both responses as candidates, in the format `plumb collect import` reads."""
+    if names["policy"] == names["reference"]:
+        names = {role: f"{role}:{name}" for role, name in names.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        for i, prompt in enumerate(prompts):
+            candidates = [{"policy": names[role], "completion": [{"role": "assistant", "content": responses[role][i]}]}
+                          for role in ("policy", "reference")]
+            handle.write(json.dumps({"prompt_id": f"eval-{i}", "prompt": prompt, "candidates": candidates}) + "\n")
+    logger.info("Wrote %d policy-vs-reference pairs for raters to %s", len(prompts), path)
+    return path
 
 
 def win_rate(policy_scores, reference_scores) -> np.ndarray:

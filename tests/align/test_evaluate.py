@@ -21,7 +21,7 @@ def test_prompts_from_conversations_drop_the_answer():
 def test_a_policy_against_itself_ties_with_zero_kl(tmp_path, tiny_policy_dir, tiny_reward_dir):
     args = PolicyEvalArguments(policy=tiny_policy_dir, reference=tiny_policy_dir, judge=tiny_reward_dir,
                                max_prompts=4, max_new_tokens=6, batch_size=4, bootstrap_samples=50,
-                               output_dir=str(tmp_path / "eval"))
+                               output_dir=str(tmp_path / "eval"), to_campaign=str(tmp_path / "ab.jsonl"))
     report = main(args)
     # Greedy decoding: identical responses, identical rewards, every prompt a tie.
     assert report["win_rate"] == 0.5 and report["kl_to_reference"] == pytest.approx(0.0, abs=1e-6)
@@ -30,3 +30,6 @@ def test_a_policy_against_itself_ties_with_zero_kl(tmp_path, tiny_policy_dir, ti
     assert saved["prompts"] == 4 and np.isfinite(saved["policy_reward"])
     assert (tmp_path / "eval" / "rewards.png").stat().st_size > 0
     assert (tmp_path / "eval" / "samples.md").read_text().count("\n") == 2 + 4
+    rows = [json.loads(line) for line in (tmp_path / "ab.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and [c["policy"] for c in rows[0]["candidates"]] == [
+        "policy:tiny_policy0", "reference:tiny_policy0"]
