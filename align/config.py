@@ -2,25 +2,17 @@
 
 from dataclasses import dataclass, field
 
-from trl import ScriptArguments
+from plumb.arguments import TrainingScriptArguments
 
 
 @dataclass
-class DPOScriptArguments(ScriptArguments):
-    """TRL's script arguments (dataset_name, splits) plus Plumb's: held-out share, merging, the ref-log-prob cache."""
+class DPOScriptArguments(TrainingScriptArguments):
+    """The shared training script arguments, with preferences as data, plus the reference log-prob cache."""
 
     dataset_name: str | None = field(
         default="builtin:prefs",
         metadata={"help": "Preferences (prompt/chosen/rejected, or rankings that expand to pairs): builtin:NAME, a "
                   "JSONL/JSON/Parquet/CSV file, a saved dataset directory or a Hub id."},
-    )
-    test_size: float = field(
-        default=0.1,
-        metadata={"help": "Share of the training data held out for evaluation when the dataset has no test split."},
-    )
-    merge_adapter: bool = field(
-        default=False,
-        metadata={"help": "With use_peft: save the LoRA adapter merged into the base model instead of the adapter."},
     )
     cache_ref_log_probs: bool = field(
         default=True,
@@ -33,7 +25,7 @@ ALGORITHMS = ("rloo", "grpo")
 
 
 @dataclass
-class OnlineRLScriptArguments(ScriptArguments):
+class OnlineRLScriptArguments(TrainingScriptArguments):
     """TRL's script arguments plus the reward model, the algorithm and the over-optimisation limits of `plumb align ppo`."""
 
     dataset_name: str | None = field(
@@ -61,8 +53,4 @@ class OnlineRLScriptArguments(ScriptArguments):
     min_entropy: float | None = field(default=None, metadata={"help": "Stop when the policy's entropy falls below this."})
     max_reward_disagreement: float | None = field(
         default=None, metadata={"help": "Stop when the reward ensemble's spread on the policy's samples exceeds this."}
-    )
-    merge_adapter: bool = field(
-        default=False,
-        metadata={"help": "With use_peft: save the LoRA adapter merged into the base model instead of the adapter."},
     )

@@ -18,7 +18,7 @@ from align.config import DPOScriptArguments
 from plumb.cards import metrics_table, write_card
 from plumb.config import parse_config, save_resolved_config
 from plumb.data import load_train_test, ranking_to_pairs
-from plumb.models import DEFAULT, load_policy, model_init_kwargs
+from plumb.models import DEFAULT, load_policy, model_init_kwargs, save_trained_policy
 from plumb.tracking import setup_tracking
 
 logger = logging.getLogger(__name__)
@@ -69,11 +69,7 @@ def main(script_args: DPOScriptArguments, training_args, model_args) -> dict:
 
     # Save
     output_dir = Path(training_args.output_dir)
-    if model_args.use_peft and script_args.merge_adapter:
-        trainer.model.merge_and_unload().save_pretrained(output_dir)
-    else:
-        trainer.save_model(str(output_dir))
-    tokenizer.save_pretrained(output_dir)
+    save_trained_policy(trainer, tokenizer, output_dir, merge=bool(model_args.use_peft and script_args.merge_adapter))
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     save_resolved_config(output_dir, script_args, training_args, model_args)
     write_dpo_card(output_dir, model_spec, script_args, training_args, metrics)

@@ -19,7 +19,7 @@ from align.config import OnlineRLScriptArguments
 from align.guards import GuardCallback, Limits, keep_last_good
 from plumb.cards import metrics_table, write_card
 from plumb.config import parse_config, peek_value, save_resolved_config
-from plumb.models import DEFAULT, load_policy, model_init_kwargs
+from plumb.models import DEFAULT, load_policy, model_init_kwargs, save_trained_policy
 from plumb.tracking import setup_tracking
 
 logger = logging.getLogger(__name__)
@@ -77,9 +77,7 @@ def main(script_args: OnlineRLScriptArguments, training_args, model_args) -> dic
     # Save: the trained policy, unless a guard tripped; then the last good checkpoint
     output_dir = Path(training_args.output_dir)
     if guard.tripped is None:
-        final = trainer.model.merge_and_unload() if model_args.use_peft and script_args.merge_adapter else trainer.model
-        final.save_pretrained(output_dir)
-        tokenizer.save_pretrained(output_dir)
+        save_trained_policy(trainer, tokenizer, output_dir, merge=bool(model_args.use_peft and script_args.merge_adapter))
     else:
         metrics["kept"] = str(keep_last_good(output_dir, guard))
         metrics["guard_reasons"] = guard.tripped["reasons"]

@@ -216,3 +216,12 @@ def model_init_kwargs(model_args) -> dict:
         kwargs["quantization_config"] = get_quantization_config(model_args)
         kwargs["device_map"] = get_kbit_device_map()
     return {key: value for key, value in kwargs.items() if value is not None}
+
+
+def save_trained_policy(trainer, tokenizer, output_dir, *, merge: bool = False) -> None:
+    """Save a trainer's policy with its tokenizer: the model, its LoRA adapter, or (merge) the adapter merged in."""
+    if merge:
+        trainer.model.merge_and_unload().save_pretrained(output_dir)
+    else:
+        trainer.save_model(str(output_dir))
+    tokenizer.save_pretrained(output_dir)

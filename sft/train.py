@@ -17,7 +17,7 @@ from pathlib import Path
 from plumb.cards import metrics_table, write_card
 from plumb.config import parse_config, save_resolved_config
 from plumb.data import load_train_test, messages_to_prompt_completion
-from plumb.models import DEFAULT, load_policy, model_init_kwargs
+from plumb.models import DEFAULT, load_policy, model_init_kwargs, save_trained_policy
 from plumb.tracking import setup_tracking
 from sft.config import SFTScriptArguments
 
@@ -73,7 +73,7 @@ def main(script_args: SFTScriptArguments, training_args, model_args) -> dict:
 
     # Save
     output_dir = Path(training_args.output_dir)
-    save_policy(trainer, tokenizer, output_dir, merge=bool(model_args.use_peft and script_args.merge_adapter))
+    save_trained_policy(trainer, tokenizer, output_dir, merge=bool(model_args.use_peft and script_args.merge_adapter))
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     save_resolved_config(output_dir, script_args, training_args, model_args)
     write_sft_card(output_dir, model_spec, script_args, model_args, metrics)
@@ -88,15 +88,6 @@ def perplexity(eval_metrics: dict, *, suffix: str = "") -> dict:
     """Held-out loss and its perplexity, exp(loss), named with `suffix`."""
     loss = eval_metrics["eval_loss"]
     return {f"eval_loss{suffix}": loss, f"perplexity{suffix}": math.exp(min(loss, 50.0))}
-
-
-def save_policy(trainer, tokenizer, output_dir: Path, *, merge: bool) -> None:
-    """Save the trained policy: the full model, the LoRA adapter, or the adapter merged into its base."""
-    if merge:
-        trainer.model.merge_and_unload().save_pretrained(output_dir)
-    else:
-        trainer.save_model(str(output_dir))
-    tokenizer.save_pretrained(output_dir)
 
 
 def write_sft_card(output_dir: Path, model_spec: str, script_args, model_args, metrics: dict) -> None:
