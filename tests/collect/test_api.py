@@ -1,0 +1,140 @@
+"""The REST API: token auth, next task, submit, edit, undo, skip, stats, export, OpenAPI; 4xx for bad input."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from collect.api import create_app
+from collect.store import create_rater, make_engine, session_factory, upgrade
+from tests.collect.conftest import seed_campaign
+
+
+@pytest.fixture
+def api(db_url):
+    """(client, tokens by rater name) on a campaign of 3 pairwise tasks, 2 raters per task, on SQLite and PostgreSQL."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    seed_campaign(sessions, prompts=3, raters_per_task=2, max_raters_per_task=2, flags=["unsafe"])
+    tokens = {}
+    with sessions.begin() as session:
+        for name, role in (("ana", "rater"), ("ben", "rater"), ("rev", "reviewer")):
+            tokens[name] = create_rater(session=session, name=name, role=role)[1]
+    engine.dispose()
+    with TestClient(create_app(db_url)) as client:
+        yield client, tokens
+
+
+def auth(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_rater_judges_edits_and_undoes_through_the_api(api):
+    client, tokens = api
+    task = client.get("/api/campaigns/demo/next", headers=auth(tokens["ana"])).json()
+    assert [c["label"] for c in task["candidates"]] == ["A", "B"]
+    assert task["options"]["scale"][0] == {"label": "A much better", "preference": 3}
+    assert "sft" not in str(task["candidates"][0].keys())  # policy names are never shown
+    body = {"assignment_id": task["assignment_id"], "choice": "A slightly better", "flags": ["unsafe"]}
+    first = client.post("/api/campaigns/demo/judgments", json=body, headers=auth(tokens["ana"]))
+    assert first.status_code == 201
+    edit = client.post("/api/campaigns/demo/judgments", json={**body, "choice": "Both bad"},
+                       headers=auth(tokens["ana"]))
+    assert edit.json()["supersedes_id"] == first.json()["judgment_id"]
+    back = client.post("/api/campaigns/demo/undo", headers=auth(tokens["ana"]))
+    assert back.json()["assignment_id"] == task["assignment_id"]
+    stats = client.get("/api/campaigns/demo/stats", headers=auth(tokens["ana"])).json()
+    assert stats == {"campaign": "demo", "tasks": 3, "gold_tasks": 0, "complete_tasks": 0, "judgments": 0,
+                     "raters": 0, "my_judgments": 0}
+
+
+def test_skip_and_export_with_roles(api):
+    client, tokens = api
+    for name in ("ana", "ben"):  # fewest judgments first: each gets a different task
+        task = client.get("/api/campaigns/demo/next", headers=auth(tokens[name])).json()
+        judged = client.post("/api/campaigns/demo/judgments", headers=auth(tokens[name]),
+                             json={"assignment_id": task["assignment_id"], "preference": 2})
+        assert judged.status_code == 201
+    skipped = client.get("/api/campaigns/demo/next", headers=auth(tokens["ana"])).json()
+    assert client.post("/api/campaigns/demo/skip", json={"assignment_id": skipped["assignment_id"]},
+                       headers=auth(tokens["ana"])).json() == {"skipped": skipped["task_id"]}
+    assert client.get("/api/campaigns/demo/export", headers=auth(tokens["ana"])).status_code == 403
+    exported = client.get("/api/campaigns/demo/export?format=kto", headers=auth(tokens["rev"])).json()
+    assert exported["summary"]["judgments"] == 2 and exported["summary"]["left_out"] == {"no judgments yet": 1}
+    assert len(exported["rows"]) == 4  # two tasks, each a desirable and an undesirable row
+    assert client.get("/api/campaigns/demo/stats", headers=auth(tokens["rev"])).json()["raters"] == 2
+
+
+@pytest.mark.parametrize("method, path, body, status, message", [
+    ("get", "/api/campaigns/demo/next", None, 401, "API token"),
+    ("get", "/api/campaigns/nope/next", None, 404, "no campaign named 'nope'"),
+    ("post", "/api/campaigns/demo/judgments", {"assignment_id": "x"}, 422, "assignment_id"),
+    ("post", "/api/campaigns/demo/judgments", {"assignment_id": 10**30}, 422, "assignment_id"),
+    ("post", "/api/campaigns/demo/judgments", {"assignment_id": 999}, 404, "not in campaign"),
+    ("post", "/api/campaigns/demo/judgments", {"choice": "A way better"}, 422, "unknown choice"),
+    ("post", "/api/campaigns/demo/judgments", {"preference": 9}, 422, "less than or equal to 3"),
+    ("post", "/api/campaigns/demo/judgments", {}, 400, "needs a preference"),
+    ("post", "/api/campaigns/demo/judgments", {"preference": 1, "flags": ["rude"]}, 400, "unknown flag"),
+    ("post", "/api/campaigns/demo/undo", None, 400, "nothing to undo"),
+    ("get", "/api/campaigns/demo/export?format=csv", None, 422, "format must be one of"),
+])
+def test_bad_input_is_a_4xx_with_a_message(api, method, path, body, status, message):
+    client, tokens = api
+    headers = {} if status == 401 else auth(tokens["rev"] if "export" in path else tokens["ana"])
+    if body is not None and "assignment_id" not in body:
+        lease = client.get("/api/campaigns/demo/next", headers=headers).json()
+        body = {"assignment_id": lease["assignment_id"], **body}
+    response = getattr(client, method)(path, headers=headers, **({"json": body} if body is not None else {}))
+    assert response.status_code == status and message in response.text
+
+
+def test_the_openapi_schema_is_served(api):
+    client, _ = api
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/campaigns/{name}/next", "/api/campaigns/{name}/judgments", "/api/campaigns/{name}/undo",
+            "/api/campaigns/{name}/stats", "/api/campaigns/{name}/export"} <= set(paths)
+
+
+@pytest.mark.parametrize("kind, field, shown, status", [
+    ("ranking", "ranks", [1, 3, 2], 201),
+    ("rating", "ratings", [5, 1, 3], 201),
+    ("rating", "ratings", [6, 1, 3], 400),
+    ("ranking", "ranks", [1, 2], 400),
+])
+def test_rankings_and_ratings_are_stored_in_canonical_order(sqlite_url, kind, field, shown, status):
+    from sqlalchemy import select
+
+    from collect.store import Judgment
+
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    seed_campaign(sessions, kind=kind, prompts=1, policies=("a", "b", "c"))
+    with sessions.begin() as session:
+        token = create_rater(session=session, name="ana")[1]
+    with TestClient(create_app(sqlite_url)) as client:
+        task = client.get("/api/campaigns/demo/next", headers=auth(token)).json()
+        assert len(task["candidates"]) == 3 and ("rating_points" in task["options"]) == (kind == "rating")
+        response = client.post("/api/campaigns/demo/judgments", headers=auth(token),
+                               json={"assignment_id": task["assignment_id"], field: shown})
+        assert response.status_code == status, response.text
+    with sessions() as session:
+        stored = session.scalars(select(Judgment)).all()
+        if status == 201:  # the task's canonical order is policies a, b, c; the texts end in the policy's name
+            by_policy = {c["completion"][0]["content"][-1]: value for c, value in zip(task["candidates"], shown)}
+            assert getattr(stored[0], field) == [by_policy[policy] for policy in "abc"]
+        else:
+            assert stored == []
+    engine.dispose()
+
+
+def test_a_database_busy_past_its_timeout_is_a_503_to_retry(api, monkeypatch):
+    from collect import api as api_module
+
+    client, tokens = api
+
+    def busy(**kwargs):
+        raise TimeoutError("another transaction of this process has held the SQLite database for too long")
+
+    monkeypatch.setattr(api_module, "next_task", busy)
+    response = client.get("/api/campaigns/demo/next", headers=auth(tokens["ana"]))
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1" and "retry" in response.text

@@ -1,0 +1,160 @@
+"""`plumb collect export`: contract formats, majority with ties and both-bad, provenance, and TRL training on it."""
+
+import json
+from pathlib import Path
+
+import datasets
+import pytest
+from sqlalchemy import select
+
+from collect.export import ExportArguments, config_types, main
+from collect.store import Assignment, Task, rater_by_name, record_judgment, retract_judgment
+from plumb.config import parse_config
+from plumb.data import validate
+from tests.collect.conftest import seed_campaign, seed_raters
+
+REPO = Path(__file__).resolve().parents[2]
+# Canonical answers per task (first candidate: policy "sft", second: "dpo"); None = not judged.
+VOTES = [
+    [2, 3, -1],                              # task 0: first better twice; margin (2 + 3) / 2
+    [-1, -1],                                # task 1: second better
+    [0, 0, 1],                               # task 2: tie
+    ["both_bad", "both_bad", 1],             # task 3: both bad
+    [3, -3],                                 # task 4: split vote
+    None,                                    # task 5: nobody judged it yet
+]
+
+
+def judge(sessions, rater_name, task_id, vote):
+    """Store one judgment in canonical order, as the scheduler would after un-shuffling."""
+    with sessions.begin() as session:
+        rater = rater_by_name(session=session, name=rater_name)
+        assignment = Assignment(task_id=task_id, rater_id=rater.id, candidate_order=[0, 1],
+                                expires_at=session.get(Task, task_id).created_at)
+        session.add(assignment)
+        session.flush()
+        answer = {"both_bad": True} if vote == "both_bad" else {"preference": vote}
+        return record_judgment(session=session, assignment=assignment, **answer)
+
+
+@pytest.fixture
+def judged_db(db_url):
+    """A campaign with the votes above, plus one undone judgment that must not count (SQLite and PostgreSQL)."""
+    from collect.store import make_engine, session_factory, upgrade
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    seed_campaign(sessions, prompts=len(VOTES), gold=0, raters_per_task=3, max_raters_per_task=3,
+                  guidelines="Prefer **helpful** answers.")
+    raters = seed_raters(sessions, 3)
+    with sessions() as session:
+        task_ids = session.scalars(select(Task.id).order_by(Task.id)).all()
+    for task_id, votes in zip(task_ids, VOTES):
+        for rater, vote in zip(raters, votes or []):
+            judge(sessions, rater, task_id, vote)
+    with sessions.begin() as session:  # rater2 said "second better" on task 1, then undid it
+        undone = judge(sessions, "rater2", task_ids[1], -3)
+        retract_judgment(session=session, judgment=session.merge(undone))
+    engine.dispose()
+    return db_url
+
+
+def export(db, tmp_path, **options):
+    args = ExportArguments(campaign="demo", db=db, output_dir=str(tmp_path / options.get("format", "pairwise")),
+                           **options)
+    summary = main(args)
+    return datasets.load_from_disk(args.output_dir), summary
+
+
+def test_pairwise_export_aggregates_by_majority_and_says_what_it_left_out(judged_db, tmp_path):
+    rows, summary = export(judged_db, tmp_path)
+    validate(rows, "pairwise")
+    assert [(row["chosen"][0]["content"], row["margin"]) for row in rows] == [
+        ("answer 0 from sft", 2.5), ("answer 1 from dpo", 1.0)]
+    assert rows[0]["meta"]["raters"] == ["rater0", "rater1", "rater2"]
+    assert rows[0]["meta"]["agreement"] == pytest.approx(2 / 3)
+    assert rows[1]["meta"]["judgments"] == 2 and rows[1]["meta"]["policies"] == ["dpo", "sft"]
+    assert summary["left_out"] == {"tie": 1, "both bad": 1, "split vote": 1, "no judgments yet": 1}
+    card = (tmp_path / "pairwise" / "README.md").read_text()
+    assert "Prefer **helpful** answers." in card and "split vote: 1" in card
+    assert json.loads((tmp_path / "pairwise" / "summary.json").read_text()) == summary
+
+
+def test_split_votes_can_be_settled_by_strength(judged_db, tmp_path):
+    rows, summary = export(judged_db, tmp_path, on_split="strength")
+    assert len(rows) == 2 and summary["left_out"]["split vote"] == 1  # +3 and -3 sum to zero: still split
+
+
+def test_kto_marks_both_bad_as_negatives_when_asked(judged_db, tmp_path):
+    rows, summary = export(judged_db, tmp_path, format="kto", both_bad_as_negatives=True)
+    validate(rows, "unpaired")
+    labels = [(row["meta"]["task_id"], row["completion"][0]["content"], row["label"]) for row in rows]
+    assert labels[-2:] == [(4, "answer 3 from sft", False), (4, "answer 3 from dpo", False)]
+    assert labels[0] == (1, "answer 0 from sft", True) and len(rows) == 6
+
+
+def test_ranking_and_sft_exports(judged_db, tmp_path):
+    ranking, _ = export(judged_db, tmp_path, format="ranking")
+    validate(ranking, "ranking")
+    assert [row["ranks"] for row in ranking] == [[1, 2], [2, 1], [1, 1]]
+    sft, summary = export(judged_db, tmp_path, format="sft")
+    validate(sft, "sft")
+    assert [row["messages"][-1]["content"] for row in sft] == ["answer 0 from sft", "answer 1 from dpo"]
+    assert summary["left_out"]["tie"] == 1
+
+
+def test_per_rater_export_keeps_every_raters_own_rows(judged_db, tmp_path):
+    rows, summary = export(judged_db, tmp_path, per_rater=True)
+    assert summary["judgments"] == 13 and summary["raters"] == 3
+    task1 = [(row["meta"]["raters"], row["margin"]) for row in rows if row["meta"]["task_id"] == 1]
+    assert task1 == [(["rater0"], 2.0), (["rater1"], 3.0), (["rater2"], 1.0)]
+    # Each vote stands alone: the two ties of task 2 and the two both-bad votes of task 3 give no pair.
+    assert summary["left_out"] == {"tie": 2, "both bad": 2, "no judgments yet": 1} and len(rows) == 9
+
+
+def test_the_shipped_export_config_parses(tmp_path):
+    path = REPO / "configs" / "collect" / "export.yaml"
+    (args,) = parse_config(config_types(), ["--config", str(path), "--output_dir", str(tmp_path)])
+    assert args.format == "pairwise" and args.output_dir == str(tmp_path)
+    with pytest.raises(Exception, match="format must be one of"):
+        parse_config(config_types(), ["--config", str(path), "--format", "csv"])
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the rows are the same from either database
+def test_an_exported_pairwise_dataset_trains_trl_reward_and_dpo_one_step(judged_db, tmp_path, tiny_reward_dir,
+                                                                        tiny_policy_dir):
+    import torch
+    from trl import DPOConfig, DPOTrainer, RewardConfig, RewardTrainer
+
+    from plumb.models import load_policy, load_reward_backbone
+
+    rows, _ = export(judged_db, tmp_path)
+    common = {"max_steps": 1, "per_device_train_batch_size": 2, "report_to": [], "save_strategy": "no",
+              "bf16": False, "use_cpu": True, "logging_steps": 1}
+    model, tokenizer = load_reward_backbone(tiny_reward_dir)
+    before = [p.detach().clone() for p in model.parameters()]
+    reward = RewardTrainer(model=model, args=RewardConfig(output_dir=str(tmp_path / "rm"), **common),
+                           train_dataset=rows, processing_class=tokenizer)
+    reward.train()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+    policy, tokenizer = load_policy(tiny_policy_dir)
+    before = [p.detach().clone() for p in policy.parameters()]
+    dpo = DPOTrainer(model=policy, args=DPOConfig(output_dir=str(tmp_path / "dpo"), max_length=64, **common),
+                     train_dataset=rows, processing_class=tokenizer)
+    dpo.train()
+    assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters()))
+
+
+def test_push_to_hub_sends_the_dataset_and_its_card(judged_db, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    pushed = []
+    monkeypatch.setattr(datasets.Dataset, "push_to_hub", lambda self, repo: pushed.append(("dataset", repo, len(self))))
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_file",
+                        lambda self, **kw: pushed.append(("card", kw["repo_id"], Path(kw["path_or_fileobj"]).name)))
+    args, = parse_config(config_types(), ["--campaign", "demo", "--db", judged_db, "--per-rater",
+                                          "--push-to-hub", "team/prefs", "--output_dir", str(tmp_path / "o")])
+    main(args)
+    assert pushed == [("dataset", "team/prefs", 9), ("card", "team/prefs", "README.md")]

@@ -1,0 +1,200 @@
+"""Scheduling: what a rater sees next, overlap, leases, gold tasks, strategies, and 50 raters at once."""
+
+import random
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from collect.scheduling import next_task, set_priorities, skip_task, submit_judgment, to_canonical, undo_last
+from collect.store import Assignment, Judgment, JudgmentError, Task, campaign_by_name, rater_by_name
+from collect.store.models import utcnow
+from tests.collect.conftest import seed_campaign, seed_raters
+
+
+def lease(sessions, rater_name, *, seed=0, now=None, campaign="demo"):
+    """Lease the rater's next task in its own transaction; returns (assignment, task) or (None, None)."""
+    with sessions.begin() as session:
+        rater = rater_by_name(session=session, name=rater_name)
+        assignment = next_task(session=session, campaign=campaign_by_name(session=session, name=campaign),
+                               rater=rater, rng=random.Random(seed), now=now)
+        return (assignment, session.get(Task, assignment.task_id)) if assignment else (None, None)
+
+
+def answer(sessions, rater_name, assignment, preference=1, **fields):
+    with sessions.begin() as session:
+        rater = rater_by_name(session=session, name=rater_name)
+        return submit_judgment(session=session, rater=rater, assignment_id=assignment.id, preference=preference,
+                               **fields)
+
+
+def test_a_rater_never_gets_a_task_twice_and_keeps_an_unexpired_lease(store):
+    _, sessions = store
+    seed_campaign(sessions, prompts=3, raters_per_task=1, max_raters_per_task=1)
+    seed_raters(sessions, 1)
+    first, _ = lease(sessions, "rater0")
+    assert lease(sessions, "rater0")[0].id == first.id  # a reload shows the same task
+    answer(sessions, "rater0", first)
+    second, _ = lease(sessions, "rater0")
+    skip = second
+    with sessions.begin() as session:
+        skip_task(session=session, rater=rater_by_name(session=session, name="rater0"), assignment_id=skip.id)
+    third, _ = lease(sessions, "rater0")
+    assert len({first.task_id, second.task_id, third.task_id}) == 3
+    answer(sessions, "rater0", third)
+    assert lease(sessions, "rater0") == (None, None)
+
+
+def test_overlap_limits_raters_per_task_and_expired_leases_return_to_the_pool(store):
+    _, sessions = store
+    seed_campaign(sessions, prompts=1, raters_per_task=2, max_raters_per_task=2, lease_minutes=10)
+    seed_raters(sessions, 3)
+    a, _ = lease(sessions, "rater0")
+    b, _ = lease(sessions, "rater1")
+    assert a.task_id == b.task_id
+    assert lease(sessions, "rater2") == (None, None)  # both slots are leased
+    later = utcnow() + timedelta(minutes=11)
+    c, _ = lease(sessions, "rater2", now=later)  # rater1 walked away: the lease ran out
+    assert c.task_id == a.task_id
+
+
+def test_candidate_order_is_randomized_per_assignment_and_answers_are_stored_canonically(store):
+    _, sessions = store
+    seed_campaign(sessions, prompts=1, raters_per_task=40, max_raters_per_task=40)
+    raters = seed_raters(sessions, 40)
+    orders = Counter()
+    for seed, name in enumerate(raters):
+        assignment, _ = lease(sessions, name, seed=seed)
+        orders[tuple(assignment.candidate_order)] += 1
+        judgment = answer(sessions, name, assignment, preference=3)  # "A much better": whatever was shown first
+        assert judgment.preference == (3 if assignment.candidate_order == [0, 1] else -3)
+    assert set(orders) == {(0, 1), (1, 0)}
+
+
+def test_to_canonical_maps_ranks_and_ratings_through_the_display_order():
+    shown = Assignment(candidate_order=[2, 0, 1])  # position 0 shows the task's third candidate
+    assert to_canonical(shown, ranks=[1, 2, 3]) == {"preference": None, "ranks": [2, 3, 1], "ratings": None}
+    assert to_canonical(shown, ratings=[5, 4, 1])["ratings"] == [4, 1, 5]
+
+
+def test_gold_tasks_are_mixed_in_once_per_rater_without_overlap_limit(store):
+    _, sessions = store
+    seed_campaign(sessions, prompts=6, gold=2, gold_share=0.5, raters_per_task=1, max_raters_per_task=1)
+    raters = seed_raters(sessions, 3)
+    for name in raters:
+        seen = []
+        for seed in range(10):
+            assignment, task = lease(sessions, name, seed=seed)
+            if assignment is None:
+                break
+            seen.append(task.is_gold)
+            answer(sessions, name, assignment)
+        assert seen.count(True) == 2  # every rater gets both gold tasks, once each
+    with sessions() as session:
+        regular = session.scalars(select(Task).where(Task.is_gold.is_(False))).all()
+        assert [task.judgment_count for task in regular] == [1, 1, 1, 1]
+
+
+def test_overlap_grows_only_on_disagreement_up_to_the_maximum(store):
+    _, sessions = store
+    seed_campaign(sessions, prompts=2, raters_per_task=2, max_raters_per_task=3)
+    raters = seed_raters(sessions, 4)
+    for name, preferences in zip(raters[:2], ([1, 1], [1, -1])):  # agree on one task, disagree on the other
+        for preference in preferences:
+            assignment, _ = lease(sessions, name)
+            task_preference = preference if assignment.candidate_order == [0, 1] else -preference
+            answer(sessions, name, assignment, preference=task_preference)
+    with sessions() as session:
+        targets = sorted(task.target_overlap for task in session.scalars(select(Task)))
+    assert targets == [2, 3]
+    third, _ = lease(sessions, raters[2])
+    answer(sessions, raters[2], third, both_bad=True, preference=None)  # still disagreeing, but 3 is the maximum
+    assert lease(sessions, raters[3]) == (None, None)
+
+
+def test_the_strategies_fewest_judgments_first_priority_and_random(store):
+    _, sessions = store
+    seed_campaign(sessions, name="fewest", prompts=3, raters_per_task=3, max_raters_per_task=3)
+    seed_campaign(sessions, name="ranked", prompts=3, strategy="priority")
+    raters = seed_raters(sessions, 3)
+    first, _ = lease(sessions, raters[0], campaign="fewest")
+    second, _ = lease(sessions, raters[1], campaign="fewest")
+    assert second.task_id != first.task_id  # the least-covered task comes first
+    with sessions.begin() as session:
+        ranked = campaign_by_name(session=session, name="ranked")
+        task_ids = session.scalars(select(Task.id).where(Task.campaign_id == ranked.id).order_by(Task.id)).all()
+        set_priorities(session=session, priorities={task_ids[0]: 0.1, task_ids[1]: 0.9, task_ids[2]: 0.5})
+    assert lease(sessions, raters[2], campaign="ranked")[0].task_id == task_ids[1]
+    seed_campaign(sessions, name="shuffled", prompts=3, strategy="random", raters_per_task=1, max_raters_per_task=1)
+    served = set()
+    for seed in range(3):
+        assignment, _ = lease(sessions, raters[0], campaign="shuffled", seed=seed)
+        answer(sessions, raters[0], assignment)
+        served.add(assignment.task_id)
+    assert len(served) == 3 and lease(sessions, raters[0], campaign="shuffled") == (None, None)
+
+
+def test_undo_retracts_the_last_judgment_and_hands_the_task_back(store):
+    _, sessions = store
+    seed_campaign(sessions, prompts=2, raters_per_task=1, max_raters_per_task=1)
+    seed_raters(sessions, 1)
+    assignment, _ = lease(sessions, "rater0")
+    answer(sessions, "rater0", assignment, preference=2)
+    with sessions.begin() as session:
+        rater = rater_by_name(session=session, name="rater0")
+        campaign = campaign_by_name(session=session, name="demo")
+        back = undo_last(session=session, campaign=campaign, rater=rater)
+        assert back.id == assignment.id and back.state == "leased"
+        with pytest.raises(JudgmentError, match="nothing to undo"):
+            undo_last(session=session, campaign=campaign, rater=rater)
+    assert lease(sessions, "rater0")[0].id == assignment.id
+    answer(sessions, "rater0", assignment, preference=-2)
+    with sessions() as session:
+        assert session.get(Task, assignment.task_id).judgment_count == 1
+
+
+def test_submissions_check_the_campaign_options(store):
+    _, sessions = store
+    seed_campaign(sessions, prompts=1, rationale="required", allow_both_bad=False)
+    seed_raters(sessions, 2)
+    assignment, _ = lease(sessions, "rater0")
+    for fields, message in (({}, "asks for a rationale"), ({"both_bad": True, "rationale": "x"}, "does not offer"),
+                            ({"rationale": "x", "flags": ["rude"]}, "unknown flag")):
+        with pytest.raises(JudgmentError, match=message):
+            answer(sessions, "rater0", assignment, **fields)
+    with pytest.raises(JudgmentError, match="not one of yours"):
+        answer(sessions, "rater1", assignment, rationale="x")
+
+
+def test_fifty_concurrent_raters_never_overfill_a_task_or_get_one_twice(store):
+    _, sessions = store
+    overlap, tasks = 3, 40
+    seed_campaign(sessions, prompts=tasks, raters_per_task=overlap, max_raters_per_task=overlap)
+    raters = seed_raters(sessions, 50)
+    leased, errors, start = [], [], threading.Barrier(len(raters))
+
+    def work(name):
+        try:
+            start.wait()
+            for seed in range(tasks):
+                assignment, _ = lease(sessions, name, seed=seed)
+                if assignment is None:
+                    return
+                leased.append((assignment.task_id, name))
+                answer(sessions, name, assignment, preference=1 if assignment.candidate_order == [0, 1] else -1)
+        except Exception as error:  # surfaced below: a thread's exception would otherwise vanish
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in raters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(leased) == len(set(leased)) == overlap * tasks  # no double assignment, every slot filled
+    with sessions() as session:
+        per_task = dict(session.execute(select(Judgment.task_id, func.count()).group_by(Judgment.task_id)).all())
+        assert sorted(set(per_task.values())) == [overlap]  # no overlap violation
+        assert session.scalar(select(func.count()).select_from(Task).where(Task.judgment_count != overlap)) == 0

@@ -1,0 +1,157 @@
+"""The preference store: migrations, raters, and append-only judgments guarded by the database."""
+
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from collect.store import (
+    Assignment,
+    Judgment,
+    Task,
+    audit_events,
+    authenticate,
+    campaign_by_name,
+    create_rater,
+    live_judgment,
+    make_engine,
+    rater_by_token,
+    record_judgment,
+    retract_judgment,
+    schema_problem,
+    upgrade,
+)
+from collect.store.models import Base, StoreError
+from collect.store.raters import RaterError
+from tests.collect.conftest import seed_campaign, seed_raters
+
+
+def test_the_store_scheduler_and_api_load_neither_gradio_nor_torch():
+    probe = ("import sys, collect.store, collect.scheduling, collect.api\n"
+             "print([m for m in ('gradio', 'torch', 'trl', 'transformers') if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_migrations_create_exactly_the_models_schema(store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    engine, _ = store
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    assert schema_problem(engine) is None
+    assert upgrade(engine) == "0001"  # a second init is a no-op upgrade
+
+
+def test_an_empty_database_says_to_run_init(tmp_path):
+    engine = make_engine(str(tmp_path / "empty.sqlite"))
+    assert "plumb collect init" in schema_problem(engine)
+
+
+def test_sqlite_runs_in_wal_mode(sqlite_url):
+    engine = make_engine(sqlite_url)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_raters_have_argon2_passwords_and_secret_tokens(store):
+    _, sessions = store
+    with sessions.begin() as session:
+        rater, token = create_rater(session=session, name="alice", role="reviewer", password="s3cret!")
+        assert rater.password_hash.startswith("$argon2id$") and token not in rater.token_hash
+    with sessions() as session:
+        assert rater_by_token(session=session, token=token).name == "alice"
+        assert rater_by_token(session=session, token=token + "x") is None
+        assert authenticate(session=session, name="alice", password="s3cret!").role == "reviewer"
+        assert authenticate(session=session, name="alice", password="wrong") is None
+    with pytest.raises(RaterError, match="already exists"), sessions.begin() as session:
+        create_rater(session=session, name="alice")
+    with pytest.raises(RaterError, match="unknown role 'boss'"), sessions.begin() as session:
+        create_rater(session=session, name="bob", role="boss")
+
+
+@pytest.fixture
+def one_rater(store):
+    """Sessions on a store with the seeded demo campaign and one rater, `rater0`."""
+    _, sessions = store
+    seed_campaign(sessions)
+    seed_raters(sessions, 1)
+    return sessions
+
+
+def _first_assignment(session, rater_name="rater0"):
+    from collect.store import rater_by_name
+
+    rater = rater_by_name(session=session, name=rater_name)
+    task = session.scalars(select(Task).order_by(Task.id)).first()
+    assignment = Assignment(task_id=task.id, rater_id=rater.id, candidate_order=[0, 1], expires_at=task.created_at)
+    session.add(assignment)
+    session.flush()
+    return assignment
+
+
+def test_edits_and_undos_append_rows_and_nothing_is_lost(one_rater):
+    sessions = one_rater
+    with sessions.begin() as session:
+        assignment = _first_assignment(session)
+        first = record_judgment(session=session, assignment=assignment, preference=2, rationale="clearer")
+        edit = record_judgment(session=session, assignment=assignment, preference=-1)
+        assert edit.supersedes_id == first.id
+        assert session.get(Task, assignment.task_id).judgment_count == 1
+        retraction = retract_judgment(session=session, judgment=edit)
+        assert session.get(Task, assignment.task_id).judgment_count == 0
+        assert live_judgment(session=session, task_id=assignment.task_id, rater_id=assignment.rater_id) == retraction
+        again = record_judgment(session=session, assignment=assignment, both_bad=True)
+        assert again.supersedes_id == retraction.id
+    with sessions() as session:
+        rows = session.scalars(select(Judgment).order_by(Judgment.id)).all()
+        assert [(r.preference, r.both_bad, r.retracted) for r in rows] == [
+            (2, False, False), (-1, False, False), (None, False, True), (None, True, False)]
+        assert rows[0].rationale == "clearer"
+        audit = [event.action for event in audit_events(session=session)]
+        assert audit[-4:] == ["judgment.submitted", "judgment.edited", "judgment.retracted", "judgment.submitted"]
+
+
+def test_the_database_refuses_a_second_live_judgment_of_a_pair(one_rater):
+    sessions = one_rater
+    with sessions.begin() as session:
+        assignment = _first_assignment(session)
+        first = record_judgment(session=session, assignment=assignment, preference=1)
+        ids = {"task_id": first.task_id, "rater_id": first.rater_id, "assignment_id": assignment.id}
+    # What two racing requests would write, bypassing the application: two chain starts, or a forked chain.
+    for duplicate in ({}, {"supersedes_id": None}), ({"supersedes_id": first.id}, {"supersedes_id": first.id}):
+        with pytest.raises(IntegrityError), sessions.begin() as session:
+            for extra in duplicate:
+                session.add(Judgment(**ids, preference=3, **extra))
+                session.flush()
+
+
+def test_answers_must_fit_the_task(one_rater):
+    sessions = one_rater
+    with pytest.raises(StoreError, match="preference must be an integer from -3 to 3"), sessions.begin() as session:
+        record_judgment(session=session, assignment=_first_assignment(session), preference=5)
+    with pytest.raises(StoreError, match="needs a preference"), sessions.begin() as session:
+        record_judgment(session=session, assignment=_first_assignment(session))
+    with sessions() as session:
+        assert campaign_by_name(session=session, name="demo").kind == "pairwise"
+        with pytest.raises(StoreError, match="no campaign named 'nope'"):
+            campaign_by_name(session=session, name="nope")
+
+
+def test_sqlite_writers_take_turns_and_a_long_wait_is_a_timeout(sqlite_url, monkeypatch):
+    from sqlalchemy import text
+
+    from collect.store import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_MS", 100)
+    engine = make_engine(sqlite_url)
+    with engine.connect() as holder:
+        holder.execute(text("SELECT 1"))  # begins IMMEDIATE and holds the writer turn until the block ends
+        with pytest.raises(TimeoutError, match="held the SQLite database"), engine.connect() as waiter:
+            waiter.execute(text("SELECT 1"))
+    with engine.connect() as after:  # the turn was given back when the holder's transaction rolled back
+        assert after.execute(text("SELECT 1")).scalar() == 1
+    engine.dispose()
