@@ -85,12 +85,19 @@ def test_demo_config_runs_on_the_default_model_with_tracking(tmp_path, default_p
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
+    from plumb.data import builtin_path
+
     demo = Path(__file__).resolve().parents[2] / "configs" / "sft" / "demo.yaml"
+    small = tmp_path / "small"  # a few of the shipped conversations keep the default model's evaluation short
+    small.mkdir()
+    for split, rows in (("train", 8), ("test", 4)):
+        lines = builtin_path("instruct", split).read_text().splitlines(keepends=True)[:rows]
+        (small / f"{split}.jsonl").write_text("".join(lines))
     args = parse_config(config_types(), ["--config", str(demo), "--output_dir", str(tmp_path / "demo"),
-                                         "--max_steps", "1", "--eval_before_train", "false"])
+                                         "--dataset_name", str(small), "--max_steps", "1"])
     metrics = main(*args)
     out = tmp_path / "demo"
-    assert metrics["perplexity"] > 1
+    assert metrics["perplexity_before"] > 1 and metrics["perplexity"] > 1
     model, tokenizer = load_policy(str(out))  # merged LoRA: a plain model
     assert type(model).__name__ == "LlamaForCausalLM"
     assert list((out / "wandb").glob("offline-run-*")), "wandb offline run folder missing"
