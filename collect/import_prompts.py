@@ -2,6 +2,7 @@
 
     plumb collect import --campaign configs/collect/campaigns/demo.yaml --db campaign.sqlite
     plumb collect import --campaign FILE --source rows.jsonl   # JSONL, Parquet, a saved dataset or a Hub id
+    plumb collect import --campaign FILE --source label-studio-export.json   # or an Argilla preference dataset
 
 Each row is in the contract's prompts format: `prompt` (messages or text) and an
 optional `prompt_id`; a `messages` conversation (the SFT format) gives its turns before
@@ -15,8 +16,10 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from collect.campaign import as_definition, load_campaign, spec_of
+from collect.foreign_exports import to_import_rows
 from collect.cli import verb_parser
 from collect.store import (
     CampaignError,
@@ -62,7 +65,8 @@ def main(campaign_file: str, *, source: str | None = None, split: str | None = N
     source = source or spec.prompts
     if not source:
         raise DataError(f"{campaign_file}: no `prompts` source in the campaign and no --source given")
-    rows = read_rows(load_records(source, split or spec.prompts_split), source=source)
+    records = read_source(source, split or spec.prompts_split)
+    rows = read_rows(to_import_rows(records, source=source), source=source)
 
     with opened_store(db) as sessions, sessions.begin() as session:  # one transaction: a failure stores nothing
         try:
@@ -100,6 +104,19 @@ def store_row(session, campaign, row: ImportRow) -> dict[int, dict]:
     if row.gold_ranks is None:
         return {}
     return {prompt.id: {"candidate_ranks": {str(cid): rank for cid, rank in zip(candidate_ids, row.gold_ranks)}}}
+
+
+def read_source(source: str, split: str) -> list[dict]:
+    """The source's records as dicts; a JSON array file (Label Studio's export) is read as it is."""
+    path = Path(source).expanduser()
+    if path.suffix == ".json" and path.is_file():
+        try:
+            records = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise DataError(f"{source}: not valid JSON ({error.msg}, line {error.lineno})") from None
+        if isinstance(records, list):
+            return records
+    return list(load_records(source, split))
 
 
 def read_rows(dataset, *, source: str) -> list[ImportRow]:
