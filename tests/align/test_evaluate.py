@@ -33,3 +33,19 @@ def test_a_policy_against_itself_ties_with_zero_kl(tmp_path, tiny_policy_dir, ti
     rows = [json.loads(line) for line in (tmp_path / "ab.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and [c["policy"] for c in rows[0]["candidates"]] == [
         "policy:tiny_policy0", "reference:tiny_policy0"]
+
+
+def test_to_campaign_rows_import_as_pairwise_tasks(tmp_path):
+    from align.evaluate import write_campaign_rows
+    from collect import import_prompts
+    from collect.init import main as init_main
+
+    prompts = [[{"role": "user", "content": f"Question {i}?"}] for i in range(3)]
+    responses = {"policy": ["a0", "a1", "a2"], "reference": ["b0", "b1", "b2"]}
+    rows = write_campaign_rows(tmp_path / "ab.jsonl", prompts, responses, {"policy": "dpo", "reference": "sft"})
+    db = str(tmp_path / "c.sqlite")
+    init_main(db)
+    campaign = tmp_path / "ab.yaml"
+    campaign.write_text("name: human-ab\nkind: pairwise\n")
+    counts = import_prompts.main(str(campaign), source=str(rows), db=db)
+    assert counts["prompts"] == 3 and counts["candidates"] == 6 and counts["tasks"] == 3
