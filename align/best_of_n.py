@@ -59,9 +59,9 @@ def main(args: BestOfNArguments) -> dict:
     import torch
 
     from align.evaluate import load_prompts
+    from align.rewards import RewardModels
     from plumb.data import rows_to_dataset
     from plumb.generation import generate_all, load_generator
-    from reward.score import load_reward_model, model_paths, score_conversations, trained_max_length
 
     torch.manual_seed(args.seed)
     prompts = load_prompts(args.dataset_name, args.dataset_split, limit=args.max_prompts)
@@ -71,9 +71,8 @@ def main(args: BestOfNArguments) -> dict:
     responses = generate_all(load_generator(args.policy, generation), repeated, batch_size=args.batch_size,
                              desc=f"Sampling {args.n} per prompt")
     conversations = [p + [{"role": "assistant", "content": r}] for p, r in zip(repeated, responses)]
-    rewards = np.mean([score_conversations(load_reward_model(path), conversations, max_length=trained_max_length(path),
-                                           batch_size=args.batch_size) for path in model_paths(args.reward_model)], axis=0)
-    rewards = rewards.reshape(len(prompts), args.n)
+    rewards = RewardModels(args.reward_model, batch_size=args.batch_size).score(conversations, progress=True)
+    rewards = rewards.mean(axis=0).reshape(len(prompts), args.n)
     candidates = np.array(responses, dtype=object).reshape(len(prompts), args.n)
 
     best = select_best(rewards)

@@ -70,8 +70,8 @@ def main(args: PolicyEvalArguments) -> dict:
     """Generate from both policies, judge, and write report.json, samples.md and rewards.png."""
     import torch
 
+    from align.rewards import RewardModels
     from plumb.generation import generate_all, load_generator
-    from reward.score import load_reward_model, model_paths, score_conversations, trained_max_length
 
     torch.manual_seed(args.seed)
     prompts = load_prompts(args.dataset_name, args.dataset_split, limit=args.max_prompts)
@@ -86,14 +86,10 @@ def main(args: PolicyEvalArguments) -> dict:
                                        desc=f"Generating ({name})")
 
     # Judge: the mean over the judge models of each response's reward
-    scores = {name: [] for name in responses}
-    for path in model_paths(args.judge):
-        judge = load_reward_model(path)
-        for name, texts in responses.items():
-            conversations = [p + [{"role": "assistant", "content": t}] for p, t in zip(prompts, texts)]
-            scores[name].append(score_conversations(judge, conversations, max_length=trained_max_length(path),
-                                                    batch_size=args.batch_size))
-    scores = {name: np.mean(member, axis=0) for name, member in scores.items()}
+    judge = RewardModels(args.judge, batch_size=args.batch_size)
+    scores = {name: judge.score([p + [{"role": "assistant", "content": t}] for p, t in zip(prompts, texts)],
+                                progress=True).mean(axis=0)
+              for name, texts in responses.items()}
 
     kl = kl_estimate(args.policy, args.reference, prompts, responses["policy"])
     report = comparison_report(scores["policy"], scores["reference"], responses, kl=kl, samples=args.bootstrap_samples,

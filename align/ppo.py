@@ -44,7 +44,7 @@ def main(script_args: OnlineRLScriptArguments, training_args, model_args) -> dic
     from trl import GRPOTrainer, RLOOTrainer, get_peft_config
 
     from align.evaluate import load_prompts
-    from align.rewards import RewardModelFunction
+    from align.rewards import RewardModels
     from plumb.data import rows_to_dataset
 
     # Policy
@@ -55,7 +55,7 @@ def main(script_args: OnlineRLScriptArguments, training_args, model_args) -> dic
     prompts = load_prompts(script_args.dataset_name, script_args.dataset_train_split, limit=script_args.max_prompts)
     train = rows_to_dataset([{"prompt": prompt} for prompt in prompts], source=script_args.dataset_name)
     stop_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
-    reward = RewardModelFunction(script_args.reward_model, stop_ids=stop_ids,
+    reward = RewardModels(script_args.reward_model, stop_ids=stop_ids,
                                  unfinished_penalty=script_args.unfinished_penalty)
     guard = GuardCallback(Limits(script_args.max_kl, script_args.max_mean_length, script_args.min_entropy,
                                  script_args.max_reward_disagreement))

@@ -24,25 +24,31 @@ def penalize_unfinished(rewards, completion_ids, stop_ids: set[int], penalty: fl
     return np.asarray(rewards, dtype=float) - penalty * unfinished, float(unfinished.mean())
 
 
-class RewardModelFunction:
-    """A TRL reward function: the mean reward of one or more reward models, minus a penalty for responses that never end.
+class RewardModels:
+    """One or more trained reward models, loaded once: `score` judges conversations, and calling the object
+    makes it a TRL reward function (the mean reward, minus a penalty for responses that never end).
 
     A class because the loaded models live here between calls.
     """
 
-    def __init__(self, spec: str, *, stop_ids: set[int], unfinished_penalty: float = 0.0, batch_size: int = 16):
+    def __init__(self, spec: str, *, stop_ids: set[int] = frozenset(), unfinished_penalty: float = 0.0,
+                 batch_size: int = 16):
         self.__name__ = "reward_model"  # TRL names a reward function's logged metrics after it
         self.paths = model_paths(spec)
         self.models = [load_reward_model(path) for path in self.paths]
         self.max_lengths = [trained_max_length(path) for path in self.paths]
         self.stop_ids, self.unfinished_penalty, self.batch_size = stop_ids, unfinished_penalty, batch_size
 
-    def __call__(self, prompts, completions, completion_ids=None, log_metric=None, **kwargs) -> list[float]:
-        conversations = [as_messages(p, "user") + as_messages(c, "assistant") for p, c in zip(prompts, completions)]
-        scores = np.stack([
-            score_conversations(model, conversations, max_length=length, batch_size=self.batch_size, progress=False)
+    def score(self, conversations: list[list[dict]], *, progress: bool = False) -> np.ndarray:
+        """Rewards (models, conversations): each model scores with its own tokenizer and trained max length."""
+        return np.stack([
+            score_conversations(model, conversations, max_length=length, batch_size=self.batch_size, progress=progress)
             for model, length in zip(self.models, self.max_lengths)
         ])
+
+    def __call__(self, prompts, completions, completion_ids=None, log_metric=None, **kwargs) -> list[float]:
+        conversations = [as_messages(p, "user") + as_messages(c, "assistant") for p, c in zip(prompts, completions)]
+        scores = self.score(conversations)
         rewards = scores.mean(axis=0)
         if log_metric is not None and len(self.models) > 1:
             log_metric(DISAGREEMENT, float(scores.std(axis=0).mean()))
