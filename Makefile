@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml Makefile
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } || \
 		echo "PostgreSQL could not be installed: its tests will be skipped"
+	@# The rating app's browser tests drive Debian's Chromium with Playwright (never `playwright install`).
+	@test -x /usr/bin/chromium || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+		echo "Chromium could not be installed: the browser tests will be skipped"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -16,6 +16,7 @@ VERBS = {
     "leaderboard": ("collect.leaderboard",
                     "Bradley-Terry ratings (Elo scale) of policies from battles, bootstrap intervals, win-rate plots"),
     "serve-api": ("collect.api", "serve the REST API (next task, judgments, undo, stats, export)"),
+    "serve": ("collect.serve", "serve the Gradio rater app, the REST API and its docs in one process"),
 }
 
 

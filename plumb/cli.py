@@ -7,6 +7,7 @@ answers at once without importing torch or Gradio.
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from plumb import __version__
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in table:
         return _top_level(argv, table)
     configure_logging()
+    # Trainers phone home when they start unless told not to; Plumb runs offline by default.
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     module = importlib.import_module(table[argv[0]][0])
     return run_guarded(module.main, argv[1:], prog=f"plumb {argv[0]}")
 

@@ -115,6 +115,9 @@ def rows_to_dataset(rows: list[dict], *, source: str = "rows"):
     import datasets
     import pyarrow
 
+    # from_list takes its columns from the first row alone: give every row every column.
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    rows = [{column: row.get(column) for column in columns} for row in rows]
     try:
         return datasets.Dataset.from_list(rows)
     except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError, TypeError) as error:
@@ -229,8 +232,15 @@ def _check_sft(row):
     return _first([("messages", problem)])
 
 
+def empty_response_problem(response) -> str | None:
+    """Why a response (text or messages) is empty; None when it has text."""
+    text = response if isinstance(response, str) else "".join(m.get("content") or "" for m in response)
+    return None if text.strip() else "the response is empty"
+
+
 def _check_pairwise(row):
     found = _first([(f, message_problem(row[f])) for f in ("prompt", "chosen", "rejected")])
+    found = found or _first([(f, empty_response_problem(row[f])) for f in ("chosen", "rejected")])
     if found:
         return found
     if row.get("margin") is not None and not isinstance(row["margin"], (int, float)):
@@ -245,7 +255,7 @@ def _check_ranking(row):
     if not isinstance(completions, list) or len(completions) < 2:
         return "completions", f"expected a list of at least 2 completions, got {_describe(completions)}"
     for i, completion in enumerate(completions):
-        if (problem := message_problem(completion)) is not None:
+        if (problem := message_problem(completion) or empty_response_problem(completion)) is not None:
             return "completions", f"completion {i}: {problem}"
     if not isinstance(ranks, list) or len(ranks) != len(completions):
         return "ranks", f"expected {len(completions)} ranks (one per completion), got {_describe(ranks)}"
@@ -256,6 +266,7 @@ def _check_ranking(row):
 
 def _check_unpaired(row):
     found = _first([(f, message_problem(row[f])) for f in ("prompt", "completion")])
+    found = found or _first([("completion", empty_response_problem(row["completion"]))])
     if found:
         return found
     if not isinstance(row["label"], bool):

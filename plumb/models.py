@@ -147,9 +147,17 @@ def load_tokenizer(source: str, *, encoder: bool = False):
 
 
 def prepare_encoder_tokenizer(tokenizer) -> None:
-    """Give an encoder tokenizer what TRL needs: a plain chat template and an eos token (its [SEP])."""
+    """Give an encoder tokenizer what TRL needs: a chat template wrapped in its [CLS] ... [SEP] and an eos ([SEP]).
+
+    The head reads [CLS]; putting it in the template means Plumb, plain `apply_chat_template`
+    and TRL's online trainers (which tokenize rendered text without special tokens) all feed
+    it the same ids. Calling this twice changes nothing.
+    """
     if not tokenizer.chat_template:
         tokenizer.chat_template = PLAIN_CHAT_TEMPLATE
+    cls_token = getattr(tokenizer, "cls_token", None)
+    if cls_token and not tokenizer.chat_template.startswith(cls_token):
+        tokenizer.chat_template = cls_token + tokenizer.chat_template + (tokenizer.sep_token or "")
     if tokenizer.eos_token is None and tokenizer.sep_token is not None:
         tokenizer.eos_token = tokenizer.sep_token
 

@@ -52,6 +52,7 @@ def test_missing_column_is_named():
     "row, field",
     [
         ({"prompt": PROMPT, "chosen": [], "rejected": BAD}, "chosen"),
+        ({"prompt": PROMPT, "chosen": GOOD, "rejected": msgs(("assistant", "  "))}, "rejected"),
         ({"prompt": PROMPT, "chosen": GOOD, "rejected": msgs(("robot", "x"))}, "rejected"),
         ({"prompt": PROMPT, "chosen": GOOD, "rejected": BAD, "margin": "big"}, "margin"),
         ({"prompt": "Name a colour.", "chosen": GOOD, "rejected": BAD}, "rejected"),
@@ -69,6 +70,13 @@ def test_row_missing_a_field_is_named(tmp_path):
                                                   {"prompt": PROMPT, "chosen": GOOD}])
     with pytest.raises(DataError, match="row 1: field 'rejected' is missing"):
         load_contract(str(path), "pairwise")
+
+
+def test_a_column_missing_from_the_first_row_is_kept(tmp_path):
+    rows = [{"prompt": PROMPT, "chosen": GOOD, "rejected": BAD},
+            {"prompt": PROMPT, "chosen": GOOD, "rejected": BAD, "margin": 2.0}]
+    data = load_contract(str(write_jsonl(tmp_path / "prefs.jsonl", rows)), "pairwise")
+    assert data["margin"][:] == [None, 2.0]
 
 
 def test_mixed_types_outside_the_contract_name_the_column(tmp_path):

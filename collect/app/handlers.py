@@ -1,0 +1,184 @@
+"""What the rater app does, as plain functions over the store: no Gradio here, so tests call them directly.
+
+Each function runs in one transaction (`sessions.begin()`) that commits before it returns,
+so what the page shows next is what is stored. A rater acts only on their own
+assignments: `collect.scheduling` checks that each assignment id belongs to them.
+"""
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from collect.api import campaign_stats, task_view
+from collect.app.display import escaped_chat, response_text
+from collect.campaign import BOTH_BAD, PAIRWISE_SCALE
+from collect.scheduling import next_task, skip_task, submit_judgment, undo_last
+from collect.store import (
+    Judgment,
+    StoreError,
+    authenticate,
+    campaign_by_name,
+    live_judgments_query,
+    rater_by_name,
+)
+from collect.store.models import utcnow
+
+STAFF_ROLES = ("reviewer", "admin")
+
+
+@dataclass
+class RaterPage:
+    """What the rater tab shows after an action: a task (None when nothing is left for them), progress, a message."""
+
+    assignment_id: int | None = None
+    prompt: list[dict] = field(default_factory=list)  # chat messages, HTML escaped
+    responses: list[str] = field(default_factory=list)  # plain text, in the order shown (A, B, ...)
+    progress: dict = field(default_factory=dict)  # today, campaign, left
+    message: str = ""
+    score_name: str = ""  # ranking and rating tasks: what each response gets ("rank (1 = best)", "rating")
+    score_choices: list[int] = field(default_factory=list)  # ... and the values it may take
+
+
+def password_check(sessions) -> Callable[[str, str], bool]:
+    """Gradio's login function: True when the name and password match an active rater's argon2 hash."""
+
+    def check(name: str, password: str) -> bool:
+        with sessions.begin() as session:
+            return authenticate(session=session, name=name, password=password) is not None
+
+    return check
+
+
+def role_of(sessions, rater_name: str) -> str:
+    """The role (rater, reviewer, admin) of the logged-in rater."""
+    with sessions.begin() as session:
+        return rater_by_name(session=session, name=rater_name).role
+
+
+def show_next(sessions, *, campaign: str, rater_name: str, message: str = "") -> RaterPage:
+    """The rater's current lease, or a newly leased task; an empty page when the pool has nothing for them."""
+    with sessions.begin() as session:
+        rater = rater_by_name(session=session, name=rater_name)
+        stored_campaign = campaign_by_name(session=session, name=campaign)
+        assignment = next_task(session=session, campaign=stored_campaign, rater=rater)
+        return _page(session, stored_campaign, rater, assignment, message)
+
+
+def judge(sessions, *, campaign: str, rater_name: str, assignment_id: int | None, choice: str,
+          rationale: str = "", flags: list[str] | None = None, seconds_spent: float | None = None) -> RaterPage:
+    """Store the rater's answer (`choice`: a label of the pairwise scale or "Both bad"), then show the next task.
+
+    A refused answer (e.g. a rationale the campaign requires is missing) keeps the task on
+    screen with the reason as the message.
+    """
+    if assignment_id is None:
+        return show_next(sessions, campaign=campaign, rater_name=rater_name, message="No task to answer.")
+    answer = {"both_bad": True} if choice == BOTH_BAD else {"preference": dict(PAIRWISE_SCALE)[choice]}
+    try:
+        with sessions.begin() as session:
+            rater = rater_by_name(session=session, name=rater_name)
+            submit_judgment(session=session, rater=rater, assignment_id=assignment_id, rationale=rationale.strip(),
+                            flags=flags or [], seconds_spent=seconds_spent, **answer)
+    except StoreError as error:
+        return show_next(sessions, campaign=campaign, rater_name=rater_name, message=str(error))
+    return show_next(sessions, campaign=campaign, rater_name=rater_name, message=f"Saved: {choice}.")
+
+
+def score(sessions, *, campaign: str, rater_name: str, assignment_id: int | None, scores: list[int | None],
+          rationale: str = "", flags: list[str] | None = None, seconds_spent: float | None = None) -> RaterPage:
+    """Store a ranking (1 = best, ties share a rank) or a rating of each response, in the order shown; next task.
+
+    An incomplete or impossible ranking keeps the task on screen with a message saying what to fix.
+    """
+    if assignment_id is None:
+        return show_next(sessions, campaign=campaign, rater_name=rater_name, message="No task to answer.")
+    try:
+        with sessions.begin() as session:
+            rater = rater_by_name(session=session, name=rater_name)
+            kind = campaign_by_name(session=session, name=campaign).kind
+            problem = score_problem(kind, scores)
+            if problem is None:
+                submit_judgment(session=session, rater=rater, assignment_id=assignment_id,
+                                rationale=rationale.strip(), flags=flags or [], seconds_spent=seconds_spent,
+                                **{"ranks" if kind == "ranking" else "ratings": [int(s) for s in scores]})
+    except StoreError as error:
+        problem = str(error)
+    message = problem or ("Saved your ranking." if kind == "ranking" else "Saved your ratings.")
+    return show_next(sessions, campaign=campaign, rater_name=rater_name, message=message)
+
+
+def score_problem(kind: str, scores: list[int | None]) -> str | None:
+    """Why a ranking or rating cannot be submitted yet (a response left out, no rank 1...), or None."""
+    if not scores or any(value is None for value in scores):
+        return f"Give every response a {'rank' if kind == 'ranking' else 'rating'} before submitting."
+    if kind == "ranking" and min(scores) != 1:
+        return "Rank the best response 1 (responses that tie share a rank)."
+    return None
+
+
+def skip(sessions, *, campaign: str, rater_name: str, assignment_id: int | None) -> RaterPage:
+    """Pass on the task shown (it is not offered to this rater again), then show the next one."""
+    message = "No task to skip."
+    if assignment_id is not None:
+        try:
+            with sessions.begin() as session:
+                rater = rater_by_name(session=session, name=rater_name)
+                skip_task(session=session, rater=rater, assignment_id=assignment_id)
+            message = "Skipped."
+        except StoreError as error:
+            message = str(error)
+    return show_next(sessions, campaign=campaign, rater_name=rater_name, message=message)
+
+
+def undo(sessions, *, campaign: str, rater_name: str) -> RaterPage:
+    """Take back the rater's latest judgment (a superseding retraction) and show its task again."""
+    try:
+        with sessions.begin() as session:
+            rater = rater_by_name(session=session, name=rater_name)
+            stored_campaign = campaign_by_name(session=session, name=campaign)
+            assignment = undo_last(session=session, campaign=stored_campaign, rater=rater)
+            return _page(session, stored_campaign, rater, assignment, "Undone: judge this task again.")
+    except StoreError as error:
+        return show_next(sessions, campaign=campaign, rater_name=rater_name, message=str(error))
+
+
+def _page(session, campaign, rater, assignment, message: str) -> RaterPage:
+    progress = rater_progress(session, campaign, rater)
+    if assignment is None:
+        done = "Nothing left for you in this campaign. Thank you!"
+        return RaterPage(progress=progress, message=f"{message} {done}".strip())
+    view = task_view(session, assignment)
+    page = RaterPage(assignment_id=assignment.id, prompt=escaped_chat(view.prompt),
+                     responses=[response_text(c["completion"]) for c in view.candidates],
+                     progress=progress, message=message)
+    if view.kind == "ranking":
+        page.score_name, page.score_choices = "rank (1 = best)", list(range(1, len(view.candidates) + 1))
+    elif view.kind == "rating":
+        page.score_name, page.score_choices = "rating", list(range(1, view.options["rating_points"] + 1))
+    return page
+
+
+def rater_progress(session, campaign, rater, *, now: datetime | None = None) -> dict:
+    """The rater's live judgments today (UTC) and in the campaign, and the tasks that still need judgments."""
+    midnight = (now or utcnow()).replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = live_judgments_query(campaign.id).where(Judgment.rater_id == rater.id)
+    stats = campaign_stats(session, campaign, rater)
+    return {
+        "today": len(session.scalars(mine.where(Judgment.created_at >= midnight)).all()),
+        "campaign": stats["my_judgments"],
+        "left": stats["tasks"] - stats["gold_tasks"] - stats["complete_tasks"],
+    }
+
+
+def campaign_overview(sessions, *, campaign: str, rater_name: str) -> tuple[dict, dict[str, int]]:
+    """Campaign progress and live judgments per rater, for reviewers and admins; `PermissionError` for raters."""
+    from collect.export import load_items
+
+    with sessions.begin() as session:
+        rater = rater_by_name(session=session, name=rater_name)
+        if rater.role not in STAFF_ROLES:
+            raise PermissionError("the campaign overview is for reviewers and admins")
+        stored_campaign = campaign_by_name(session=session, name=campaign)
+        per_rater = Counter(name for item in load_items(session, stored_campaign.id) for name, _ in item.judgments)
+        return campaign_stats(session, stored_campaign, rater), dict(per_rater)

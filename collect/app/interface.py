@@ -1,0 +1,114 @@
+"""The rater app assembled: tabs from their layout functions, events bound to `collect.app.handlers`.
+
+Nothing lives in module globals: the store's sessions and the campaign name are captured by
+the event functions of one `create_ui` call, and each browser session keeps its current
+assignment in a `gr.State`, which stays on the server. Who is logged in comes from
+Gradio's login (`gr.Request.username`), never from the page.
+"""
+
+import html
+import time
+
+import gradio as gr
+
+from collect.app import handlers
+from collect.app.campaign_tab import create_campaign_tab
+from collect.app.display import overview_markdown
+from collect.app.keys import action_of, keyboard_script
+from collect.app.rater_tab import RATER_CSS, choice_buttons, create_rater_tab, page_values, score_inputs
+from collect.campaign import spec_of
+from collect.store import campaign_by_name
+
+
+def create_ui(sessions, campaign: str) -> gr.Blocks:
+    """The Blocks app for rating `campaign` (pairwise, ranking or rating) on the store `sessions`."""
+    with sessions.begin() as session:
+        spec = spec_of(campaign_by_name(session=session, name=campaign))
+    with gr.Blocks(title=f"Plumb · {campaign}") as ui:
+        state = gr.State({})  # {"assignment_id": int | None, "responses": count, "shown_at": monotonic seconds}
+        header = gr.Markdown(elem_id="plumb-header")
+        with gr.Tabs():
+            with gr.Tab("Rate"):
+                rate = create_rater_tab(spec)
+            with gr.Tab("Campaign", visible=False) as staff_tab:
+                overview = create_campaign_tab()
+        _bind_rater_events(ui, sessions, campaign, state, rate, header=header, staff_tab=staff_tab)
+        _bind_campaign_events(sessions, campaign, overview)
+    return ui
+
+
+def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header, staff_tab) -> None:
+    page_outputs = [state, *rate.values()]
+
+    def on_load(old_state: dict, request: gr.Request):
+        page = handlers.show_next(sessions, campaign=campaign, rater_name=request.username)
+        role = handlers.role_of(sessions, request.username)
+        return {state: shown(page, old_state), **page_values(page, rate),
+                header: f"Signed in as **{html.escape(request.username)}** ({role}) · campaign `{campaign}`",
+                staff_tab: gr.Tab(visible=role in handlers.STAFF_ROLES)}
+
+    def on_judge(old_state: dict, label: str, rationale: str, flags: list[str], request: gr.Request):
+        page = handlers.judge(sessions, campaign=campaign, rater_name=request.username,
+                              assignment_id=old_state.get("assignment_id"), choice=action_of(label),
+                              rationale=rationale or "", flags=flags, seconds_spent=_seconds_on(old_state))
+        return {state: shown(page, old_state), **page_values(page, rate)}
+
+    def on_score(inputs: dict, request: gr.Request):
+        old_state = inputs[state]
+        page = handlers.score(sessions, campaign=campaign, rater_name=request.username,
+                              assignment_id=old_state.get("assignment_id"),
+                              scores=[inputs[radio] for radio in score_inputs(rate)][:old_state.get("responses", 0)],
+                              rationale=inputs[rate["rationale"]] or "", flags=inputs[rate["flags"]],
+                              seconds_spent=_seconds_on(old_state))
+        return {state: shown(page, old_state), **page_values(page, rate)}
+
+    def on_skip(old_state: dict, request: gr.Request):
+        page = handlers.skip(sessions, campaign=campaign, rater_name=request.username,
+                             assignment_id=old_state.get("assignment_id"))
+        return {state: shown(page, old_state), **page_values(page, rate)}
+
+    def on_undo(old_state: dict, request: gr.Request):
+        page = handlers.undo(sessions, campaign=campaign, rater_name=request.username)
+        return {state: shown(page, old_state), **page_values(page, rate)}
+
+    ui.load(on_load, inputs=[state], outputs=[*page_outputs, header, staff_tab], api_name="show_task")
+    for index, button in enumerate(choice_buttons(rate)):
+        button.click(on_judge, inputs=[state, button, rate["rationale"], rate["flags"]], outputs=page_outputs,
+                     api_name="judge" if index == 0 else f"judge_{index}",
+                     api_visibility="public" if index == 0 else "undocumented")
+    if "submit" in rate:
+        rate["submit"].click(on_score, inputs={state, rate["rationale"], rate["flags"], *score_inputs(rate)},
+                             outputs=page_outputs, api_name="submit")
+    rate["skip"].click(on_skip, inputs=[state], outputs=page_outputs, api_name="skip")
+    rate["undo"].click(on_undo, inputs=[state], outputs=page_outputs, api_name="undo")
+
+
+def shown(page, old_state: dict) -> dict:
+    """The session state after showing `page`: its assignment, how many responses, and when it first appeared."""
+    # The clock of a judgment starts when its task first appears, not when it reappears after an error.
+    if page.assignment_id is not None and page.assignment_id == old_state.get("assignment_id"):
+        return old_state
+    return {"assignment_id": page.assignment_id, "responses": len(page.responses), "shown_at": time.monotonic()}
+
+
+def _seconds_on(old_state: dict) -> float | None:
+    started = old_state.get("shown_at")
+    return time.monotonic() - started if started is not None else None
+
+
+def _bind_campaign_events(sessions, campaign: str, overview: dict) -> None:
+    def on_refresh(request: gr.Request) -> str:
+        try:
+            stats, per_rater = handlers.campaign_overview(sessions, campaign=campaign, rater_name=request.username)
+        except PermissionError as error:
+            raise gr.Error(str(error)) from None
+        return overview_markdown(stats, per_rater)
+
+    overview["refresh"].click(on_refresh, outputs=overview["overview"], api_name="campaign_overview")
+
+
+def mount(app, sessions, campaign: str, *, path: str = "/"):
+    """Mount the rater app for `campaign` on the FastAPI `app`, behind a login with the store's rater accounts."""
+    return gr.mount_gradio_app(app, create_ui(sessions, campaign), path=path, auth=handlers.password_check(sessions),
+                               auth_message="Sign in with your Plumb rater account.", head=keyboard_script(),
+                               css=RATER_CSS, footer_links=[])

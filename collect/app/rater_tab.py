@@ -1,0 +1,108 @@
+"""The rater's tab: guidelines, the prompt as chat, the responses side by side, the answer controls, progress.
+
+Pairwise tasks get the 7-point scale and "both bad" as buttons with their keys; ranking
+and rating tasks get one choice per response (its rank, or its Likert score) and a
+submit button (Enter). `create_rater_tab` only lays components out; `page_values` turns
+a `handlers.RaterPage` into their new values. The wiring lives in `collect.app.interface`.
+"""
+
+import gradio as gr
+
+from collect.app.display import progress_markdown
+from collect.app.keys import CHOICE_KEYS, SKIP_KEY, SUBMIT_KEY, UNDO_KEY, button_label, element_id
+from collect.campaign import BOTH_BAD, CampaignSpec
+
+SLOTS = "ABCDEFGH"  # the most responses one ranking or rating task shows
+# Read-only text boxes are greyed out by default; responses are what raters read all day.
+RATER_CSS = "[id^=plumb-response-] textarea {color: var(--body-text-color); opacity: 1;}"
+
+
+def create_rater_tab(spec: CampaignSpec) -> dict[str, gr.components.Component]:
+    """Lay out the rater page for campaign `spec` (its kind decides the answer controls); components by name."""
+    components = {}
+    with gr.Accordion("Guidelines", open=False):
+        gr.Markdown(spec.guidelines or "Choose the better response.")
+    components["progress"] = gr.Markdown(elem_id="plumb-progress")
+    components["message"] = gr.Markdown(elem_id="plumb-message")
+    components["prompt"] = gr.Chatbot(label="Conversation", height=260, elem_id="plumb-prompt", render_markdown=False,
+                                      buttons=["copy_all"], feedback_options=None, group_consecutive_messages=False)
+    if spec.kind == "pairwise":
+        components.update(_pairwise_answers(spec))
+    else:
+        components.update(_scored_answers())
+    with gr.Row():
+        components["rationale"] = gr.Textbox(label="Rationale (optional)" if spec.rationale == "optional"
+                                             else "Rationale (required)", lines=2, scale=3,
+                                             visible=spec.rationale != "off")
+        components["flags"] = gr.CheckboxGroup(spec.flags, label="Flags", scale=2, visible=bool(spec.flags))
+    with gr.Row():
+        if spec.kind != "pairwise":
+            components["submit"] = gr.Button(button_label(SUBMIT_KEY, "Submit"), elem_id=element_id(SUBMIT_KEY),
+                                             variant="primary", size="sm")
+        components["skip"] = gr.Button(button_label(SKIP_KEY, "Skip"), elem_id=element_id(SKIP_KEY), size="sm")
+        components["undo"] = gr.Button(button_label(UNDO_KEY, "Undo last"), elem_id=element_id(UNDO_KEY), size="sm")
+    return components
+
+
+def _pairwise_answers(spec: CampaignSpec) -> dict:
+    components = {}
+    with gr.Row(equal_height=True):
+        for label in SLOTS[:2]:
+            components[f"response_{label}"] = _response_box(label)
+    choices = [(key, choice) for key, choice in CHOICE_KEYS if spec.allow_both_bad or choice != BOTH_BAD]
+    with gr.Row():
+        for key, choice in choices:
+            components[f"choice_{key}"] = gr.Button(button_label(key, choice), elem_id=element_id(key), size="sm",
+                                                    variant="secondary" if choice == BOTH_BAD else "primary")
+    return components
+
+
+def _scored_answers() -> dict:
+    # As many slots as the largest task may need; `page_values` shows those the current task fills.
+    components = {}
+    with gr.Row(equal_height=True):
+        for label in SLOTS:
+            with gr.Column(visible=False, min_width=240) as column:
+                components[f"response_{label}"] = _response_box(label)
+                components[f"score_{label}"] = gr.Radio([], label=f"{label}: score", elem_id=f"plumb-score-{label}")
+            components[f"slot_{label}"] = column
+    return components
+
+
+def _response_box(label: str) -> gr.Textbox:
+    return gr.Textbox(label=f"Response {label}", interactive=False, lines=8, max_lines=30,
+                      elem_id=f"plumb-response-{label.lower()}")
+
+
+def choice_buttons(components: dict) -> list[gr.Button]:
+    """The tab's pairwise answer buttons, in key order (none on a ranking or rating tab)."""
+    return [component for name, component in components.items() if name.startswith("choice_")]
+
+
+def score_inputs(components: dict) -> list[gr.Radio]:
+    """The tab's per-response rank or rating choices, in slot order (none on a pairwise tab)."""
+    return [component for name, component in components.items() if name.startswith("score_")]
+
+
+def page_values(page, components: dict) -> dict:
+    """New values for the tab's components from a `RaterPage`; answers, rationale and flags are cleared."""
+    has_task = page.assignment_id is not None
+    values = {
+        components["prompt"]: page.prompt,
+        components["progress"]: progress_markdown(page.progress) if page.progress else "",
+        components["message"]: page.message,
+        components["rationale"]: "",
+        components["flags"]: [],
+    }
+    for index, label in enumerate(SLOTS):
+        shown = has_task and index < len(page.responses)
+        if f"response_{label}" in components:
+            values[components[f"response_{label}"]] = page.responses[index] if shown else ""
+        if f"slot_{label}" in components:
+            values[components[f"slot_{label}"]] = gr.Column(visible=shown)
+            values[components[f"score_{label}"]] = gr.Radio(choices=page.score_choices, value=None,
+                                                            label=f"{label}: {page.score_name}")
+    buttons = choice_buttons(components) + [components[name] for name in ("skip", "submit") if name in components]
+    for button in buttons:
+        values[button] = gr.Button(interactive=has_task)
+    return values

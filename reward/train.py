@@ -1,0 +1,176 @@
+"""Train a reward model on pairwise preferences with TRL's RewardTrainer.
+
+The backbone is an encoder (the offline default all-MiniLM-L6-v2, or any BERT/DeBERTa-style
+model) or a decoder LM given a one-output sequence-classification head; full fine-tuning or
+LoRA (`use_peft: true`, merged at the end). Pairs are tokenized by Plumb, keeping the end of
+long conversations (see reward/encoding.py); `margin` enters the loss when the data has it.
+After training, the held-out pairs get Plumb's full evaluation (accuracy with its interval,
+calibration, length bias), written beside the model with the card and the resolved config.
+
+    plumb reward train --config configs/reward/demo.yaml
+    accelerate launch --config_file configs/accelerate/multi-gpu.yaml -m plumb reward train --config ...
+"""
+
+import json
+import logging
+from pathlib import Path
+
+from plumb.cards import metrics_table
+from plumb.config import ConfigError, parse_config, save_resolved_config
+from plumb.data import load_train_test, to_conversational
+from plumb.models import DEFAULT, load_reward_backbone, model_init_kwargs
+from plumb.tracking import setup_tracking
+from reward.config import RewardScriptArguments
+from reward.encoding import log_truncation, tokenize_pairs
+from reward.evaluate import evaluate_scores, format_table, score_pairs, write_report
+from reward.push import write_reward_card
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_KEYS = ("accuracy", "accuracy_ci95", "ece", "length_baseline_accuracy", "reward_length_spearman",
+                "agreement_ceiling")
+
+
+def config_types() -> tuple:
+    """The dataclasses a `plumb reward train` config fills, in the order `main` takes them."""
+    from trl import ModelConfig, RewardConfig
+
+    return RewardScriptArguments, RewardConfig, ModelConfig
+
+
+def cli(argv: list[str], *, prog: str) -> int:
+    """Parse `--config` and flags, then train."""
+    main(*parse_config(config_types(), argv, prog=prog))
+    return 0
+
+
+def main(script_args: RewardScriptArguments, training_args, model_args) -> dict:
+    """Train, evaluate on the held-out pairs and save; returns the metrics written to metrics.json."""
+    from transformers import set_seed
+    from trl import RewardTrainer, get_peft_config
+
+    # Model & tokenizer: the new reward head starts random, so seed before building it
+    set_seed(training_args.seed)
+    model_spec = model_args.model_name_or_path or DEFAULT
+    model, tokenizer = load_reward_backbone(model_spec, **model_init_kwargs(model_args))
+    model_args.lora_task_type = "SEQ_CLS"  # so LoRA trains the reward head too (TRL's default is CAUSAL_LM)
+    if script_args.freeze_layers and not model_args.use_peft:
+        freeze_bottom(model, script_args.freeze_layers)
+
+    # Dataset: checked, as message lists, tokenized by Plumb so long pairs keep their end
+    train, test = load_pairs_train_test(script_args, seed=training_args.seed)
+    train_ids, train_cut = tokenize_pairs(train, tokenizer, training_args.max_length, use_margin=script_args.use_margin)
+    log_truncation(train_cut, name="train", max_length=training_args.max_length)
+    eval_ids = None
+    if test is not None:
+        eval_ids, eval_cut = tokenize_pairs(test, tokenizer, training_args.max_length, use_margin=script_args.use_margin)
+        log_truncation(eval_cut, name="held-out", max_length=training_args.max_length)
+
+    # Training
+    callbacks = configure_model_selection(training_args, script_args, has_eval=eval_ids is not None)
+    training_args.remove_unused_columns = False  # keep `length` for length-grouped batches; the collator ignores it
+    setup_tracking(training_args, stage="reward")
+    trainer = RewardTrainer(
+        model=model, args=training_args, train_dataset=train_ids, eval_dataset=eval_ids,
+        processing_class=tokenizer, peft_config=get_peft_config(model_args), callbacks=callbacks,
+    )
+    train_result = trainer.train(resume_from_checkpoint=resume_argument(training_args.resume_from_checkpoint))
+    metrics = {"train_loss": train_result.training_loss, "train_runtime_s": train_result.metrics.get("train_runtime"),
+               **{f"train_{k}": v for k, v in train_cut.as_metrics().items()}}
+
+    # Save
+    output_dir = Path(training_args.output_dir)
+    merge = bool(model_args.use_peft and script_args.merge_adapter)
+    reward_model = save_reward_model(trainer, tokenizer, output_dir, merge=merge)
+    save_resolved_config(output_dir, script_args, training_args, model_args)
+
+    # Evaluation on the held-out pairs with the saved model's own scoring path
+    if test is not None:
+        report = evaluate_held_out(reward_model, tokenizer, test, training_args, script_args, output_dir)
+        metrics.update({f"eval_{k}": report[k] for k in SUMMARY_KEYS if k in report})
+        metrics.update({f"eval_{k}": v for k, v in eval_cut.as_metrics().items()})
+        logger.info("Held-out evaluation:\n%s", format_table(report))
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_reward_card(output_dir)
+    logger.info("Saved to %s\n%s", output_dir.resolve(), metrics_table(metrics))
+    return metrics
+
+
+def load_pairs_train_test(script_args: RewardScriptArguments, *, seed: int):
+    """(train, held-out or None) pairwise data, checked for empty responses and turned into message lists."""
+    source, train_split = script_args.dataset_name, script_args.dataset_train_split
+    train, test = load_train_test(
+        source, "pairwise", train_split=train_split, test_split=script_args.dataset_test_split,
+        test_size=script_args.test_size, seed=seed,
+    )
+    if test is not None:
+        test = to_conversational(test)
+    logger.info("Reward data: %d training pairs, %s held out", len(train), len(test) if test is not None else "none")
+    return to_conversational(train), test
+
+
+def configure_model_selection(training_args, script_args, *, has_eval: bool) -> list:
+    """Evaluation, early stopping on held-out accuracy and best-checkpoint selection; returns the callbacks."""
+    from transformers import EarlyStoppingCallback
+
+    if not has_eval:
+        training_args.eval_strategy = "no"
+    patience = script_args.early_stopping_patience
+    if not patience:
+        return []
+    if training_args.eval_strategy == "no" or training_args.save_strategy != training_args.eval_strategy:
+        raise ConfigError(
+            "early_stopping_patience needs held-out data and eval_strategy and save_strategy both 'steps' or both "
+            f"'epoch' (got eval_strategy={training_args.eval_strategy}, save_strategy={training_args.save_strategy})"
+        )
+    training_args.load_best_model_at_end = True
+    training_args.metric_for_best_model = "eval_accuracy"
+    training_args.greater_is_better = True
+    return [EarlyStoppingCallback(early_stopping_patience=patience)]
+
+
+def freeze_bottom(model, layers: int) -> None:
+    """Freeze the token embeddings and the lowest `layers` transformer blocks of a backbone."""
+    import torch
+
+    count = model.config.num_hidden_layers
+    if not 0 < layers <= count:
+        raise ConfigError(f"freeze_layers must be between 1 and the model's {count} layers, got {layers}")
+    blocks = next(m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) == count)
+    model.get_input_embeddings().requires_grad_(False)
+    for block in blocks[:layers]:
+        block.requires_grad_(False)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    logger.info("Froze the embeddings and %d of %d blocks: %.1fM parameters left to train", layers, count, trainable / 1e6)
+
+
+def resume_argument(value: str | None):
+    """What `Trainer.train(resume_from_checkpoint=...)` takes: True for the last checkpoint, a path, or None."""
+    if value is None or value.lower() in ("", "false", "no", "none"):
+        return None
+    return True if value.lower() in ("true", "yes", "last") else value
+
+
+def save_reward_model(trainer, tokenizer, output_dir: Path, *, merge: bool):
+    """Save the model (a LoRA adapter merged into its backbone when `merge`) with its tokenizer; returns the model."""
+    model = trainer.model
+    if merge:
+        model = model.merge_and_unload()
+        model.save_pretrained(output_dir)
+    else:
+        trainer.save_model(str(output_dir))
+    # The tokenizer carries the chat template and eos Plumb gave it, so the folder scores conversations by itself.
+    tokenizer.save_pretrained(output_dir)
+    return model
+
+
+def evaluate_held_out(model, tokenizer, test, training_args, script_args, output_dir: Path) -> dict:
+    """Plumb's report (accuracy with its interval, ECE, length bias) on the held-out pairs, written to output_dir."""
+    model.eval()
+    chosen, rejected = score_pairs([(model, tokenizer)], test, max_length=training_args.max_length,
+                                   batch_size=training_args.per_device_eval_batch_size)
+    report = evaluate_scores(test, chosen, rejected, bootstrap_samples=script_args.bootstrap_samples,
+                             seed=training_args.seed)
+    report.update(model=str(output_dir), dataset=f"{script_args.dataset_name} [held out]")
+    write_report(report, output_dir)
+    return report

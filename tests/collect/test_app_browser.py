@@ -1,0 +1,123 @@
+"""The rater page in a real browser: Playwright drives Debian's Chromium, headless, on 127.0.0.1.
+
+Logs in, judges with the keyboard only, undoes one judgment, ranks a set of three with a
+tie, checks the store, and checks that HTML in a model output shows as text and runs nothing. Needs `/usr/bin/chromium`
+(`apt-get install -y chromium`) and the `playwright` package; Playwright's own browser
+download does not work on these machines, so it is never used.
+"""
+
+from pathlib import Path
+
+import contextlib
+
+import pytest
+
+from collect.serve import ServeArguments, build_server
+from tests.collect.test_app_server import PASSWORDS, add_attack_task, judgments_of, make_store, serving
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ATTACK = ('Look: <img src=x onerror="window.__plumb_ran=1"> <script>window.__plumb_ran=2</script> '
+          '<a href="javascript:window.__plumb_ran=3">link</a>\n```python\nprint("<b>hi</b>")\n```')
+
+playwright = pytest.importorskip("playwright.sync_api", reason="the browser test needs `pip install playwright`")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason="the browser test needs Debian's Chromium: `apt-get install -y chromium`")
+
+
+@contextlib.contextmanager
+def browser_on_app(tmp_path, *, attack: bool = False, **campaign):
+    """(Playwright page at the app's login, sessions) on a fresh store; `attack` adds the HTML task last."""
+    url = f"sqlite:///{tmp_path / 'collect.sqlite'}"
+    engine, sessions, _ = make_store(url, **campaign)
+    if attack:
+        add_attack_task(sessions, ATTACK)
+    with serving(build_server(ServeArguments(db=url))) as base_url, playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(base_url + "/")
+            yield page, sessions
+        finally:
+            browser.close()
+    engine.dispose()
+
+
+def log_in(page, name: str) -> None:
+    """Sign in on Gradio's login form and wait for the rater page."""
+    page.locator("input").nth(0).fill(name)
+    page.locator("input").nth(1).fill(PASSWORDS[name])
+    page.get_by_role("button", name="Login").click()
+    playwright.expect(page.locator("#plumb-progress")).to_contain_text("0 judged today")
+
+
+def press(page, key: str, *, judged_today: int) -> None:
+    """Press `key` on the page and wait until the progress line shows the expected count."""
+    page.keyboard.press(key)
+    playwright.expect(page.locator("#plumb-progress")).to_contain_text(f"{judged_today} judged today")
+
+
+def test_a_rater_logs_in_and_judges_with_the_keyboard_and_html_runs_nothing(tmp_path):
+    with browser_on_app(tmp_path, attack=True) as (page, sessions):
+        judge_five_with_the_keyboard(page, tmp_path)
+        judgments = judgments_of(sessions, "ana")
+    assert [j.retracted for j in judgments] == [False, False, True, False, False, False]
+    assert [abs(j.preference) if j.preference is not None else "both bad" for j in judgments if not j.retracted] == \
+        [2, "both bad", 3, 1, 3]
+    assert judgments[3].supersedes_id == judgments[2].id  # the re-judgment after undo supersedes the retraction
+    assert all(j.seconds_spent is not None and j.seconds_spent >= 0 for j in judgments if not j.retracted)
+
+
+def judge_five_with_the_keyboard(page, tmp_path) -> None:
+    """Judge, undo and judge again with keys only; the last task's HTML must show as text and run nothing."""
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    log_in(page, "ana")
+    playwright.expect(page.locator("#plumb-key-1")).to_contain_text("1 · A much better")
+    playwright.expect(page.get_by_role("tab", name="Rate")).to_be_visible()
+    playwright.expect(page.get_by_role("tab", name="Campaign")).to_have_count(0)  # reviewers and admins only
+
+    press(page, "2", judged_today=1)
+    press(page, "0", judged_today=2)
+    press(page, "u", judged_today=1)
+    playwright.expect(page.locator("#plumb-message")).to_contain_text("Undone")
+    press(page, "7", judged_today=2)
+    press(page, "3", judged_today=3)
+
+    # The last task carries HTML in its prompt and both responses: it must show as typed.
+    playwright.expect(page.locator("#plumb-prompt")).to_contain_text('<img src=x onerror="window.__plumb_ran=1">')
+    playwright.expect(page.locator("#plumb-prompt")).to_contain_text("<script>window.__plumb_ran=2</script>")
+    assert page.locator("#plumb-response-a textarea").input_value() == ATTACK
+    assert page.locator('img[src="x"], a[href^="javascript:"]').count() == 0
+    page.screenshot(path=str(tmp_path / "rater-page.png"), full_page=True)
+    press(page, "1", judged_today=4)
+    playwright.expect(page.locator("#plumb-message")).to_contain_text("Nothing left")
+    assert page.evaluate("window.__plumb_ran") is None and dialogs == []
+
+
+def test_a_rater_ranks_three_responses_with_a_tie_and_submits_with_enter(tmp_path):
+    with browser_on_app(tmp_path, kind="ranking", policies=("a", "b", "c")) as (page, sessions):
+        log_in(page, "ana")
+        playwright.expect(page.locator("#plumb-response-c")).to_be_visible()
+        playwright.expect(page.locator("#plumb-response-d")).to_be_hidden()  # only the task's three slots show
+        page.keyboard.press("Enter")
+        playwright.expect(page.locator("#plumb-message")).to_contain_text("Give every response a rank")
+        ranks = {"A": 2, "B": 1, "C": 2}  # ties allowed
+        shown = {}
+        for slot, rank in ranks.items():
+            page.locator(f"#plumb-score-{slot}").get_by_label(str(rank), exact=True).check()
+            policy = page.locator(f"#plumb-response-{slot.lower()} textarea").input_value().rsplit(" ", 1)[-1]
+            shown[policy] = rank
+        page.keyboard.press("Enter")
+        playwright.expect(page.locator("#plumb-progress")).to_contain_text("1 judged today")
+        (judgment,) = judgments_of(sessions, "ana")
+    assert judgment.ranks == [shown["a"], shown["b"], shown["c"]]  # stored in the task's order: policies a, b, c
+
+
+def test_a_reviewer_has_the_campaign_tab_and_its_overview(tmp_path):
+    with browser_on_app(tmp_path) as (page, _):
+        log_in(page, "rev")
+        page.get_by_role("tab", name="Campaign").click()
+        page.get_by_role("button", name="Refresh").click()
+        playwright.expect(page.locator("#plumb-overview")).to_contain_text("complete tasks")

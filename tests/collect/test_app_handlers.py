@@ -1,0 +1,154 @@
+"""The rater app's handlers as plain functions on a real SQLite store: judge, skip, undo, progress, roles, escaping."""
+
+import pytest
+from sqlalchemy import select
+
+from collect.app import handlers
+from collect.app.display import escaped_chat, overview_markdown
+from collect.app.keys import CHOICE_KEYS, action_of, button_label, keyboard_script
+from collect.store import Judgment
+from tests.collect.test_app_server import PASSWORDS, add_attack_task, make_store
+
+
+@pytest.fixture
+def sessions(sqlite_url):
+    """Sessions on a SQLite store: a 3-task pairwise campaign 'demo', raters ana and ben, reviewer rev."""
+    engine, sessions, _ = make_store(sqlite_url)
+    yield sessions
+    engine.dispose()
+
+
+def stored_judgments(sessions) -> list[Judgment]:
+    with sessions.begin() as session:
+        return session.scalars(select(Judgment).order_by(Judgment.id)).all()
+
+
+def test_login_checks_the_argon2_password_of_an_active_rater(sessions):
+    check = handlers.password_check(sessions)
+    assert check("ana", PASSWORDS["ana"])
+    assert not check("ana", PASSWORDS["ben"])
+    assert not check("nobody", PASSWORDS["ana"])
+
+
+def test_a_judgment_is_stored_in_the_task_order_with_its_time_rationale_and_flags(sessions):
+    page = handlers.show_next(sessions, campaign="demo", rater_name="ana")
+    assert page.assignment_id is not None and len(page.responses) == 2
+    assert page.progress == {"today": 0, "campaign": 0, "left": 3}
+    after = handlers.judge(sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id,
+                           choice="A better", rationale="  clearer  ", flags=["unsafe"], seconds_spent=4.5)
+    assert after.assignment_id not in (None, page.assignment_id)
+    assert after.progress == {"today": 1, "campaign": 1, "left": 2}
+    (judgment,) = stored_judgments(sessions)
+    assert (judgment.rationale, judgment.flags, judgment.seconds_spent) == ("clearer", ["unsafe"], 4.5)
+    # "A" is whichever candidate was shown first: stored positive only when that is the task's first candidate.
+    first_shown = page.responses[0]
+    assert (judgment.preference == 2) == first_shown.endswith("from sft")
+    assert abs(judgment.preference) == 2
+
+
+def test_both_bad_and_a_refused_answer_keep_the_task_with_the_reason(sessions):
+    page = handlers.show_next(sessions, campaign="demo", rater_name="ana")
+    refused = handlers.judge(sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id,
+                             choice="Both bad", flags=["not offered"])
+    assert refused.assignment_id == page.assignment_id and "unknown flag" in refused.message
+    handlers.judge(sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id, choice="Both bad")
+    (judgment,) = stored_judgments(sessions)
+    assert judgment.both_bad and judgment.preference is None
+
+
+def test_undo_supersedes_the_last_judgment_and_shows_its_task_again(sessions):
+    page = handlers.show_next(sessions, campaign="demo", rater_name="ana")
+    handlers.judge(sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id, choice="Tie")
+    back = handlers.undo(sessions, campaign="demo", rater_name="ana")
+    assert back.assignment_id == page.assignment_id and back.progress["campaign"] == 0
+    handlers.judge(sessions, campaign="demo", rater_name="ana", assignment_id=back.assignment_id,
+                   choice="B much better")
+    first, retraction, again = stored_judgments(sessions)
+    assert retraction.retracted and retraction.supersedes_id == first.id
+    assert again.supersedes_id == retraction.id and abs(again.preference) == 3
+    assert handlers.undo(sessions, campaign="demo", rater_name="ben").message == "nothing to undo"
+
+
+def test_skip_passes_and_the_pool_runs_out(sessions):
+    page = handlers.show_next(sessions, campaign="demo", rater_name="ana")
+    seen = {page.assignment_id}
+    page = handlers.skip(sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id)
+    while page.assignment_id is not None:
+        seen.add(page.assignment_id)
+        page = handlers.judge(sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id,
+                              choice="Tie")
+    assert len(seen) == 3 and "Nothing left" in page.message
+    assert page.progress == {"today": 2, "campaign": 2, "left": 1}  # the skipped task still needs a judgment
+
+
+def test_a_rater_cannot_answer_another_raters_assignment(sessions):
+    ana = handlers.show_next(sessions, campaign="demo", rater_name="ana")
+    ben = handlers.judge(sessions, campaign="demo", rater_name="ben", assignment_id=ana.assignment_id, choice="Tie")
+    assert "not one of yours" in ben.message
+    assert stored_judgments(sessions) == []
+
+
+def test_only_reviewers_and_admins_see_the_campaign_overview(sessions):
+    page = handlers.show_next(sessions, campaign="demo", rater_name="ana")
+    handlers.judge(sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id, choice="Tie")
+    with pytest.raises(PermissionError):
+        handlers.campaign_overview(sessions, campaign="demo", rater_name="ana")
+    stats, per_rater = handlers.campaign_overview(sessions, campaign="demo", rater_name="rev")
+    assert stats["judgments"] == 1 and per_rater == {"ana": 1}
+    assert "| ana | 1 |" in overview_markdown(stats, per_rater)
+    assert handlers.role_of(sessions, "rev") == "reviewer"
+
+
+def test_model_html_reaches_the_page_escaped(sessions):
+    attack = '<img src=x onerror="alert(1)"> <script>alert(2)</script> [x](javascript:alert(3))'
+    add_attack_task(sessions, attack)
+    page = handlers.show_next(sessions, campaign="demo", rater_name="ana")
+    while page.prompt[0]["content"] != escaped_chat([{"content": attack}])[0]["content"]:
+        page = handlers.skip(sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id)
+    assert "<" not in page.prompt[0]["content"] and "&lt;img src=x" in page.prompt[0]["content"]
+    assert page.responses == [attack, attack]  # shown in plain-text boxes, which render nothing
+
+
+def test_every_answer_has_a_key_on_its_button_and_in_the_script():
+    assert [key for key, _ in CHOICE_KEYS] == ["1", "2", "3", "4", "5", "6", "7", "0"]
+    assert action_of(button_label("3", "A slightly better")) == "A slightly better"
+    with pytest.raises(ValueError):
+        action_of(button_label("3", "A much better"))
+    script = keyboard_script()
+    assert all(f'"{key}": "plumb-key-{key}"' in script for key in ("1", "7", "0", "s", "u", "enter"))
+
+
+@pytest.fixture
+def ranking_sessions(tmp_path):
+    """Sessions on a SQLite store whose campaign 'demo' ranks three policies' responses to each of 3 prompts."""
+    engine, sessions, _ = make_store(f"sqlite:///{tmp_path / 'ranking.sqlite'}", kind="ranking",
+                                     policies=("a", "b", "c"))
+    yield sessions
+    engine.dispose()
+
+
+def test_a_ranking_with_ties_is_checked_then_stored_in_the_task_order(ranking_sessions):
+    page = handlers.show_next(ranking_sessions, campaign="demo", rater_name="ana")
+    assert len(page.responses) == 3 and page.score_choices == [1, 2, 3]
+    ask = dict(campaign="demo", rater_name="ana", assignment_id=page.assignment_id)
+    assert "every response" in handlers.score(ranking_sessions, scores=[1, None, 2], **ask).message
+    assert "best response 1" in handlers.score(ranking_sessions, scores=[2, 2, 3], **ask).message
+    assert stored_judgments(ranking_sessions) == []
+    shown_policies = [text.rsplit(" ", 1)[-1] for text in page.responses]
+    after = handlers.score(ranking_sessions, scores=[1, 1, 3], seconds_spent=2.0, **ask)
+    assert after.message == "Saved your ranking." and after.progress["campaign"] == 1
+    (judgment,) = stored_judgments(ranking_sessions)
+    by_policy = dict(zip(shown_policies, [1, 1, 3]))
+    assert judgment.ranks == [by_policy["a"], by_policy["b"], by_policy["c"]]  # canonical order: policies a, b, c
+
+
+def test_a_rating_gives_each_response_a_likert_score(tmp_path):
+    engine, sessions, _ = make_store(f"sqlite:///{tmp_path / 'rating.sqlite'}", kind="rating", rating_points=4)
+    try:
+        page = handlers.show_next(sessions, campaign="demo", rater_name="ben")
+        assert page.score_choices == [1, 2, 3, 4] and page.score_name == "rating"
+        handlers.score(sessions, campaign="demo", rater_name="ben", assignment_id=page.assignment_id, scores=[4, 4])
+        (judgment,) = stored_judgments(sessions)
+        assert judgment.ratings == [4, 4]
+    finally:
+        engine.dispose()

@@ -1,0 +1,183 @@
+"""The rater app served for real (uvicorn on 127.0.0.1 in a thread), driven with `gradio_client` and the REST API."""
+
+import contextlib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from collect.app.keys import button_label
+from collect.serve import ServeArguments, build_server
+from collect.store import (
+    Judgment,
+    Rater,
+    add_candidate,
+    add_prompt,
+    build_tasks,
+    campaign_by_name,
+    create_rater,
+    ensure_policy,
+    make_engine,
+    session_factory,
+    upgrade,
+)
+from tests.collect.conftest import seed_campaign
+
+REPO = Path(__file__).resolve().parents[2]
+PASSWORDS = {"ana": "ana-secret", "ben": "ben-secret", "rev": "rev-secret"}
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(app):
+    """Run `app` with uvicorn on a free port of 127.0.0.1 in a thread; yields its URL, stops it afterwards."""
+    import uvicorn
+
+    port = free_port()
+    # Gradio keeps event streams open; a short graceful timeout closes them instead of waiting for clients.
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):  # started within seconds; the loop only bounds a broken start
+            if server.started or not thread.is_alive():
+                break
+            time.sleep(0.05)
+        assert server.started, "the server did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def make_store(url: str, **campaign):
+    """A migrated SQLite store with a 3-task campaign 'demo' (pairwise unless `campaign` says otherwise),
+    ana and ben (raters) and rev (reviewer)."""
+    engine = make_engine(url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    seed_campaign(sessions, **{"prompts": 3, "raters_per_task": 1, "max_raters_per_task": 1, **campaign})
+    tokens = {}
+    with sessions.begin() as session:
+        for name, role in (("ana", "rater"), ("ben", "rater"), ("rev", "reviewer")):
+            tokens[name] = create_rater(session=session, name=name, role=role, password=PASSWORDS[name])[1]
+    return engine, sessions, tokens
+
+
+def add_attack_task(sessions, attack: str) -> None:
+    """A last task whose prompt and both candidates carry HTML that would run if it were rendered."""
+    with sessions.begin() as session:
+        campaign = campaign_by_name(session=session, name="demo")
+        prompt = add_prompt(session=session, campaign=campaign, external_id="attack",
+                            messages=[{"role": "user", "content": attack}])
+        for name in ("sft", "dpo"):
+            add_candidate(session=session, prompt=prompt, completion=[{"role": "assistant", "content": attack}],
+                          policy=ensure_policy(session=session, campaign=campaign, name=name))
+        build_tasks(session=session, campaign=campaign, overlap=1)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(URL, sessions, API tokens) of a running `plumb collect serve` on a fresh SQLite store."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('serve') / 'collect.sqlite'}"
+    engine, sessions, tokens = make_store(url)
+    with serving(build_server(ServeArguments(db=url, campaign="demo"))) as base_url:
+        yield base_url, sessions, tokens
+    engine.dispose()
+
+
+def judgments_of(sessions, name: str) -> list[Judgment]:
+    """Every judgment row of rater `name`, oldest first: superseded ones and undo retractions included."""
+    with sessions.begin() as session:
+        rater = session.scalar(select(Rater).where(Rater.name == name))
+        return session.scalars(select(Judgment).where(Judgment.rater_id == rater.id).order_by(Judgment.id)).all()
+
+
+def test_a_logged_in_rater_judges_through_the_gradio_api(served):
+    from gradio_client import Client
+
+    base_url, sessions, _ = served
+    client = Client(base_url + "/", auth=("ana", PASSWORDS["ana"]), verbose=False)
+    try:
+        shown = client.predict(api_name="/show_task")
+        assert "answer" in str(shown) and "question" in str(shown)
+        client.predict(button_label("2", "A better"), "more direct", [], api_name="/judge")
+        (judgment,) = judgments_of(sessions, "ana")
+        assert abs(judgment.preference) == 2 and judgment.rationale == "more direct"
+        assert judgment.seconds_spent is not None and judgment.seconds_spent >= 0
+        client.predict(api_name="/undo")
+        assert judgments_of(sessions, "ana")[-1].retracted
+    finally:
+        client.close()
+
+
+def test_wrong_passwords_and_raters_are_kept_out(served):
+    from gradio_client import Client
+
+    base_url, _, tokens = served
+    with pytest.raises(ValueError, match="Could not login"):
+        Client(base_url + "/", auth=("ana", "wrong"), verbose=False)
+    assert httpx.post(f"{base_url}/gradio_api/call/show_task", json={"data": []}).status_code == 401
+    client = Client(base_url + "/", auth=("ben", PASSWORDS["ben"]), verbose=False)
+    try:
+        with pytest.raises(Exception, match="reviewers and admins"):
+            client.predict(api_name="/campaign_overview")
+    finally:
+        client.close()
+    reviewer = Client(base_url + "/", auth=("rev", PASSWORDS["rev"]), verbose=False)
+    try:
+        assert "| tasks | 3 |" in reviewer.predict(api_name="/campaign_overview")
+    finally:
+        reviewer.close()
+    assert httpx.get(f"{base_url}/api/campaigns/demo/stats").status_code == 401
+    stats = httpx.get(f"{base_url}/api/campaigns/demo/stats", headers={"Authorization": f"Bearer {tokens['ben']}"})
+    assert stats.json()["tasks"] == 3  # the REST API answers from the same process
+
+
+def test_plumb_collect_serve_runs_the_page_and_the_api_in_one_process(tmp_path):
+    db = f"sqlite:///{tmp_path / 'collect.sqlite'}"
+    engine, _, tokens = make_store(db)
+    engine.dispose()
+    port = free_port()
+    config = REPO / "configs" / "collect" / "serve-demo.yaml"
+    command = [sys.executable, "-m", "plumb", "collect", "serve", "--config", str(config), "--db", db,
+               "--port", str(port), "--output_dir", str(tmp_path / "out")]
+    server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        for _ in range(300):  # bounds a broken start; a working one answers within seconds
+            try:
+                page = httpx.get(base_url + "/", timeout=2)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stderr.read().decode()
+                time.sleep(0.2)
+        else:
+            pytest.fail("the server did not start")
+        assert page.status_code == 200 and '"auth_required":true' in page.text
+        stats = httpx.get(base_url + "/api/campaigns/demo/stats", headers={"Authorization": f"Bearer {tokens['ana']}"})
+        assert stats.json()["tasks"] == 3
+        assert "port: " in (tmp_path / "out" / "plumb_config.yaml").read_text()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_share_link_is_refused_with_the_reason(tmp_path):
+    from plumb.config import ConfigError
+
+    with pytest.raises(ConfigError, match="share"):
+        build_server(ServeArguments(db=str(tmp_path / "unused.sqlite"), share=True))
