@@ -42,3 +42,17 @@ def _gold(item) -> str | None:
     ranks = item.task.gold_answer["candidate_ranks"]
     best = [cid for cid, rank in ranks.items() if rank == min(ranks.values())]
     return f"c{best[0]}" if len(best) == 1 else "tie"
+
+
+def battle_records(items) -> list[dict]:
+    """Every live pairwise judgment between two different policies as a battle: model_a, model_b, winner."""
+    battles = []
+    for item in items:
+        if item.task.kind != "pairwise" or item.task.is_gold or len(set(item.policies)) < 2:
+            continue
+        for _, judgment in item.judgments:
+            preference = judgment.preference or 0  # canonical: positive when the first candidate is better
+            winner = ("both_bad" if judgment.both_bad else
+                      "model_a" if preference > 0 else "model_b" if preference < 0 else "tie")
+            battles.append({"model_a": item.policies[0], "model_b": item.policies[1], "winner": winner})
+    return battles

@@ -93,7 +93,24 @@ def main(args: QualityArguments) -> dict:
     if args.model_rater and not is_model.any():
         raise DataError(f"{args.judgments}: no judgments by model_rater '{args.model_rater}'")
     humans = table.subset(~is_model)
+    model = table.subset(is_model) if is_model.any() else None
+    report, (items, consensus, support, contested) = quality_figures(humans, args, model=model)
 
+    # Report and save
+    print(format_report(report))
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "quality.json").write_text(json.dumps(report, indent=2))
+    write_consensus(output_dir / "consensus.jsonl", humans, items, consensus, support, contested,
+                    exclude=args.exclude_contested)
+    save_resolved_config(output_dir, args)
+    logger.info("Quality report written to %s", output_dir.resolve())
+    return report
+
+
+def quality_figures(humans, args: QualityArguments, *, model=None) -> tuple[dict, tuple]:
+    """(the report: agreement, per-rater rows, aggregation, reward-model agreement; (items, consensus, support,
+    contested) arrays) for the human judgments `humans` (a JudgmentTable)."""
     # Agreement
     labels, items, raters = label_matrix(humans, preference(humans))
     ordinal, _, _ = label_matrix(humans, preference(humans, with_strength=True))
@@ -111,21 +128,11 @@ def main(args: QualityArguments) -> dict:
     else:
         consensus, support = majority_vote(labels, reliability_weights(rows, flagged_weight=args.flagged_weight))
     contested = contested_items(consensus, support, min_agreement=args.min_agreement)
-    model = model_labels_agreement(table.subset(is_model), items, consensus) if is_model.any() else None
-
-    # Report and save
+    model_report = model_labels_agreement(model, items, consensus) if model is not None else None
     report = {"agreement": agreement, "raters": rows, "aggregation": args.aggregation,
               "items": len(items), "contested_items": int(contested.sum()),
-              "contested": [str(item) for item in items[contested]], "reward_model": model}
-    print(format_report(report))
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "quality.json").write_text(json.dumps(report, indent=2))
-    write_consensus(output_dir / "consensus.jsonl", humans, items, consensus, support, contested,
-                    exclude=args.exclude_contested)
-    save_resolved_config(output_dir, args)
-    logger.info("Quality report written to %s", output_dir.resolve())
-    return report
+              "contested": [str(item) for item in items[contested]], "reward_model": model_report}
+    return report, (items, consensus, support, contested)
 
 
 def model_labels_agreement(model, items: np.ndarray, consensus: np.ndarray) -> dict:

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from collect.api import campaign_stats, task_view
 from collect.app.display import escaped_chat, response_text
@@ -23,6 +24,7 @@ from collect.store import (
     rater_by_name,
 )
 from collect.store.models import utcnow
+from plumb.data import DataError
 
 STAFF_ROLES = ("reviewer", "admin")
 
@@ -182,3 +184,35 @@ def campaign_overview(sessions, *, campaign: str, rater_name: str) -> tuple[dict
         stored_campaign = campaign_by_name(session=session, name=campaign)
         per_rater = Counter(name for item in load_items(session, stored_campaign.id) for name, _ in item.judgments)
         return campaign_stats(session, stored_campaign, rater), dict(per_rater)
+
+
+def campaign_quality(sessions, *, campaign: str, rater_name: str, plot_dir: str) -> tuple[str, str | None]:
+    """(the agreement and per-rater report as text, the leaderboard plot's PNG path or None), for staff only."""
+    from collect.arena import count_battles, leaderboard
+    from collect.export import load_items
+    from collect.judgment_records import battle_records, judgment_records
+    from collect.leaderboard import plot_ratings
+    from collect.quality.judgments import judgment_table
+    from collect.quality_report import QualityArguments, format_report, quality_figures
+
+    with sessions.begin() as session:
+        if rater_by_name(session=session, name=rater_name).role not in STAFF_ROLES:
+            raise PermissionError("the quality report is for reviewers and admins")
+        items = load_items(session, campaign_by_name(session=session, name=campaign).id)
+        records, _ = judgment_records(items)
+        battles = battle_records(items)
+    if not records:
+        return "No pairwise judgments yet.", None
+    report, _ = quality_figures(judgment_table(records, source=campaign), QualityArguments())
+    text = format_report(report)
+    if not battles:
+        return text + "\n\nNo battles between different policies yet: no leaderboard.", None
+    try:
+        counts = count_battles(*([b[key] for b in battles] for key in ("model_a", "model_b", "winner")), source=campaign)
+        # A small ridge keeps ratings finite while a policy has not lost yet, early in a campaign.
+        board = leaderboard(counts, l2=0.01, rounds=100, seed=0)
+    except (DataError, ValueError) as error:
+        return f"{text}\n\nNo leaderboard yet: {error}", None
+    path = Path(plot_dir) / f"ratings-{campaign}.png"
+    plot_ratings(board, path)
+    return text, str(path)

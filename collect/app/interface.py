@@ -7,6 +7,7 @@ Gradio's login (`gr.Request.username`), never from the page.
 """
 
 import html
+import tempfile
 import time
 
 import gradio as gr
@@ -97,14 +98,19 @@ def _seconds_on(old_state: dict) -> float | None:
 
 
 def _bind_campaign_events(sessions, campaign: str, overview: dict) -> None:
-    def on_refresh(request: gr.Request) -> str:
+    plot_dir = tempfile.mkdtemp(prefix="plumb-plots-")  # per app, under the temp dir Gradio serves files from
+
+    def on_refresh(request: gr.Request) -> tuple[str, str, str | None]:
         try:
             stats, per_rater = handlers.campaign_overview(sessions, campaign=campaign, rater_name=request.username)
+            quality, plot = handlers.campaign_quality(sessions, campaign=campaign, rater_name=request.username,
+                                                      plot_dir=plot_dir)
         except PermissionError as error:
             raise gr.Error(str(error)) from None
-        return overview_markdown(stats, per_rater)
+        return overview_markdown(stats, per_rater), quality, plot
 
-    overview["refresh"].click(on_refresh, outputs=overview["overview"], api_name="campaign_overview")
+    overview["refresh"].click(on_refresh, outputs=[overview["overview"], overview["quality"], overview["ratings"]],
+                              api_name="campaign_overview")
 
 
 def mount(app, sessions, campaign: str, *, path: str = "/"):

@@ -121,3 +121,4 @@ def test_a_reviewer_has_the_campaign_tab_and_its_overview(tmp_path):
         page.get_by_role("tab", name="Campaign").click()
         page.get_by_role("button", name="Refresh").click()
         playwright.expect(page.locator("#plumb-overview")).to_contain_text("complete tasks")
+        playwright.expect(page.locator("#plumb-quality")).to_contain_text("No pairwise judgments yet")

@@ -99,6 +99,25 @@ def test_only_reviewers_and_admins_see_the_campaign_overview(sessions):
     assert handlers.role_of(sessions, "rev") == "reviewer"
 
 
+def test_staff_see_agreement_rater_reliability_and_the_leaderboard_plot(sqlite_url, tmp_path):
+    engine, sessions, _ = make_store(sqlite_url, raters_per_task=2, max_raters_per_task=2)
+    for rater in ("ana", "ben"):  # both prefer the sft answer on every task
+        page = handlers.show_next(sessions, campaign="demo", rater_name=rater)
+        while page.assignment_id is not None:
+            choice = "A better" if page.responses[0].endswith("from sft") else "B better"
+            page = handlers.judge(sessions, campaign="demo", rater_name=rater, assignment_id=page.assignment_id,
+                                  choice=choice)
+    with pytest.raises(PermissionError):
+        handlers.campaign_quality(sessions, campaign="demo", rater_name="ana", plot_dir=str(tmp_path))
+    text, plot = handlers.campaign_quality(sessions, campaign="demo", rater_name="rev", plot_dir=str(tmp_path))
+    assert "3 items, 2 raters" in text and "raw_agreement" in text and "1.000" in text
+    assert "ana" in text and "ben" in text  # the per-rater table
+    from pathlib import Path
+
+    assert Path(plot).suffix == ".png" and Path(plot).stat().st_size > 0
+    engine.dispose()
+
+
 def test_model_html_reaches_the_page_escaped(sessions):
     attack = '<img src=x onerror="alert(1)"> <script>alert(2)</script> [x](javascript:alert(3))'
     add_attack_task(sessions, attack)

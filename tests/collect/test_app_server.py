@@ -139,7 +139,8 @@ def test_wrong_passwords_and_raters_are_kept_out(served):
         client.close()
     reviewer = Client(base_url + "/", auth=("rev", PASSWORDS["rev"]), verbose=False)
     try:
-        assert "| tasks | 3 |" in reviewer.predict(api_name="/campaign_overview")
+        overview, quality, plot = reviewer.predict(api_name="/campaign_overview")
+        assert "| tasks | 3 |" in overview and quality == "No pairwise judgments yet." and plot is None
     finally:
         reviewer.close()
     assert httpx.get(f"{base_url}/api/campaigns/demo/stats").status_code == 401
