@@ -24,7 +24,8 @@ def test_dry_run_writes_the_card_and_the_folder_loads(model_copy):
     assert "`builtin:prefs`, the small preference set shipped with Plumb" in card
     assert "learning_rate: 0.01" in card and "plumb_config.yaml" in card
     assert "Accuracy by group" in card and "| wrong |" in card
-    assert 'from_pretrained("me/plumb-reward")' in card
+    repo = "me/plumb-reward"  # the usage snippet in the card names the pushed repo (nothing is downloaded)
+    assert f'from_pretrained("{repo}")' in card
     model = AutoModelForSequenceClassification.from_pretrained(model_copy)
     assert model.config.num_labels == 1
 
