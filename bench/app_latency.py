@@ -12,8 +12,6 @@ ratio and the share of page judgments whose next task came within 300 ms.
 import argparse
 import contextlib
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +21,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from collect_load import free_port, seed  # noqa: E402  (the load bench's campaign, next to this file)
+from collect_load import child_server, free_port, seed  # noqa: E402  (the load bench's campaign, next to this file)
 
 from collect.app.keys import button_label  # noqa: E402
 from collect.store import create_rater, make_engine, session_factory  # noqa: E402
@@ -37,22 +35,9 @@ def serve(url: str):
     port = free_port()
     command = [sys.executable, "-m", "plumb", "collect", "serve", "--campaign", "load", "--db", url,
                "--host", "127.0.0.1", "--port", str(port)]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base}/docs", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.3)
-        else:
-            raise RuntimeError("plumb collect serve did not start within 120 s")
+    with child_server(command, f"{base}/docs", timeout=120, quiet=True):
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def page_latencies(base: str, judgments: int) -> list[float]:

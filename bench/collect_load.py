@@ -81,27 +81,36 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
+def child_server(command: list[str], ready_url: str, *, env: dict | None = None, timeout: float = 60,
+                 quiet: bool = False):
+    """Run a server `command` (bound to 127.0.0.1) in a child process; yields once `ready_url` answers 200."""
+    env = {**os.environ, **(env or {}), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    output = subprocess.DEVNULL if quiet else None
+    server = subprocess.Popen(command, env=env, stdout=output, stderr=output)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(ready_url, timeout=2).status_code == 200:
+                    break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"the server did not start within {timeout:.0f} s: {' '.join(command)}")
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@contextlib.contextmanager
 def api_server(url: str):
     """Run the API with uvicorn on 127.0.0.1 in a child process; yields its base URL, stops it on exit."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "--factory", "collect.api:create_app", "--host", "127.0.0.1",
                "--port", str(port), "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "120"]
-    env = {**os.environ, "PLUMB_DB": url, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    server = subprocess.Popen(command, env=env)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("the API server did not start within 60 s")
+    with child_server(command, f"{base}/openapi.json", env={"PLUMB_DB": url}):  # the app factory reads PLUMB_DB
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 async def rater(client, token: str, budget: dict, latencies: list[float], deadline: float) -> None:
