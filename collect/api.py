@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
@@ -90,7 +90,16 @@ def create_app(db: str | None = None) -> FastAPI:
     app.exception_handler(TimeoutError)(_busy)
     app.include_router(_rating_routes())
     app.include_router(_campaign_routes())
+    app.add_api_route("/metrics", _metrics, methods=["GET"], response_class=PlainTextResponse,
+                      summary="Campaign progress in the Prometheus text format")
     return app
+
+
+def _metrics(request: Request) -> str:
+    from collect.metrics import prometheus_text
+
+    with request.app.state.sessions() as session:
+        return prometheus_text(session)
 
 
 def _store_error(request: Request, error: StoreError) -> JSONResponse:
@@ -226,8 +235,8 @@ def _own_campaign_assignment(session, name: str, assignment_id: int) -> None:
         raise HTTPException(404, f"assignment {assignment_id} is not in campaign '{name}'")
 
 
-def campaign_stats(session, campaign: Campaign, rater: Rater) -> dict:
-    """Counts that show a campaign's progress, and the asking rater's own number of live judgments."""
+def campaign_stats(session, campaign: Campaign, rater: Rater | None = None) -> dict:
+    """Counts that show a campaign's progress, and (given a rater) their own number of live judgments."""
     in_campaign = Task.campaign_id == campaign.id
     live = live_judgments_query(campaign.id).subquery()
     return {
@@ -238,7 +247,8 @@ def campaign_stats(session, campaign: Campaign, rater: Rater) -> dict:
             in_campaign, Task.is_gold.is_(False), Task.judgment_count >= Task.target_overlap)),
         "judgments": session.scalar(select(func.count()).select_from(live)),
         "raters": session.scalar(select(func.count(func.distinct(live.c.rater_id)))),
-        "my_judgments": session.scalar(select(func.count()).select_from(live).where(live.c.rater_id == rater.id)),
+        "my_judgments": session.scalar(select(func.count()).select_from(live).where(live.c.rater_id == rater.id))
+        if rater is not None else None,
     }
 
 

@@ -138,3 +138,16 @@ def test_a_database_busy_past_its_timeout_is_a_503_to_retry(api, monkeypatch):
     monkeypatch.setattr(api_module, "next_task", busy)
     response = client.get("/api/campaigns/demo/next", headers=auth(tokens["ana"]))
     assert response.status_code == 503 and response.headers["Retry-After"] == "1" and "retry" in response.text
+
+
+def test_metrics_report_each_campaign_in_the_prometheus_format(api):
+    client, tokens = api
+    task = client.get("/api/campaigns/demo/next", headers=auth(tokens["ana"])).json()
+    client.post("/api/campaigns/demo/judgments", json={"assignment_id": task["assignment_id"], "choice": "Tie"},
+                headers=auth(tokens["ana"]))
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    lines = response.text.splitlines()
+    assert "# TYPE plumb_judgments gauge" in lines
+    assert 'plumb_tasks{campaign="demo"} 3' in lines and 'plumb_judgments{campaign="demo"} 1' in lines
+    assert 'plumb_raters{campaign="demo"} 1' in lines
