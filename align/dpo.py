@@ -79,16 +79,11 @@ def main(script_args: DPOScriptArguments, training_args, model_args) -> dict:
 
 def load_preferences(script_args: DPOScriptArguments, *, seed: int):
     """(train, test) pairwise datasets; ranking data is expanded to its pairs (ties give none)."""
-    from plumb.data import DataError, detect_kind, load_records
-
-    kind = detect_kind(load_records(script_args.dataset_name, script_args.dataset_train_split))
-    if kind not in ("pairwise", "ranking"):
-        raise DataError(f"{script_args.dataset_name}: DPO needs pairwise or ranking data, got {kind} data")
     train, test = load_train_test(
-        script_args.dataset_name, kind, train_split=script_args.dataset_train_split,
+        script_args.dataset_name, ("pairwise", "ranking"), train_split=script_args.dataset_train_split,
         test_split=script_args.dataset_test_split, test_size=script_args.test_size, seed=seed,
     )
-    if kind == "ranking":
+    if "completions" in train.column_names:  # ranking data
         train, test = ranking_to_pairs(train), ranking_to_pairs(test) if test is not None else None
     return train, test
 

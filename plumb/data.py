@@ -140,18 +140,28 @@ def _jsonl_path(source: str, split: str) -> Path | None:
     return path if path.is_file() and path.suffix == ".jsonl" else None
 
 
-def load_contract(source: str, kind: str, split: str = "train"):
-    """Load a split and check it against the contract for `kind`."""
+def load_contract(source: str, kind: str | tuple[str, ...], split: str = "train"):
+    """Load a split and check it against the contract for `kind` (or the first of several kinds its columns fit)."""
     where = f"{source} [{split}]"
     path = _jsonl_path(source, split)
     if path is not None:
         # Check the rows before Arrow sees them: Arrow's own errors on mixed types name no row.
         rows = read_jsonl_rows(path)
-        validate(rows, kind, source=where)
+        validate(rows, _pick_kind(kind, {key for row in rows for key in row}, where), source=where)
         return rows_to_dataset(rows, source=where)
     dataset = load_records(source, split)
-    validate(dataset, kind, source=where)
+    validate(dataset, _pick_kind(kind, set(dataset.column_names), where), source=where)
     return dataset
+
+
+def _pick_kind(kind: str | tuple[str, ...], columns: set[str], where: str) -> str:
+    if isinstance(kind, str):
+        return kind
+    for candidate in kind:
+        if set(KINDS[candidate]) <= columns:
+            return candidate
+    wanted = "; ".join(f"{k}: {', '.join(KINDS[k])}" for k in kind)
+    raise DataError(f"{where}: columns {sorted(columns)} fit none of the accepted kinds ({wanted})")
 
 
 # Validation
@@ -364,8 +374,8 @@ def messages_to_prompt_completion(dataset):
     return datasets.Dataset.from_list(rows)
 
 
-def load_train_test(source: str, kind: str, *, train_split: str = "train", test_split: str | None = "test",
-                    test_size: float = 0.1, seed: int = 0):
+def load_train_test(source: str, kind: str | tuple[str, ...], *, train_split: str = "train",
+                    test_split: str | None = "test", test_size: float = 0.1, seed: int = 0):
     """(train, test) for `kind`: the source's own test split when it has one, else `test_size` held out of train."""
     train = load_contract(source, kind, train_split)
     has_splits = not Path(source).expanduser().is_file()
@@ -379,4 +389,3 @@ def load_train_test(source: str, kind: str, *, train_split: str = "train", test_
         return train, None
     parts = train.train_test_split(test_size=test_size, seed=seed)
     return parts["train"], parts["test"]
-

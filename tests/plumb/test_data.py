@@ -145,3 +145,11 @@ def test_every_assistant_turn_becomes_a_completion():
     assert len(rows) == 2
     assert rows[1]["prompt"] == msgs(("user", "a"), ("assistant", "b"), ("user", "c"))
     assert rows[1]["completion"] == msgs(("assistant", "d"))
+
+
+def test_several_accepted_kinds_pick_the_one_the_columns_fit(tmp_path):
+    ranking = [{"prompt": PROMPT, "completions": [GOOD, BAD], "ranks": [1, 2]}]
+    path = write_jsonl(tmp_path / "ranks.jsonl", ranking)
+    assert load_contract(str(path), ("pairwise", "ranking")).column_names == ["prompt", "completions", "ranks"]
+    with pytest.raises(DataError, match=r"fit none of the accepted kinds \(pairwise: prompt, chosen, rejected"):
+        load_contract(str(write_jsonl(tmp_path / "sft.jsonl", [{"messages": PROMPT + GOOD}])), ("pairwise",))
