@@ -30,6 +30,8 @@ class PolicySpec:
     name: str
     model: str = "default"
     generation: dict = field(default_factory=dict)
+    # Names the model may call itself by; an arena answer naming its own model is an identity leak.
+    aliases: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -51,6 +53,11 @@ class CampaignSpec:
     allow_both_bad: bool = True
     rationale: str = "optional"  # optional | required | off
     flags: list[str] = field(default_factory=lambda: list(DEFAULT_FLAGS))
+    allow_edits: bool = False  # pairwise: raters may improve the better response; the SFT export uses the edit
+    undo_minutes: float = 10.0  # how long after submitting a rater may still undo a judgment
+    arena: bool = True  # raters may start battles of their own prompts between two of the campaign's policies
+    arena_min_seconds: float = 5.0  # the least reading time before an arena vote counts (both answers started)
+    arena_max_new_tokens: int = 256
 
     def scale(self) -> list[dict]:
         """The pairwise answer options shown to raters, each with its preference value."""
@@ -85,7 +92,7 @@ def _policy(value, where: str, index: int) -> PolicySpec:
         return PolicySpec(name=value, model=value)
     if not isinstance(value, dict) or "name" not in value:
         raise ConfigError(f"{where}: key 'policies': entry {index} needs a 'name' (and a 'model')")
-    unknown = set(value) - {"name", "model", "generation"}
+    unknown = set(value) - {"name", "model", "generation", "aliases"}
     if unknown:
         raise ConfigError(f"{where}: key 'policies': entry {index} has unknown key(s) {', '.join(sorted(unknown))}")
     return PolicySpec(**value)
@@ -105,6 +112,13 @@ def _check(spec: CampaignSpec, where: str) -> None:
         ("rationale", spec.rationale in ("optional", "required", "off"), "one of optional, required, off"),
         ("flags", isinstance(spec.flags, list) and all(isinstance(f, str) for f in spec.flags), "a list of strings"),
         ("guidelines", isinstance(spec.guidelines, str), "Markdown text"),
+        ("allow_edits", isinstance(spec.allow_edits, bool), "true or false"),
+        ("undo_minutes", isinstance(spec.undo_minutes, (int, float)) and spec.undo_minutes > 0, "a positive number"),
+        ("arena", isinstance(spec.arena, bool), "true or false"),
+        ("arena_min_seconds", isinstance(spec.arena_min_seconds, (int, float)) and spec.arena_min_seconds >= 0,
+         "a number of seconds, 0 or more"),
+        ("arena_max_new_tokens", _is_int(spec.arena_max_new_tokens) and spec.arena_max_new_tokens >= 1,
+         "an integer of at least 1"),
     ]
     for key, ok, expected in checks:
         if not ok:

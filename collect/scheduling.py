@@ -83,7 +83,7 @@ def _slots_in_use(rater: Rater, now: datetime):
 def _eligible(campaign: Campaign, rater: Rater, *, gold: bool, now: datetime):
     done = select(Assignment.id).where(Assignment.task_id == Task.id, Assignment.rater_id == rater.id,
                                        Assignment.state != "leased").exists()
-    conditions = [Task.campaign_id == campaign.id, Task.is_gold.is_(gold), ~done]
+    conditions = [Task.campaign_id == campaign.id, Task.source == "pool", Task.is_gold.is_(gold), ~done]
     if not gold:  # a gold task is a check every rater may take once, so it has no overlap limit
         conditions.append(_slots_in_use(rater, now) < Task.target_overlap)
     return and_(*conditions)
@@ -150,8 +150,11 @@ def to_canonical(assignment: Assignment, *, preference=None, ranks=None, ratings
 def submit_judgment(*, session: Session, rater: Rater, assignment_id: int, preference: int | None = None,
                     both_bad: bool = False, ranks: list[int] | None = None, ratings: list[int] | None = None,
                     rationale: str = "", flags: list[str] | None = None,
-                    seconds_spent: float | None = None) -> Judgment:
-    """Record the rater's answer (in display order) to an assignment; a second answer is an edit.
+                    seconds_spent: float | None = None, edit: str | None = None) -> Judgment:
+    """Record the rater's answer (in display order) to an assignment; a second answer replaces the first.
+
+    `edit` is the rater's improved version of the better response (pairwise tasks of a
+    campaign with `allow_edits`); the SFT export prefers it to the response it improves.
 
     An answer to a lease that has expired is still stored (paid work is never thrown away),
     so a task whose slot was re-leased meanwhile can end up with one judgment more than its overlap.
@@ -162,9 +165,12 @@ def submit_judgment(*, session: Session, rater: Rater, assignment_id: int, prefe
     task = session.get(Task, assignment.task_id)
     spec = spec_of(session.get(Campaign, task.campaign_id))
     _check_options(spec, both_bad=both_bad, ratings=ratings, rationale=rationale, flags=flags)
+    edit = (edit or "").strip() or None
+    if edit is not None and (not spec.allow_edits or task.kind != "pairwise"):
+        raise JudgmentError("this campaign does not ask raters to improve a response")
     answer = to_canonical(assignment, preference=preference, ranks=ranks, ratings=ratings)
     judgment = record_judgment(session=session, assignment=assignment, both_bad=both_bad, rationale=rationale,
-                               flags=flags, seconds_spent=seconds_spent, **answer)
+                               flags=flags, seconds_spent=seconds_spent, edit=edit, **answer)
     _grow_overlap_on_disagreement(session, task, spec)
     return judgment
 
@@ -211,13 +217,21 @@ def skip_task(*, session: Session, rater: Rater, assignment_id: int) -> Assignme
 
 
 def undo_last(*, session: Session, campaign: Campaign, rater: Rater, now: datetime | None = None) -> Assignment:
-    """Retract the rater's latest live judgment in the campaign and lease its task back to them."""
+    """Retract the rater's latest live judgment in the campaign and lease its task back to them.
+
+    Only within the campaign's `undo_minutes` of submitting it: later, a judgment may already
+    have been exported or adjudicated, and changing it is a reviewer's decision.
+    """
     latest = session.scalars(live_judgments_query(campaign.id).where(Judgment.rater_id == rater.id)
-                             .order_by(None).order_by(Judgment.id.desc()).limit(1)).first()
+                             .where(Task.source == "pool").order_by(None).order_by(Judgment.id.desc())
+                             .limit(1)).first()
     if latest is None:
         raise JudgmentError("nothing to undo")
+    spec, now = spec_of(campaign), now or utcnow()
+    if now - latest.created_at > timedelta(minutes=spec.undo_minutes):
+        raise JudgmentError(f"your last judgment is more than {spec.undo_minutes:g} minutes old: ask a reviewer "
+                            "to change it")
     retract_judgment(session=session, judgment=latest)
     assignment = session.get(Assignment, latest.assignment_id)
-    now = now or utcnow()
-    assignment.state, assignment.expires_at = "leased", now + timedelta(minutes=spec_of(campaign).lease_minutes)
+    assignment.state, assignment.expires_at = "leased", now + timedelta(minutes=spec.lease_minutes)
     return assignment

@@ -33,6 +33,7 @@ from collect.store.judgments import (
 )
 from collect.store.models import (
     ROLES,
+    Adjudication,
     Assignment,
     AuditEvent,
     Base,
@@ -49,6 +50,7 @@ from collect.store.raters import RaterError, authenticate, create_rater, rater_b
 
 __all__ = [
     "ROLES",
+    "Adjudication",
     "Assignment",
     "AuditEvent",
     "Base",

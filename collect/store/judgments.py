@@ -55,8 +55,8 @@ def check_answer(task: Task, *, preference, both_bad: bool, ranks, ratings) -> N
 def record_judgment(*, session: Session, assignment: Assignment, preference: int | None = None,
                     both_bad: bool = False, ranks: list[int] | None = None, ratings: list[int] | None = None,
                     rationale: str = "", flags: list[str] | None = None,
-                    seconds_spent: float | None = None) -> Judgment:
-    """Append a judgment for the assignment's task, superseding the rater's live one (an edit) if any.
+                    seconds_spent: float | None = None, edit: str | None = None) -> Judgment:
+    """Append a judgment for the assignment's task, superseding the rater's live one (a change of mind) if any.
 
     Answers are in the task's canonical candidate order. The task's live count moves in the
     same transaction; a concurrent double submission fails on the database's unique indexes.
@@ -68,6 +68,7 @@ def record_judgment(*, session: Session, assignment: Assignment, preference: int
         task_id=task.id, rater_id=assignment.rater_id, assignment_id=assignment.id,
         supersedes_id=head.id if head else None, preference=preference, both_bad=both_bad, ranks=ranks,
         ratings=ratings, rationale=rationale, flags=list(flags or []), seconds_spent=seconds_spent,
+        edit=edit or None,
     )
     session.add(judgment)
     assignment.state = "judged"

@@ -111,6 +111,8 @@ class Task(Base):
     target_overlap: Mapped[int] = mapped_column(Integer)
     judgment_count: Mapped[int] = mapped_column(Integer, default=0)
     priority: Mapped[float] = mapped_column(Float, default=0.0)  # filled by a priority hook (e.g. RM uncertainty)
+    # "pool": built from imported candidates and scheduled; "arena": a battle a rater started, judged once, never leased.
+    source: Mapped[str] = mapped_column(String(20), default="pool", server_default="pool")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -135,6 +137,7 @@ class Judgment(Base):
     -3..3, positive when the task's first candidate is better, magnitude the strength;
     `both_bad` marks two unacceptable answers. Ranking: `ranks` (1 = best, ties share).
     Rating: `ratings`, one Likert score per candidate. `retracted` rows record an undo.
+    `edit` is the rater's improved version of the better response, when they wrote one.
     """
 
     __tablename__ = "judgments"
@@ -157,6 +160,26 @@ class Judgment(Base):
     rationale: Mapped[str] = mapped_column(Text, default="")
     flags: Mapped[list] = mapped_column(JSON, default=list)
     seconds_spent: Mapped[float | None] = mapped_column(Float)
+    edit: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Adjudication(Base):
+    """A reviewer's final answer for a task its raters disagree on; the newest one of a task is the one that counts.
+
+    Answers are in the task's canonical candidate order, as in `Judgment`. Append-only: a
+    second adjudication of the same task replaces the first by being newer.
+    """
+
+    __tablename__ = "adjudications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
+    preference: Mapped[int | None] = mapped_column(Integer)
+    both_bad: Mapped[bool] = mapped_column(Boolean, default=False)
+    ranks: Mapped[list | None] = mapped_column(JSON)
+    ratings: Mapped[list | None] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

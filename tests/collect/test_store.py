@@ -43,7 +43,7 @@ def test_migrations_create_exactly_the_models_schema(store):
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     assert schema_problem(engine) is None
-    assert upgrade(engine) == "0001"  # a second init is a no-op upgrade
+    assert upgrade(engine) == "0002"  # a second init is a no-op upgrade
 
 
 def test_an_empty_database_says_to_run_init(tmp_path):
@@ -155,3 +155,32 @@ def test_sqlite_writers_take_turns_and_a_long_wait_is_a_timeout(sqlite_url, monk
     with engine.connect() as after:  # the turn was given back when the holder's transaction rolled back
         assert after.execute(text("SELECT 1")).scalar() == 1
     engine.dispose()
+
+
+def test_upgrading_a_first_schema_database_keeps_its_judgments(sqlite_url):
+    from alembic import command
+
+    from collect.store.engine import alembic_config
+
+    engine = make_engine(sqlite_url)
+    command.upgrade(alembic_config(engine), "0001")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO raters (name, role, active, created_at) VALUES ('ann', 'rater', 1, "
+                                   "'2026-01-01')")
+        connection.exec_driver_sql("INSERT INTO campaigns (name, kind, definition, created_at) VALUES "
+                                   "('c', 'pairwise', '{}', '2026-01-01')")
+        connection.exec_driver_sql("INSERT INTO prompts (campaign_id, external_id, messages) VALUES (1, 'p', '[]')")
+        connection.exec_driver_sql(
+            "INSERT INTO tasks (campaign_id, prompt_id, kind, candidate_ids, is_gold, target_overlap, judgment_count,"
+            " priority, created_at) VALUES (1, 1, 'pairwise', '[1, 2]', 0, 2, 1, 0, '2026-01-01')")
+        connection.exec_driver_sql(
+            "INSERT INTO assignments (task_id, rater_id, candidate_order, state, leased_at, expires_at) VALUES "
+            "(1, 1, '[0, 1]', 'judged', '2026-01-01', '2026-01-01')")
+        connection.exec_driver_sql(
+            "INSERT INTO judgments (task_id, rater_id, assignment_id, retracted, preference, both_bad, rationale,"
+            " flags, created_at) VALUES (1, 1, 1, 0, 2, 0, 'clearer', '[]', '2026-01-01')")
+    assert upgrade(engine) == "0002"
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT preference, rationale, edit FROM judgments").one() == (2, "clearer",
+                                                                                                           None)
+        assert connection.exec_driver_sql("SELECT source FROM tasks").scalar() == "pool"
