@@ -7,16 +7,17 @@ Gradio's login (`gr.Request.username`), never from the page.
 """
 
 import html
-import tempfile
 import time
 
 import gradio as gr
 
 from collect.app import handlers
+from collect.app.admin_tab import create_admin_tab
+from collect.app.arena_tab import create_arena_tab
 from collect.app.campaign_tab import create_campaign_tab
-from collect.app.display import overview_markdown
 from collect.app.keys import action_of, keyboard_script
 from collect.app.rater_tab import RATER_CSS, choice_buttons, create_rater_tab, page_values, score_inputs
+from collect.app.review_tab import create_review_tab
 from collect.campaign import spec_of
 from collect.store import campaign_by_name
 
@@ -31,14 +32,22 @@ def create_ui(sessions, campaign: str) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Rate"):
                 rate = create_rater_tab(spec)
+            # Battles need two policies to answer live; raters may start them.
+            with gr.Tab("Arena", visible=spec.arena and len(spec.policies) >= 2):
+                create_arena_tab(sessions, campaign, spec)
+            # Hidden until the login says the role; every handler behind them checks the role again.
             with gr.Tab("Campaign", visible=False) as staff_tab:
-                overview = create_campaign_tab()
-        _bind_rater_events(ui, sessions, campaign, state, rate, header=header, staff_tab=staff_tab)
-        _bind_campaign_events(sessions, campaign, overview)
+                create_campaign_tab(sessions, campaign)
+            with gr.Tab("Review", visible=False) as review_tab:
+                create_review_tab(sessions, campaign, spec)
+            with gr.Tab("Admin", visible=False) as admin_tab:
+                create_admin_tab(sessions, campaign)
+        role_tabs = {staff_tab: handlers.STAFF_ROLES, review_tab: handlers.STAFF_ROLES, admin_tab: ("admin",)}
+        _bind_rater_events(ui, sessions, campaign, state, rate, header=header, role_tabs=role_tabs)
     return ui
 
 
-def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header, staff_tab) -> None:
+def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header, role_tabs: dict) -> None:
     page_outputs = [state, *rate.values()]
 
     def on_load(old_state: dict, request: gr.Request):
@@ -46,7 +55,7 @@ def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header
         role = handlers.role_of(sessions, request.username)
         return {state: shown(page, old_state), **page_values(page, rate),
                 header: f"Signed in as **{html.escape(request.username)}** ({role}) · campaign `{campaign}`",
-                staff_tab: gr.Tab(visible=role in handlers.STAFF_ROLES)}
+                **{tab: gr.Tab(visible=role in roles) for tab, roles in role_tabs.items()}}
 
     def on_judge(old_state: dict, label: str, rationale: str, flags: list[str], request: gr.Request):
         page = handlers.judge(sessions, campaign=campaign, rater_name=request.username,
@@ -72,7 +81,7 @@ def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header
         page = handlers.undo(sessions, campaign=campaign, rater_name=request.username)
         return {state: shown(page, old_state), **page_values(page, rate)}
 
-    ui.load(on_load, inputs=[state], outputs=[*page_outputs, header, staff_tab], api_name="show_task")
+    ui.load(on_load, inputs=[state], outputs=[*page_outputs, header, *role_tabs], api_name="show_task")
     for index, button in enumerate(choice_buttons(rate)):
         button.click(on_judge, inputs=[state, button, rate["rationale"], rate["flags"]], outputs=page_outputs,
                      api_name="judge" if index == 0 else f"judge_{index}",
@@ -95,22 +104,6 @@ def shown(page, old_state: dict) -> dict:
 def _seconds_on(old_state: dict) -> float | None:
     started = old_state.get("shown_at")
     return time.monotonic() - started if started is not None else None
-
-
-def _bind_campaign_events(sessions, campaign: str, overview: dict) -> None:
-    plot_dir = tempfile.mkdtemp(prefix="plumb-plots-")  # per app, under the temp dir Gradio serves files from
-
-    def on_refresh(request: gr.Request) -> tuple[str, str, str | None]:
-        try:
-            stats, per_rater = handlers.campaign_overview(sessions, campaign=campaign, rater_name=request.username)
-            quality, plot = handlers.campaign_quality(sessions, campaign=campaign, rater_name=request.username,
-                                                      plot_dir=plot_dir)
-        except PermissionError as error:
-            raise gr.Error(str(error)) from None
-        return overview_markdown(stats, per_rater), quality, plot
-
-    overview["refresh"].click(on_refresh, outputs=[overview["overview"], overview["quality"], overview["ratings"]],
-                              api_name="campaign_overview")
 
 
 def mount(app, sessions, campaign: str, *, path: str = "/"):
