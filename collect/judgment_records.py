@@ -44,13 +44,22 @@ def _gold(item) -> str | None:
     return f"c{best[0]}" if len(best) == 1 else "tie"
 
 
-def battle_records(items) -> list[dict]:
-    """Every live pairwise judgment between two different policies as a battle: model_a, model_b, winner."""
+IDENTITY_LEAK = "identity leak"  # the flag of an arena vote where an answer named its own model
+
+
+def battle_records(items, *, include_identity_leaks: bool = False) -> list[dict]:
+    """Every live pairwise judgment between two different policies as a battle: model_a, model_b, winner.
+
+    Votes flagged as identity leaks are left out unless asked for: a rater who knows which
+    model answered judges the name, not the answer.
+    """
     battles = []
     for item in items:
         if item.task.kind != "pairwise" or item.task.is_gold or len(set(item.policies)) < 2:
             continue
         for _, judgment in item.judgments:
+            if IDENTITY_LEAK in (judgment.flags or []) and not include_identity_leaks:
+                continue
             preference = judgment.preference or 0  # canonical: positive when the first candidate is better
             winner = ("both_bad" if judgment.both_bad else
                       "model_a" if preference > 0 else "model_b" if preference < 0 else "tie")
