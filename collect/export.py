@@ -1,11 +1,20 @@
 """Export a campaign's judgments as a Hugging Face dataset that TRL trains on directly.
 
 Formats (the data contract's): `pairwise` (RewardTrainer, DPOTrainer), `ranking`, `kto`
-(unpaired, KTOTrainer) and `sft` (the preferred answer, SFTTrainer); and `judgments`, every
-rater's pairwise answer as shown on screen, which `plumb collect quality` reads. Several raters per
-task aggregate by majority (pairs) or mean rank (rankings, ratings); the strength of a
-pairwise judgment becomes `margin`; `meta` keeps the task, the raters and their
-agreement. Nothing is dropped silently: summary.json counts every task left out, by reason.
+(unpaired, KTOTrainer) and `sft` (the preferred answer, SFTTrainer); `judgments`, every
+rater's pairwise answer as shown on screen, which `plumb collect quality` reads; and
+`battles` (model_a, model_b, winner), which `plumb collect leaderboard --battles DIR` reads.
+Several raters per task aggregate by majority (pairs) or mean rank (rankings, ratings);
+the strength of a pairwise judgment becomes `margin`; `meta` keeps the task, the raters
+and their agreement. Nothing is dropped silently: summary.json counts every task left out, by reason.
+
+A reviewer's adjudication (the newest one of a task) replaces the majority for that task,
+also when raters judged it again afterwards (the review queue offers it again);
+`meta.adjudicated` says which rows it decided. Rows per rater (`per_rater`) stay each
+rater's own. In `sft`, a rater's edit (their improved version of the better response)
+is the assistant turn instead of the best candidate: one row per distinct edit, with
+`meta.edited` true; tasks without edits keep the best candidate. Pairwise rows never
+use edits: nobody compared an edit with the candidates.
 
     plumb collect export --config configs/collect/export.yaml
     plumb collect export --campaign demo --format kto --per_rater --output_dir outputs/demo-kto
@@ -21,8 +30,9 @@ from sqlalchemy import select
 
 from collect.majority import SPLIT_RULES, Outcome, agreement, aggregate_pairwise, aggregate_ranks, aggregate_ratings
 from collect.scheduling import judgment_label
-from collect.judgment_records import judgment_records
+from collect.judgment_records import IDENTITY_LEAK, battle_records, judgment_records
 from collect.store import (
+    Adjudication,
     Assignment,
     Candidate,
     Judgment,
@@ -39,7 +49,7 @@ from plumb.data import ranking_pairs
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("pairwise", "ranking", "kto", "sft", "judgments")
+FORMATS = ("pairwise", "ranking", "kto", "sft", "judgments", "battles")
 
 
 @dataclass
@@ -60,6 +70,8 @@ class ExportArguments:
         "help": "kto: a 'both bad' majority gives every candidate an undesirable row (other formats leave it out)."})
     min_judgments: int = field(default=1, metadata={"help": "Leave out tasks with fewer live judgments than this."})
     include_gold: bool = field(default=False, metadata={"help": "Export gold (quality-check) tasks too."})
+    include_identity_leaks: bool = field(default=False, metadata={
+        "help": "battles: keep arena votes flagged 'identity leak' (an answer named its own model)."})
     push_to_hub: str | None = field(default=None, metadata={"help": "Hub dataset repo to push to, with its card."})
 
     def __post_init__(self):
@@ -80,6 +92,7 @@ class TaskItem:
     policies: list[str]
     judgments: list[tuple[str, Judgment]]  # (rater name, judgment)
     shown_orders: dict[int, list[int]]  # assignment id -> candidate order shown (display position -> canonical)
+    adjudication: Adjudication | None = None  # the newest reviewer's decision, which replaces the majority
 
 
 def config_types() -> tuple:
@@ -98,29 +111,33 @@ def cli(argv: list[str], *, prog: str) -> int:
 
 def main(args: ExportArguments) -> dict:
     """Export, save to `output_dir` (dataset, summary.json, README.md) and push if asked; returns the summary."""
-    import datasets
-
     # Judgments
     with opened_store(args.db) as sessions, sessions() as session:
         campaign = campaign_by_name(session=session, name=args.campaign)
         items = load_items(session, campaign.id)
         guidelines = campaign.definition.get("guidelines", "")
 
-    # Rows
+    # Rows, saved
+    dataset, summary = save_export(items, args, guidelines=guidelines)
+    if args.push_to_hub:
+        push(dataset, Path(args.output_dir), args.push_to_hub)
+    return summary
+
+
+def save_export(items: list["TaskItem"], args: ExportArguments, *, guidelines: str = "") -> tuple:
+    """Rows of `items` in `args.format`, saved to `args.output_dir` with summary.json and README.md: (dataset, summary)."""
+    import datasets
+
     rows, left_out = export_rows(items, args)
     dataset = datasets.Dataset.from_list(rows)
     summary = summarize(items, rows, left_out, args)
-
-    # Save
     output = Path(args.output_dir)
     dataset.save_to_disk(str(output))
     (output / "summary.json").write_text(json.dumps(summary, indent=2))
     write_dataset_card(output, summary, guidelines)
-    if args.push_to_hub:
-        push(dataset, output, args.push_to_hub)
     logger.info("Exported %d %s rows from %d tasks to %s; left out: %s", len(rows), args.format, len(items),
                 output, summary["left_out"] or "none")
-    return summary
+    return dataset, summary
 
 
 def load_items(session, campaign_id: int) -> list[TaskItem]:
@@ -139,17 +156,21 @@ def load_items(session, campaign_id: int) -> list[TaskItem]:
             select(Assignment.task_id, Assignment.id, Assignment.candidate_order).join(Task)
             .where(Task.campaign_id == campaign_id)):
         orders[task_id][assignment_id] = order
+    adjudications = {}  # ascending ids: the newest of a task is written last
+    for adjudication in session.scalars(select(Adjudication).join(Task).where(Task.campaign_id == campaign_id)
+                                        .order_by(Adjudication.created_at, Adjudication.id)):
+        adjudications[adjudication.task_id] = adjudication
     return [
         TaskItem(task=task, prompt_id=prompts[task.prompt_id].external_id, prompt=prompts[task.prompt_id].messages,
                  completions=[candidates[cid][0].completion for cid in task.candidate_ids],
                  policies=[candidates[cid][1] for cid in task.candidate_ids], judgments=judgments[task.id],
-                 shown_orders=orders[task.id])
+                 shown_orders=orders[task.id], adjudication=adjudications.get(task.id))
         for task in tasks
     ]
 
 
-def decide(item: TaskItem, judgments: list[Judgment], args: ExportArguments) -> Outcome:
-    """The task's decision from these judgments, by its kind's aggregation rule."""
+def decide(item: TaskItem, judgments: list, args: ExportArguments) -> Outcome:
+    """The task's decision from these judgments (or its one adjudication), by its kind's aggregation rule."""
     if item.task.kind == "pairwise":
         return aggregate_pairwise([(j.preference, j.both_bad) for j in judgments], on_split=args.on_split)
     if item.task.kind == "ranking":
@@ -161,6 +182,8 @@ def export_rows(items: list[TaskItem], args: ExportArguments) -> tuple[list[dict
     """The dataset rows of every task (or every rater's judgment with `per_rater`), and what was left out, by reason."""
     if args.format == "judgments":
         return judgment_records(items)
+    if args.format == "battles":
+        return battle_rows(items, args)
     rows, left_out = [], Counter()
     for item in items:
         reason = _skip_reason(item, args)
@@ -170,9 +193,16 @@ def export_rows(items: list[TaskItem], args: ExportArguments) -> tuple[list[dict
         item_agreement = agreement([judgment_label(j) for _, j in item.judgments])
         groups = [[pair] for pair in item.judgments] if args.per_rater else [item.judgments]
         for group in groups:
+            adjudication = item.adjudication if not args.per_rater else None
             meta = {"task_id": item.task.id, "prompt_id": item.prompt_id, "raters": [name for name, _ in group],
-                    "agreement": item_agreement, "judgments": len(item.judgments)}
-            made, reason = FORMATTERS[args.format](item, decide(item, [j for _, j in group], args), meta, args)
+                    "agreement": item_agreement, "judgments": len(item.judgments),
+                    "adjudicated": adjudication is not None}
+            edits = [(name, j) for name, j in group if j.edit]
+            if args.format == "sft" and edits:
+                rows.extend(edit_rows(item, edits, meta))
+                continue
+            outcome = decide(item, [adjudication] if adjudication else [j for _, j in group], args)
+            made, reason = FORMATTERS[args.format](item, outcome, meta, args)
             rows.extend(made)
             if reason:
                 left_out[reason] += 1
@@ -236,7 +266,45 @@ def sft_rows(item: TaskItem, outcome: Outcome, meta: dict, args) -> tuple[list[d
     if len(best) > 1:
         return [], "tie for best"
     return [{"messages": item.prompt + item.completions[best[0]],
-             "meta": {**meta, "policies": [item.policies[best[0]]]}}], None
+             "meta": {**meta, "policies": [item.policies[best[0]]], "edited": False}}], None
+
+
+def edit_rows(item: TaskItem, edits: list[tuple[str, Judgment]], meta: dict) -> list[dict]:
+    """SFT rows whose assistant turn is a rater's edit: one per distinct text, naming its editors and the policy improved."""
+    by_text = defaultdict(list)
+    for name, judgment in edits:
+        by_text[judgment.edit.strip()].append((name, judgment))
+    rows = []
+    for text, editors in by_text.items():
+        improved = sorted({item.policies[k] for _, j in editors if (k := _better_candidate(j)) is not None})
+        rows.append({"messages": item.prompt + [{"role": "assistant", "content": text}],
+                     "meta": {**meta, "raters": [name for name, _ in editors], "policies": improved, "edited": True}})
+    return rows
+
+
+def _better_candidate(judgment: Judgment) -> int | None:
+    # The edit improves the response its rater preferred; a tie or "both bad" names none.
+    if judgment.both_bad or not judgment.preference:
+        return None
+    return 0 if judgment.preference > 0 else 1
+
+
+def battle_rows(items: list[TaskItem], args: ExportArguments) -> tuple[list[dict], Counter]:
+    """Battles (model_a, model_b, winner) for the leaderboard, and what was left out, by reason."""
+    rows = battle_records(items, include_identity_leaks=args.include_identity_leaks)
+    left_out = Counter()
+    for item in items:
+        if item.task.kind != "pairwise":
+            left_out["not a pairwise task"] += 1
+        elif item.task.is_gold:
+            left_out["gold task (a quality check)"] += 1
+        elif len(set(item.policies)) < 2:
+            left_out["one policy on both sides"] += 1
+        elif not item.judgments:
+            left_out["no judgments yet"] += 1
+        elif not args.include_identity_leaks:
+            left_out["identity leak"] += sum(IDENTITY_LEAK in (j.flags or []) for _, j in item.judgments)
+    return rows, +left_out  # unary plus drops the zero counts
 
 
 FORMATTERS = {"pairwise": pairwise_rows, "ranking": ranking_rows, "kto": kto_rows, "sft": sft_rows}
@@ -251,6 +319,7 @@ def summarize(items: list[TaskItem], rows: list[dict], left_out: Counter, args: 
         "tasks": len(items), "judgments": sum(len(item.judgments) for item in items),
         "raters": len({name for item in items for name, _ in item.judgments}),
         "mean_agreement": round(sum(agreements) / len(agreements), 4) if agreements else None,
+        "adjudicated_tasks": sum(item.adjudication is not None for item in judged),
         "left_out": dict(left_out.most_common()),
     }
 
@@ -269,10 +338,23 @@ def write_dataset_card(output: Path, summary: dict, guidelines: str) -> Path:
     )
 
 
-def push(dataset, output: Path, repo: str) -> None:
-    """Push the dataset and its card to the Hub repo `repo`."""
-    from huggingface_hub import HfApi
+class PushError(RuntimeError):
+    """A push to the Hub failed (no network, no token, no access); the message names the repo and the reason."""
 
-    dataset.push_to_hub(repo)
-    HfApi().upload_file(path_or_fileobj=str(output / "README.md"), path_in_repo="README.md", repo_id=repo,
-                        repo_type="dataset")
+
+def push(dataset, output: Path, repo: str) -> None:
+    """Push the dataset and its card to the Hub repo `repo`; `PushError` naming the repo when that fails."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo)
+    except HFValidationError as error:
+        raise PushError(f"'{repo}' is not a Hub repo id (like team/preferences): {error}") from None
+    try:
+        dataset.push_to_hub(repo)
+        HfApi().upload_file(path_or_fileobj=str(output / "README.md"), path_in_repo="README.md", repo_id=repo,
+                            repo_type="dataset")
+    except Exception as error:  # network, token and permission errors come from several libraries' hierarchies
+        raise PushError(f"could not push to the Hub dataset repo '{repo}': {type(error).__name__}: {error} "
+                        f"(the export is saved in {output})") from error

@@ -68,11 +68,12 @@ def show_next(sessions, *, campaign: str, rater_name: str, message: str = "") ->
 
 
 def judge(sessions, *, campaign: str, rater_name: str, assignment_id: int | None, choice: str,
-          rationale: str = "", flags: list[str] | None = None, seconds_spent: float | None = None) -> RaterPage:
+          rationale: str = "", flags: list[str] | None = None, seconds_spent: float | None = None,
+          edit: str = "") -> RaterPage:
     """Store the rater's answer (`choice`: a label of the pairwise scale or "Both bad"), then show the next task.
 
-    A refused answer (e.g. a rationale the campaign requires is missing) keeps the task on
-    screen with the reason as the message.
+    `edit` is the rater's improved version of the better response. A refused answer (e.g. a
+    rationale the campaign requires is missing) keeps the task on screen with the reason.
     """
     if assignment_id is None:
         return show_next(sessions, campaign=campaign, rater_name=rater_name, message="No task to answer.")
@@ -81,10 +82,11 @@ def judge(sessions, *, campaign: str, rater_name: str, assignment_id: int | None
         with sessions.begin() as session:
             rater = rater_by_name(session=session, name=rater_name)
             submit_judgment(session=session, rater=rater, assignment_id=assignment_id, rationale=rationale.strip(),
-                            flags=flags or [], seconds_spent=seconds_spent, **answer)
+                            flags=flags or [], seconds_spent=seconds_spent, edit=edit, **answer)
     except StoreError as error:
         return show_next(sessions, campaign=campaign, rater_name=rater_name, message=str(error))
-    return show_next(sessions, campaign=campaign, rater_name=rater_name, message=f"Saved: {choice}.")
+    saved = f"Saved: {choice}" + (", with your improved response." if edit.strip() else ".")
+    return show_next(sessions, campaign=campaign, rater_name=rater_name, message=saved)
 
 
 def score(sessions, *, campaign: str, rater_name: str, assignment_id: int | None, scores: list[int | None],

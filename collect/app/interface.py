@@ -15,7 +15,7 @@ from collect.app import handlers
 from collect.app.admin_tab import create_admin_tab
 from collect.app.arena_tab import create_arena_tab
 from collect.app.campaign_tab import create_campaign_tab
-from collect.app.keys import action_of, keyboard_script
+from collect.app.keys import EDIT_KEYS, action_of, keyboard_script
 from collect.app.rater_tab import RATER_CSS, choice_buttons, create_rater_tab, page_values, score_inputs
 from collect.app.review_tab import create_review_tab
 from collect.campaign import spec_of
@@ -27,7 +27,7 @@ def create_ui(sessions, campaign: str) -> gr.Blocks:
     with sessions.begin() as session:
         spec = spec_of(campaign_by_name(session=session, name=campaign))
     with gr.Blocks(title=f"Plumb · {campaign}") as ui:
-        state = gr.State({})  # {"assignment_id": int | None, "responses": count, "shown_at": monotonic seconds}
+        state = gr.State({})  # {"assignment_id", "responses": count, "texts": responses shown, "shown_at": monotonic}
         header = gr.Markdown(elem_id="plumb-header")
         with gr.Tabs():
             with gr.Tab("Rate"):
@@ -57,11 +57,19 @@ def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header
                 header: f"Signed in as **{html.escape(request.username)}** ({role}) · campaign `{campaign}`",
                 **{tab: gr.Tab(visible=role in roles) for tab, roles in role_tabs.items()}}
 
-    def on_judge(old_state: dict, label: str, rationale: str, flags: list[str], request: gr.Request):
-        page = handlers.judge(sessions, campaign=campaign, rater_name=request.username,
+    def judged(old_state: dict, label: str, rationale: str, flags: list[str], edit: str, rater_name: str) -> dict:
+        page = handlers.judge(sessions, campaign=campaign, rater_name=rater_name,
                               assignment_id=old_state.get("assignment_id"), choice=action_of(label),
-                              rationale=rationale or "", flags=flags, seconds_spent=_seconds_on(old_state))
+                              rationale=rationale or "", flags=flags, seconds_spent=_seconds_on(old_state),
+                              edit=edit or "")
         return {state: shown(page, old_state), **page_values(page, rate)}
+
+    def on_judge(old_state: dict, label: str, rationale: str, flags: list[str], request: gr.Request):
+        return judged(old_state, label, rationale, flags, "", request.username)
+
+    def on_judge_with_edit(old_state: dict, label: str, rationale: str, flags: list[str], edit: str,
+                           request: gr.Request):
+        return judged(old_state, label, rationale, flags, edit, request.username)
 
     def on_score(inputs: dict, request: gr.Request):
         old_state = inputs[state]
@@ -82,14 +90,21 @@ def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header
         return {state: shown(page, old_state), **page_values(page, rate)}
 
     ui.load(on_load, inputs=[state], outputs=[*page_outputs, header, *role_tabs], api_name="show_task")
+    edit = [rate["edit"]] if "edit" in rate else []
     for index, button in enumerate(choice_buttons(rate)):
-        button.click(on_judge, inputs=[state, button, rate["rationale"], rate["flags"]], outputs=page_outputs,
+        button.click(on_judge_with_edit if edit else on_judge, inputs=[state, button, rate["rationale"], rate["flags"],
+                                                                      *edit], outputs=page_outputs,
                      api_name="judge" if index == 0 else f"judge_{index}",
                      api_visibility="public" if index == 0 else "undocumented")
     if "submit" in rate:
         rate["submit"].click(on_score, inputs={state, rate["rationale"], rate["flags"], *score_inputs(rate)},
                              outputs=page_outputs, api_name="submit")
     rate["skip"].click(on_skip, inputs=[state], outputs=page_outputs, api_name="skip")
+    for index, key in enumerate(EDIT_KEYS):
+        if f"copy_{key}" in rate:
+            # The text as stored, not as rendered: the rater edits the response itself.
+            rate[f"copy_{key}"].click(lambda old_state, index=index: (old_state.get("texts") or ["", ""])[index],
+                                      inputs=[state], outputs=rate["edit"], api_visibility="private")
     rate["undo"].click(on_undo, inputs=[state], outputs=page_outputs, api_name="undo")
 
 
@@ -98,7 +113,8 @@ def shown(page, old_state: dict) -> dict:
     # The clock of a judgment starts when its task first appears, not when it reappears after an error.
     if page.assignment_id is not None and page.assignment_id == old_state.get("assignment_id"):
         return old_state
-    return {"assignment_id": page.assignment_id, "responses": len(page.responses), "shown_at": time.monotonic()}
+    return {"assignment_id": page.assignment_id, "responses": len(page.responses), "texts": page.responses,
+            "shown_at": time.monotonic()}
 
 
 def _seconds_on(old_state: dict) -> float | None:

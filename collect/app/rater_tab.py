@@ -8,13 +8,17 @@ a `handlers.RaterPage` into their new values. The wiring lives in `collect.app.i
 
 import gradio as gr
 
-from collect.app.display import progress_markdown
-from collect.app.keys import CHOICE_KEYS, SKIP_KEY, SUBMIT_KEY, UNDO_KEY, button_label, element_id
+from collect.app.display import progress_markdown, safe_markdown
+from collect.app.keys import CHOICE_KEYS, EDIT_KEYS, SKIP_KEY, SUBMIT_KEY, UNDO_KEY, button_label, element_id
 from collect.campaign import BOTH_BAD, CampaignSpec
 
 SLOTS = "ABCDEFGH"  # the most responses one ranking or rating task shows
-# Read-only text boxes are greyed out by default; responses are what raters read all day.
-RATER_CSS = "[id^=plumb-response-] textarea {color: var(--body-text-color); opacity: 1;}"
+# Responses are what raters read all day: a framed, scrollable pane each, stacked on a narrow screen.
+RATER_CSS = """
+[id^=plumb-response-] {border: 1px solid var(--border-color-primary); border-radius: var(--radius-lg);
+                       padding: var(--spacing-lg);}
+@media (max-width: 720px) { .plumb-responses {flex-direction: column;} }
+"""
 
 
 def create_rater_tab(spec: CampaignSpec) -> dict[str, gr.components.Component]:
@@ -24,7 +28,7 @@ def create_rater_tab(spec: CampaignSpec) -> dict[str, gr.components.Component]:
         gr.Markdown(spec.guidelines or "Choose the better response.")
     components["progress"] = gr.Markdown(elem_id="plumb-progress")
     components["message"] = gr.Markdown(elem_id="plumb-message")
-    components["prompt"] = gr.Chatbot(label="Conversation", height=260, elem_id="plumb-prompt", render_markdown=False,
+    components["prompt"] = gr.Chatbot(label="Conversation", height=260, elem_id="plumb-prompt", sanitize_html=True,
                                       buttons=["copy_all"], feedback_options=None, group_consecutive_messages=False)
     if spec.kind == "pairwise":
         components.update(_pairwise_answers(spec))
@@ -46,9 +50,20 @@ def create_rater_tab(spec: CampaignSpec) -> dict[str, gr.components.Component]:
 
 def _pairwise_answers(spec: CampaignSpec) -> dict:
     components = {}
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, elem_classes="plumb-responses"):
         for label in SLOTS[:2]:
-            components[f"response_{label}"] = _response_box(label)
+            with gr.Column(min_width=280):
+                gr.Markdown(f"**Response {label}**")
+                components[f"response_{label}"] = _response_box(label)
+    if spec.allow_edits:
+        with gr.Row():
+            # Written before the answer button is pressed, and stored with that answer.
+            components["edit"] = gr.Textbox(label="Improve the better response (optional; Esc leaves the box)",
+                                            lines=4, max_lines=20, scale=4, elem_id="plumb-edit")
+            with gr.Column(scale=1, min_width=160):
+                for key in EDIT_KEYS:
+                    components[f"copy_{key}"] = gr.Button(button_label(key, f"Start from {key}"),
+                                                          elem_id=element_id(key), size="sm")
     choices = [(key, choice) for key, choice in CHOICE_KEYS if spec.allow_both_bad or choice != BOTH_BAD]
     with gr.Row():
         for key, choice in choices:
@@ -63,15 +78,17 @@ def _scored_answers() -> dict:
     with gr.Row(equal_height=True):
         for label in SLOTS:
             with gr.Column(visible=False, min_width=240) as column:
+                gr.Markdown(f"**Response {label}**")
                 components[f"response_{label}"] = _response_box(label)
                 components[f"score_{label}"] = gr.Radio([], label=f"{label}: score", elem_id=f"plumb-score-{label}")
             components[f"slot_{label}"] = column
     return components
 
 
-def _response_box(label: str) -> gr.Textbox:
-    return gr.Textbox(label=f"Response {label}", interactive=False, lines=8, max_lines=30,
-                      elem_id=f"plumb-response-{label.lower()}")
+def _response_box(label: str) -> gr.Markdown:
+    # Markdown with code highlighting; `page_values` passes the text through `safe_markdown` first.
+    return gr.Markdown(elem_id=f"plumb-response-{label.lower()}", sanitize_html=True, max_height=520,
+                       min_height=120)
 
 
 def choice_buttons(components: dict) -> list[gr.Button]:
@@ -93,11 +110,12 @@ def page_values(page, components: dict) -> dict:
         components["message"]: page.message,
         components["rationale"]: "",
         components["flags"]: [],
+        **({components["edit"]: ""} if "edit" in components else {}),
     }
     for index, label in enumerate(SLOTS):
         shown = has_task and index < len(page.responses)
         if f"response_{label}" in components:
-            values[components[f"response_{label}"]] = page.responses[index] if shown else ""
+            values[components[f"response_{label}"]] = safe_markdown(page.responses[index]) if shown else ""
         if f"slot_{label}" in components:
             values[components[f"slot_{label}"]] = gr.Column(visible=shown)
             values[components[f"score_{label}"]] = gr.Radio(choices=page.score_choices, value=None,

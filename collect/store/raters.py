@@ -1,8 +1,9 @@
-"""Raters: create them, check their passwords (argon2id) and find them by API token.
+"""Raters: create them, check their passwords (argon2id), find them by API token, and manage them.
 
 A password is hashed with argon2-cffi. An API token is 32 random bytes, shown once and
 stored as its SHA-256: a token carries enough entropy that a fast hash is safe, and
-every REST call can check it without argon2's deliberate slowness.
+every REST call can check it without argon2's deliberate slowness. A deactivated rater
+keeps their judgments but can no longer sign in, use their token, or act in an open page.
 """
 
 import hashlib
@@ -32,15 +33,14 @@ def token_hash(token: str) -> str:
 
 def create_rater(*, session: Session, name: str, role: str = "rater", password: str | None = None) -> tuple[Rater, str]:
     """Add a rater; returns (rater, API token). The token is not stored and cannot be shown again."""
-    if role not in ROLES:
-        raise RaterError(f"unknown role '{role}' (choose one of: {', '.join(ROLES)})")
+    _check_role(role)
     if not name.strip():
         raise RaterError("a rater needs a name")
     if session.scalar(select(Rater).where(Rater.name == name)) is not None:
         raise RaterError(f"a rater named '{name}' already exists")
     token = secrets.token_urlsafe(32)
     rater = Rater(name=name, role=role, token_hash=token_hash(token),
-                  password_hash=_hasher().hash(password) if password else None)
+                  password_hash=_password_hash(password) if password is not None else None)
     session.add(rater)
     session.flush()
     record_event(session=session, action="rater.created", rater=rater, role=role)
@@ -53,7 +53,15 @@ def rater_by_token(*, session: Session, token: str) -> Rater | None:
 
 
 def rater_by_name(*, session: Session, name: str) -> Rater:
-    """The rater called `name`; `RaterError` when there is none."""
+    """The active rater called `name`; `RaterError` when there is none or they were deactivated."""
+    rater = _any_rater(session, name)
+    if not rater.active:
+        # A page opened before the deactivation still sends the old login: every handler looks the rater up here.
+        raise RaterError(f"rater '{name}' is deactivated")
+    return rater
+
+
+def _any_rater(session: Session, name: str) -> Rater:
     rater = session.scalar(select(Rater).where(Rater.name == name))
     if rater is None:
         raise RaterError(f"no rater named '{name}' (add one with `plumb collect add-rater NAME`)")
@@ -72,3 +80,55 @@ def authenticate(*, session: Session, name: str, password: str) -> Rater | None:
     except VerificationError:
         return None
     return rater
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise RaterError(f"unknown role '{role}' (choose one of: {', '.join(ROLES)})")
+
+
+def _password_hash(password: str) -> str:
+    if not password or not password.strip():
+        raise RaterError("a password cannot be empty")
+    return _hasher().hash(password)
+
+
+def all_raters(*, session: Session) -> list[Rater]:
+    """Every rater, active or not, by name."""
+    return list(session.scalars(select(Rater).order_by(Rater.name)))
+
+
+def set_role(*, session: Session, name: str, role: str, by: Rater | None = None) -> Rater:
+    """Give rater `name` the role `role`; `by` (the admin acting) cannot change their own role."""
+    _check_role(role)
+    rater = _any_rater(session, name)
+    _not_yourself(rater, by, "change your own role")
+    if rater.role != role:
+        record_event(session=session, action="rater.role_changed", rater=by, name=name, old=rater.role, new=role)
+        rater.role = role
+    return rater
+
+
+def set_active(*, session: Session, name: str, active: bool, by: Rater | None = None) -> Rater:
+    """Deactivate (they can no longer sign in) or reactivate rater `name`; nobody deactivates themselves."""
+    rater = _any_rater(session, name)
+    _not_yourself(rater, by, "deactivate yourself")
+    if rater.active != active:
+        rater.active = active
+        record_event(session=session, action="rater.reactivated" if active else "rater.deactivated", rater=by,
+                     name=name)
+    return rater
+
+
+def set_password(*, session: Session, name: str, password: str, by: Rater | None = None) -> Rater:
+    """Replace rater `name`'s web password (argon2id); an empty password is refused."""
+    rater = _any_rater(session, name)
+    rater.password_hash = _password_hash(password)
+    record_event(session=session, action="rater.password_reset", rater=by, name=name)
+    return rater
+
+
+def _not_yourself(rater: Rater, by: Rater | None, what: str) -> None:
+    # An admin who demotes or deactivates their own account could leave the campaign with no admin at all.
+    if by is not None and by.id == rater.id:
+        raise RaterError(f"you cannot {what}: ask another admin")

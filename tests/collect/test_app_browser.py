@@ -6,9 +6,9 @@ tie, checks the store, and checks that HTML in a model output shows as text and 
 download does not work on these machines, so it is never used.
 """
 
-from pathlib import Path
-
 import contextlib
+import re
+from pathlib import Path
 
 import pytest
 
@@ -59,13 +59,16 @@ def press(page, key: str, *, judged_today: int) -> None:
 
 
 def test_a_rater_logs_in_and_judges_with_the_keyboard_and_html_runs_nothing(tmp_path):
-    with browser_on_app(tmp_path, attack=True) as (page, sessions):
+    with browser_on_app(tmp_path, attack=True, allow_edits=True) as (page, sessions):
         judge_five_with_the_keyboard(page, tmp_path)
         judgments = judgments_of(sessions, "ana")
     assert [j.retracted for j in judgments] == [False, False, True, False, False, False]
     assert [abs(j.preference) if j.preference is not None else "both bad" for j in judgments if not j.retracted] == \
         [2, "both bad", 3, 1, 3]
     assert judgments[3].supersedes_id == judgments[2].id  # the re-judgment after undo supersedes the retraction
+    edited = judgments[0]  # started from response A's text with the A key, then typed into
+    assert edited.edit.startswith("answer ") and edited.edit.endswith(" Shorter, and it cites a source.")
+    assert [j.edit for j in judgments[1:]] == [None] * 5
     assert all(j.seconds_spent is not None and j.seconds_spent >= 0 for j in judgments if not j.retracted)
 
 
@@ -78,7 +81,19 @@ def judge_five_with_the_keyboard(page, tmp_path) -> None:
     playwright.expect(page.get_by_role("tab", name="Rate")).to_be_visible()
     playwright.expect(page.get_by_role("tab", name="Campaign")).to_have_count(0)  # reviewers and admins only
 
+    page.keyboard.press("a")  # start the improved response from response A's text
+    edit_box = page.locator("#plumb-edit textarea")
+    playwright.expect(edit_box).to_have_value(page.locator("#plumb-response-a").inner_text().strip())
+    edit_box.click()
+    edit_box.press("End")
+    edit_box.type(" Shorter, and it cites a source.")
+    page.keyboard.press("2")  # typed into the box: no answer yet
+    playwright.expect(edit_box).to_have_value(re.compile(r"source\.2$"))
+    edit_box.press("Backspace")
+    edit_box.press("Escape")  # leaves the box, so the keys answer again
     press(page, "2", judged_today=1)
+    playwright.expect(page.locator("#plumb-message")).to_contain_text("with your improved response")
+    playwright.expect(edit_box).to_have_value("")
     press(page, "0", judged_today=2)
     press(page, "u", judged_today=1)
     playwright.expect(page.locator("#plumb-message")).to_contain_text("Undone")
@@ -88,8 +103,14 @@ def judge_five_with_the_keyboard(page, tmp_path) -> None:
     # The last task carries HTML in its prompt and both responses: it must show as typed.
     playwright.expect(page.locator("#plumb-prompt")).to_contain_text('<img src=x onerror="window.__plumb_ran=1">')
     playwright.expect(page.locator("#plumb-prompt")).to_contain_text("<script>window.__plumb_ran=2</script>")
-    assert page.locator("#plumb-response-a textarea").input_value() == ATTACK
-    assert page.locator('img[src="x"], a[href^="javascript:"]').count() == 0
+    response = page.locator("#plumb-response-a")
+    playwright.expect(response).to_contain_text('Look: <img src=x onerror="window.__plumb_ran=1"> '
+                                                '<script>window.__plumb_ran=2</script> '
+                                                '<a href="javascript:window.__plumb_ran=3">link</a>')
+    # The code block is highlighted, and its HTML is code: shown, not rendered.
+    playwright.expect(response.locator("pre code")).to_contain_text('print("<b>hi</b>")')
+    assert response.locator("pre code .token").count() > 0 and response.locator("b").count() == 0
+    assert page.locator('img[src="x"], a[href^="javascript:"], script:text("__plumb_ran")').count() == 0
     page.screenshot(path=str(tmp_path / "rater-page.png"), full_page=True)
     press(page, "1", judged_today=4)
     playwright.expect(page.locator("#plumb-message")).to_contain_text("Nothing left")
@@ -107,7 +128,7 @@ def test_a_rater_ranks_three_responses_with_a_tie_and_submits_with_enter(tmp_pat
         shown = {}
         for slot, rank in ranks.items():
             page.locator(f"#plumb-score-{slot}").get_by_label(str(rank), exact=True).check()
-            policy = page.locator(f"#plumb-response-{slot.lower()} textarea").input_value().rsplit(" ", 1)[-1]
+            policy = page.locator(f"#plumb-response-{slot.lower()}").inner_text().strip().rsplit(" ", 1)[-1]
             shown[policy] = rank
         page.keyboard.press("Enter")
         playwright.expect(page.locator("#plumb-progress")).to_contain_text("1 judged today")
