@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.plumb-installed
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo demo-sft test test-fast clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,12 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# The rating app on a demo campaign: prints the URL and the demo logins; Ctrl-C stops it.
 demo: install
+	$(VENV)/bin/plumb collect serve --config configs/collect/demo.yaml
+
+# The first stage of the alignment loop on the offline default policy (see the README for the rest).
+demo-sft: install
 	$(VENV)/bin/plumb sft train --config configs/sft/demo.yaml
 
 test: install

@@ -76,14 +76,16 @@ def settings_of(policy: PolicySpec) -> dict:
     return {"backend": backend, "model": policy.model, **policy.generation}
 
 
-def generate_missing(sessions, campaign_name: str, policy: PolicySpec, generator: Generator, *, batch_size: int) -> int:
-    """Answer, batch by batch, every prompt the policy has not answered; each batch commits. Returns how many."""
+def generate_missing(sessions, campaign_name: str, policy: PolicySpec, generator: Generator, *, batch_size: int,
+                     limit: int | None = None) -> int:
+    """Answer, batch by batch, the prompts the policy has not answered (the first `limit` of them, in prompt order);
+    each batch commits. Returns how many."""
     with sessions.begin() as session:
         campaign = campaign_by_name(session=session, name=campaign_name)
         stored = ensure_policy(session=session, campaign=campaign, name=policy.name, spec=policy.model)
         answered = select(Candidate.prompt_id).where(Candidate.policy_id == stored.id)
         todo = session.execute(select(Prompt.id, Prompt.messages).where(
-            Prompt.campaign_id == campaign.id, Prompt.id.not_in(answered)).order_by(Prompt.id)).all()
+            Prompt.campaign_id == campaign.id, Prompt.id.not_in(answered)).order_by(Prompt.id).limit(limit)).all()
     settings = settings_of(policy)
     with tqdm(total=len(todo), desc=f"generate {policy.name}", unit="prompt") as progress:
         for start in range(0, len(todo), batch_size):

@@ -2,11 +2,12 @@
 
 The Gradio page is mounted on the collect FastAPI app (`collect.api.create_app`), so one
 port serves the page (at `/`, behind a login with the store's rater accounts), the REST
-API (`/api/...`) and its OpenAPI docs (`/docs`). It listens on this machine only unless
-`host` says otherwise.
+API (`/api/...`), its OpenAPI docs (`/docs`) and `/metrics`. It listens on this machine
+only unless `host` says otherwise. The set-up keys (`init_db`, `campaign_file`,
+`demo_raters`, `generate_first`, `generate_rest`) let one command start a demo from nothing.
 
-    plumb collect serve --config configs/collect/serve-demo.yaml
-    plumb collect serve --config configs/collect/serve-demo.yaml --db campaign.sqlite --port 8080
+    plumb collect serve --config configs/collect/demo.yaml        # what `make demo` runs
+    plumb collect serve --config configs/collect/serve.yaml --db campaign.sqlite --port 8080
 """
 
 import logging
@@ -30,6 +31,18 @@ class ServeArguments:
                                                          "on the API: put a reverse proxy in front instead)."})
     output_dir: str = field(default="outputs/collect-serve",
                             metadata={"help": "Where the resolved config of this server is written."})
+    init_db: bool = field(default=False, metadata={"help": "Create or upgrade the database first (`plumb collect "
+                                                           "init`); a SQLite file's folder is created too."})
+    campaign_file: str | None = field(default=None, metadata={
+        "help": "A campaign YAML to import, with its prompts, when the store has no campaign named `campaign`."})
+    demo_raters: bool = field(default=False, metadata={
+        "help": "Add the demo accounts (alice, bob: raters; rita: reviewer; adam: admin; password NAME-demo) and "
+                "print them; only on 127.0.0.1."})
+    generate_first: int = field(default=0, metadata={
+        "help": "Before serving, have every policy answer this many prompts that have no candidates yet (0: none)."})
+    generate_rest: bool = field(default=False, metadata={
+        "help": "While serving, answer the remaining prompts in the background; their tasks join the pool."})
+    generation_batch_size: int = field(default=8, metadata={"help": "Prompts per generate() call."})
 
 
 def config_types() -> tuple:
@@ -44,23 +57,53 @@ def cli(argv: list[str], *, prog: str) -> int:
 
 
 def build_server(args: ServeArguments):
-    """The FastAPI app with the rater page mounted at `/`: what `main` serves and the tests start."""
+    """The FastAPI app with the rater page mounted at `/` (after the database and campaign set-up the keys ask for)."""
     from collect.api import create_app
     from collect.app.interface import mount
+    from collect.prepare import ensure_campaign
 
     if args.share:
         # Gradio's share tunnel belongs to `Blocks.launch`, which a mounted app does not use.
         raise ConfigError("share: a share link is not available for the mounted app; use a reverse proxy")
+    if args.init_db:
+        _init_db(args.db)
     app = create_app(args.db)
+    ensure_campaign(app.state.sessions, campaign=args.campaign, campaign_file=args.campaign_file, db=args.db)
     return mount(app, app.state.sessions, args.campaign)
 
 
+def _init_db(db: str | None) -> None:
+    from pathlib import Path
+
+    from collect import init
+    from collect.store import normalize_url
+
+    url = normalize_url(db)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    init.main(db)
+
+
 def main(args: ServeArguments) -> None:
-    """Serve the page and the API with uvicorn until interrupted."""
+    """Set up what the config asks, then serve the page and the API with uvicorn until interrupted."""
     import uvicorn
 
+    from collect.prepare import CandidateFiller, ensure_demo_raters
+
     app = build_server(args)
+    sessions = app.state.sessions
+    logins = ensure_demo_raters(sessions, host=args.host) if args.demo_raters else []
+    if args.generate_first or args.generate_rest:
+        filler = CandidateFiller(sessions, args.campaign, batch_size=args.generation_batch_size)
+        if args.generate_first:
+            logger.info("Generating candidates for the first %d prompts before the page opens", args.generate_first)
+            filler.fill(args.generate_first)
+        if args.generate_rest:
+            filler.fill_in_background(chunk=args.generation_batch_size)
     save_resolved_config(args.output_dir, args)
-    logger.info("Rater app for campaign '%s' at http://%s:%d/ (REST API at /api, docs at /docs)",
-                args.campaign, args.host, args.port)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    url = f"http://{'[::1]' if args.host == '::1' else args.host}:{args.port}/"
+    lines = [f"Rater app for campaign '{args.campaign}': {url} (REST API at {url}api, docs at {url}docs)"]
+    lines += [f"  log in as {name:<6} password {password:<12} ({role})" for name, role, password in logins]
+    print("\n".join(lines), flush=True)
+    # Browsers keep Gradio's event streams open: a bounded graceful shutdown lets Ctrl-C stop the server.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5)

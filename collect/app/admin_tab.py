@@ -1,8 +1,130 @@
-"""The admin tab (being built): raters, export and push, plots over time."""
+"""The admin tab: raters (add, change role, deactivate or reactivate, reset password), export and push to the Hub.
+
+Admins only: the tab is hidden from everyone else, and every call checks the role again
+in `collect.admin`, since a hidden tab is still callable through the Gradio API.
+A generated password and a new rater's API token are shown once, in the message.
+"""
+
+import html
+import json
+import tempfile
+from pathlib import Path
 
 import gradio as gr
 
+from collect import admin
+from collect.export import FORMATS, PushError
+from collect.store import ROLES, StoreError
 
-def create_admin_tab(sessions, campaign: str) -> None:
-    """Lay out the admin tab and bind its events."""
-    gr.Markdown("The admin tab is being built.")
+RATER_COLUMNS = ["name", "role", "active", "judgments"]
+
+
+def create_admin_tab(sessions, campaign: str, output_dir: str | None = None) -> dict[str, gr.components.Component]:
+    """Lay out the admin tab and bind its events; exports go under `output_dir`/exports (default: a temp dir)."""
+    output_root = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="plumb-exports-"))
+    archive_dir = tempfile.mkdtemp(prefix="plumb-downloads-")  # under the temp dir Gradio serves files from
+    c = {}
+    gr.Markdown("### Raters")
+    c["raters"] = gr.Dataframe(headers=RATER_COLUMNS, interactive=False, elem_id="plumb-raters")
+    with gr.Row():
+        c["name"] = gr.Textbox(label="Name", elem_id="plumb-admin-name")
+        c["role"] = gr.Dropdown(list(ROLES), value="rater", label="Role", elem_id="plumb-admin-role")
+        c["password"] = gr.Textbox(label="Password (empty: generate one)", type="password",
+                                   elem_id="plumb-admin-password")
+    with gr.Row():
+        c["add"] = gr.Button("Add rater", variant="primary", size="sm", elem_id="plumb-admin-add")
+        c["set_role"] = gr.Button("Change role", size="sm")
+        c["deactivate"] = gr.Button("Deactivate", size="sm")
+        c["reactivate"] = gr.Button("Reactivate", size="sm")
+        c["reset"] = gr.Button("Reset password", size="sm")
+        c["list"] = gr.Button("Refresh list", size="sm", elem_id="plumb-admin-list")
+    c["message"] = gr.Markdown(elem_id="plumb-admin-message")
+    gr.Markdown("### Export")
+    with gr.Row():
+        c["format"] = gr.Dropdown(list(FORMATS), value="pairwise", label="Format", elem_id="plumb-export-format")
+        c["per_rater"] = gr.Checkbox(label="one row per rater")
+        c["leaks"] = gr.Checkbox(label="battles: keep votes flagged 'identity leak'")
+    with gr.Row():
+        c["export"] = gr.Button("Export", variant="primary", size="sm", elem_id="plumb-export")
+        c["repo"] = gr.Textbox(label="Hub dataset repo", placeholder="team/preferences", elem_id="plumb-push-repo")
+        c["push"] = gr.Button("Push to Hub", size="sm", elem_id="plumb-push")
+    c["export_status"] = gr.Markdown(elem_id="plumb-export-status")
+    c["download"] = gr.File(label="exported dataset (zip)", interactive=False, elem_id="plumb-export-file")
+    _bind_raters(sessions, campaign, c)
+    _bind_export(sessions, campaign, c, output_root=output_root, archive_dir=archive_dir)
+    return c
+
+
+def _refused(function, **kwargs):
+    try:
+        return function(**kwargs)
+    except (PermissionError, StoreError, ValueError) as error:
+        raise gr.Error(str(error)) from None
+
+
+def _bind_raters(sessions, campaign: str, c: dict) -> None:
+    def table(admin_name: str) -> list[list]:
+        rows = _refused(admin.rater_table, sessions=sessions, campaign=campaign, admin_name=admin_name)
+        return [[row[column] for column in RATER_COLUMNS] for row in rows]
+
+    def after(message: str, admin_name: str) -> tuple:
+        return html.escape(message, quote=False), table(admin_name), ""  # the password box is emptied
+
+    def on_list(request: gr.Request):
+        return "", table(request.username), ""
+
+    def on_add(name: str, role: str, password: str, request: gr.Request):
+        return after(_refused(admin.add_rater, sessions=sessions, admin_name=request.username, name=name, role=role,
+                              password=password or None), request.username)
+
+    def on_set_role(name: str, role: str, request: gr.Request):
+        return after(_refused(admin.change_role, sessions=sessions, admin_name=request.username, name=name,
+                              role=role), request.username)
+
+    def on_active(active: bool):
+        def handler(name: str, request: gr.Request):
+            return after(_refused(admin.change_active, sessions=sessions, admin_name=request.username, name=name,
+                                  active=active), request.username)
+        return handler
+
+    def on_reset(name: str, password: str, request: gr.Request):
+        return after(_refused(admin.reset_password, sessions=sessions, admin_name=request.username, name=name,
+                              password=password or None), request.username)
+
+    outputs = [c["message"], c["raters"], c["password"]]
+    c["list"].click(on_list, outputs=outputs, api_name="raters")
+    c["add"].click(on_add, inputs=[c["name"], c["role"], c["password"]], outputs=outputs, api_name="add_rater")
+    c["set_role"].click(on_set_role, inputs=[c["name"], c["role"]], outputs=outputs, api_name="set_role")
+    c["deactivate"].click(on_active(False), inputs=[c["name"]], outputs=outputs, api_name="deactivate_rater")
+    c["reactivate"].click(on_active(True), inputs=[c["name"]], outputs=outputs, api_name="reactivate_rater")
+    c["reset"].click(on_reset, inputs=[c["name"], c["password"]], outputs=outputs, api_name="reset_password")
+
+
+def _bind_export(sessions, campaign: str, c: dict, *, output_root: Path, archive_dir: str) -> None:
+    def on_export(format: str, per_rater: bool, leaks: bool, request: gr.Request):
+        result = _refused(admin.export_campaign, sessions=sessions, campaign=campaign, admin_name=request.username,
+                          format=format, output_root=output_root, archive_dir=archive_dir, per_rater=per_rater,
+                          include_identity_leaks=leaks)
+        return summary_markdown(result.directory, result.summary), str(result.archive)
+
+    def on_push(format: str, per_rater: bool, leaks: bool, repo: str, request: gr.Request):
+        try:
+            message = admin.push_campaign(sessions, campaign=campaign, admin_name=request.username, format=format,
+                                          repo=repo, output_root=output_root, per_rater=per_rater,
+                                          include_identity_leaks=leaks)
+        except PushError as error:
+            # Shown in the page and kept there: a failed push (offline, no token) is not a bug to report.
+            return f"**Push failed.** {html.escape(str(error), quote=False)}"
+        except (PermissionError, StoreError, ValueError) as error:
+            raise gr.Error(str(error)) from None
+        return html.escape(message, quote=False)
+
+    settings = [c["format"], c["per_rater"], c["leaks"]]
+    c["export"].click(on_export, inputs=settings, outputs=[c["export_status"], c["download"]], api_name="export")
+    c["push"].click(on_push, inputs=[*settings, c["repo"]], outputs=[c["export_status"]], api_name="push_to_hub")
+
+
+def summary_markdown(directory: Path, summary: dict) -> str:
+    """Where an export was saved and its summary.json, for the page."""
+    return (f"Saved **{summary['rows']}** {summary['format']} rows to `{html.escape(str(directory))}` "
+            f"(download the zip below).\n\n```json\n{json.dumps(summary, indent=2)}\n```")

@@ -1,8 +1,133 @@
-"""Arena mode (being built): a rater's own prompt, two anonymous policies side by side, a vote."""
+"""The arena tab: a rater types a prompt, two anonymous policies answer side by side as they stream, the rater votes.
+
+Voting opens once both answers have started and the campaign's `arena_min_seconds` have
+passed, without waiting for the streams to end; the server checks the same rule when the
+vote arrives (`collect.arena_battles`). Only after the vote are the policies' names shown.
+Answers are rendered with `safe_markdown`: their HTML shows as typed and runs nothing.
+
+The battle itself stays on the server (`ArenaBattles`, one per app); the page keeps its id
+in a `gr.State`, and who votes comes from the login (`gr.Request.username`).
+"""
+
+import html
 
 import gradio as gr
 
+from collect.app.display import safe_markdown
+from collect.app.keys import button_label, element_id
+from collect.arena_battles import ArenaBattles, ArenaError, cast_vote, follow, run_battle, start_battle
+from collect.campaign import BOTH_BAD, CampaignSpec
+from plumb.generation import LoadedModels
 
-def create_arena_tab(sessions, campaign: str, spec) -> None:
-    """Lay out the arena tab and bind its events."""
-    gr.Markdown("Arena mode is being built.")
+# One key per vote of `collect.arena_battles.ARENA_VOTES`: letters the Rate tab does not use (it has 0-7, S, U,
+# Enter), so one page-wide key map serves both tabs.
+ARENA_KEYS = [("A", "A is better"), ("B", "B is better"), ("T", "Tie"), ("X", BOTH_BAD)]
+# Each streaming battle holds one of Gradio's worker threads while it runs; more wait in Gradio's queue.
+CONCURRENT_BATTLES = 16
+WAITING = "*…*"
+
+
+def create_arena_tab(sessions, campaign: str, spec: CampaignSpec) -> None:
+    """Lay out the arena tab of `campaign` and bind its events; models load on the first battle that needs them."""
+    battles, models = ArenaBattles(), LoadedModels()
+    gr.Markdown("Type a prompt: two anonymous models answer side by side. Vote for the better answer once both "
+                f"have started and you have read them for at least {spec.arena_min_seconds:g} s; their names are "
+                "shown after your vote.")
+    battle_id = gr.State(None)
+    prompt = gr.Textbox(label="Your prompt", lines=3, elem_id="plumb-arena-prompt")
+    with gr.Row():
+        start = gr.Button("Start battle", variant="primary", elem_id="plumb-arena-start")
+        new = gr.Button("New battle", visible=False, elem_id="plumb-arena-new")
+    message = gr.Markdown(elem_id="plumb-arena-message")
+    headings, answers = [], []
+    with gr.Row(equal_height=True):
+        for side in "AB":
+            with gr.Column():
+                headings.append(gr.Markdown(f"### Model {side}", elem_id=f"plumb-arena-heading-{side.lower()}"))
+                answers.append(gr.Markdown(elem_id=f"plumb-arena-answer-{side.lower()}", min_height=160,
+                                           container=True))
+    with gr.Row():
+        votes = {vote: gr.Button(button_label(key, vote), elem_id=element_id(key), interactive=False, size="sm",
+                                 variant="secondary" if vote == BOTH_BAD else "primary")
+                 for key, vote in ARENA_KEYS}
+
+    def on_start(text: str, old_id: str | None, request: gr.Request):
+        battles.discard(old_id)
+        try:
+            battle = battles.add(start_battle(spec, rater=request.username, prompt=text or ""))
+        except ArenaError as error:
+            yield {message: str(error)}
+            return
+        run_battle(battle, models.stream)
+        yield {battle_id: battle.id, prompt: gr.Textbox(interactive=False), start: gr.Button(interactive=False),
+               new: gr.Button(visible=True), message: "Both models are answering…",
+               **{heading: f"### Model {side}" for heading, side in zip(headings, "AB")},
+               **{answer: WAITING for answer in answers}, **_votes_open(votes, False)}
+        shown_message, could_vote = None, False
+        for progress in follow(battle):
+            values = {answer: safe_markdown(text) if text.strip() else WAITING
+                      for answer, text in zip(answers, progress.texts)}
+            if _progress_message(progress, spec) != shown_message:
+                values[message] = shown_message = _progress_message(progress, spec)
+            if progress.can_vote != could_vote:
+                values.update(_votes_open(votes, progress.can_vote))
+                could_vote = progress.can_vote
+            yield values
+
+    def on_new(old_id: str | None):
+        battles.discard(old_id)
+        return {battle_id: None, prompt: gr.Textbox(value="", interactive=True), start: gr.Button(interactive=True),
+                new: gr.Button(visible=False), message: "",
+                **{heading: f"### Model {side}" for heading, side in zip(headings, "AB")},
+                **{answer: "" for answer in answers}, **_votes_open(votes, False)}
+
+    def vote_handler(vote: str):
+        def on_vote(current_id: str | None, request: gr.Request):
+            try:
+                battle = battles.get(current_id, rater=request.username)
+                cast_vote(sessions, campaign=campaign, battle=battle, rater_name=request.username, vote=vote)
+            except ArenaError as error:
+                return {message: str(error)}
+            # The vote stopped the battle; once its stream event has sent its last update (within a poll), the
+            # reveal below is the page's final word: a stream update arriving after it would hide it.
+            battle.followed.wait(timeout=2)
+            names = [html.escape(side.policy.name) for side in battle.sides]
+            return {message: _reveal_message(vote, names, battle.leaks()),
+                    **{heading: f"### Model {side}: {name}" for heading, side, name in zip(headings, "AB", names)},
+                    **{answer: safe_markdown(side.shown) if side.shown.strip() else "*(empty answer)*"
+                       for answer, side in zip(answers, battle.sides)},
+                    **_votes_open(votes, False)}
+        return on_vote
+
+    everything = [battle_id, prompt, start, new, message, *headings, *answers, *votes.values()]
+    # No progress overlay: it would cover the answers and the vote buttons while the answers stream.
+    start.click(on_start, inputs=[prompt, battle_id], outputs=everything, show_progress="hidden",
+                concurrency_limit=CONCURRENT_BATTLES, api_name="arena_start")
+    new.click(on_new, inputs=[battle_id], outputs=everything, api_name="arena_new")
+    for key, vote in ARENA_KEYS:
+        # The vote stops the battle's streams itself (`cast_vote`), so a vote refused as too early leaves them running.
+        votes[vote].click(vote_handler(vote), inputs=[battle_id], outputs=everything,
+                          api_name=f"arena_vote_{key.lower()}")
+
+
+def _votes_open(votes: dict, open_: bool) -> dict:
+    return {button: gr.Button(interactive=open_) for button in votes.values()}
+
+
+def _progress_message(progress, spec: CampaignSpec) -> str:
+    for side, error in zip("AB", progress.errors):
+        if error is not None:
+            return (f"Model {side} could not answer ({html.escape(error)}), so this battle cannot be judged. "
+                    "Start a new battle.")
+    if progress.can_vote:
+        return "Vote when you are ready; the names are shown after your vote."
+    return f"Voting opens once both answers have started and you have read them for {spec.arena_min_seconds:g} s."
+
+
+def _reveal_message(vote: str, names: list[str], leaks: list[str]) -> str:
+    text = f"Saved: **{vote}**. Model A was **{names[0]}**, model B was **{names[1]}**."
+    if leaks:
+        text += (f" Model {' and '.join(leaks)} named itself, so your vote is kept but marked as an identity leak "
+                 "and left out of the leaderboard.")
+    return text
+

@@ -1,17 +1,30 @@
-"""The campaign tab, for reviewers and admins: progress, judgments per rater, agreement, rater reliability, leaderboard."""
+"""The campaign tab, for reviewers and admins: progress, plots over time and per rater, per-task progress,
+agreement, rater reliability, leaderboard."""
 
 import tempfile
+from pathlib import Path
 
 import gradio as gr
 
+from collect import admin
 from collect.app import handlers
 from collect.app.display import overview_markdown
+from collect.app.plots import plot_judgments_over_time, plot_judgments_per_rater
+
+TASK_COLUMNS = ["task", "gold", "judgments", "target", "status"]
 
 
 def create_campaign_tab(sessions, campaign: str) -> None:
     """Lay out the campaign overview and bind its Refresh button (staff only, checked on the server)."""
     overview = gr.Markdown(elem_id="plumb-overview")
     refresh = gr.Button("Refresh", size="sm")
+    with gr.Row():
+        over_time = gr.Image(label="judgments over time", type="filepath", interactive=False,
+                             elem_id="plumb-over-time")
+        per_rater = gr.Image(label="judgments per rater", type="filepath", interactive=False,
+                             elem_id="plumb-per-rater")
+    with gr.Accordion("Progress per task", open=False):
+        tasks = gr.Dataframe(headers=TASK_COLUMNS, interactive=False, elem_id="plumb-task-progress")
     gr.Markdown("### Agreement and raters")
     quality = gr.Code(label="agreement, per-rater reliability, aggregation", language=None,
                       elem_id="plumb-quality", interactive=False)
@@ -21,11 +34,24 @@ def create_campaign_tab(sessions, campaign: str) -> None:
 
     def on_refresh(request: gr.Request) -> tuple[str, str, str | None]:
         try:
-            stats, per_rater = handlers.campaign_overview(sessions, campaign=campaign, rater_name=request.username)
+            stats, counts = handlers.campaign_overview(sessions, campaign=campaign, rater_name=request.username)
             report, plot = handlers.campaign_quality(sessions, campaign=campaign, rater_name=request.username,
                                                      plot_dir=plot_dir)
         except PermissionError as error:
             raise gr.Error(str(error)) from None
-        return overview_markdown(stats, per_rater), report, plot
+        return overview_markdown(stats, counts), report, plot
+
+    def on_activity(request: gr.Request):
+        try:
+            activity = admin.campaign_activity(sessions, campaign=campaign, staff_name=request.username)
+        except PermissionError as error:
+            raise gr.Error(str(error)) from None
+        directory = Path(plot_dir)
+        timeline = plot_judgments_over_time(activity["times"], directory / "over-time.png")
+        bars = plot_judgments_per_rater(activity["per_rater"], directory / "per-rater.png")
+        rows = [[row[column] for column in TASK_COLUMNS] for row in activity["tasks"]]
+        return (str(timeline) if timeline else None, str(bars) if bars else None,
+                gr.Dataframe(value=rows, headers=TASK_COLUMNS))
 
     refresh.click(on_refresh, outputs=[overview, quality, ratings], api_name="campaign_overview")
+    refresh.click(on_activity, outputs=[over_time, per_rater, tasks], api_name="campaign_activity")

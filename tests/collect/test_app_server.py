@@ -10,13 +10,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from collect.app.keys import button_label
 from collect.serve import ServeArguments, build_server
 from collect.store import (
     Judgment,
     Rater,
+    Task,
     add_candidate,
     add_prompt,
     build_tasks,
@@ -153,7 +154,7 @@ def test_plumb_collect_serve_runs_the_page_and_the_api_in_one_process(tmp_path):
     engine, _, tokens = make_store(db)
     engine.dispose()
     port = free_port()
-    config = REPO / "configs" / "collect" / "serve-demo.yaml"
+    config = REPO / "configs" / "collect" / "serve.yaml"
     command = [sys.executable, "-m", "plumb", "collect", "serve", "--config", str(config), "--db", db,
                "--port", str(port), "--output_dir", str(tmp_path / "out")]
     server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -182,3 +183,49 @@ def test_a_share_link_is_refused_with_the_reason(tmp_path):
 
     with pytest.raises(ConfigError, match="share"):
         build_server(ServeArguments(db=str(tmp_path / "unused.sqlite"), share=True))
+
+
+def start_serving(command: list[str], *, ready: str) -> tuple[subprocess.Popen, list[str]]:
+    """Start a `plumb collect serve` subprocess and read its stdout until a line contains `ready`."""
+    server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines = []
+    for line in server.stdout:  # ends when the process does: a failed start fails the assertion below
+        lines.append(line)
+        if ready in line:
+            return server, lines
+    pytest.fail(f"the server stopped before printing {ready!r}: {lines}")
+
+
+@pytest.mark.slow
+def test_the_demo_config_starts_from_nothing_and_keeps_judgments_across_restarts(tmp_path):
+    from gradio_client import Client
+
+    db = tmp_path / "demo" / "collect.sqlite"  # its folder does not exist yet: init_db makes it
+    port = free_port()
+    command = [sys.executable, "-m", "plumb", "collect", "serve", "--config", "configs/collect/demo.yaml",
+               "--db", str(db), "--port", str(port), "--output_dir", str(tmp_path / "out"),
+               "--generate_first", "2", "--generate_rest", "false"]
+    server, lines = start_serving(command, ready="log in as adam")
+    try:
+        assert f"http://127.0.0.1:{port}/" in lines[-5]
+        assert "log in as alice  password alice-demo   (rater)" in "".join(lines)
+        client = Client(f"http://127.0.0.1:{port}/", auth=("alice", "alice-demo"), verbose=False)
+        shown = client.predict(api_name="/show_task")
+        assert "**2** tasks left in the pool" in str(shown)  # two prompts answered by both policies: two pairs
+        client.predict(button_label("6", "B better"), "", [], "B, said better.", api_name="/judge")
+        client.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    # A second start on the same database imports nothing again and loses nothing.
+    server, _ = start_serving([*command[:-4], "--generate_first", "0", "--generate_rest", "false"],
+                              ready="log in as adam")
+    server.terminate()
+    server.wait(timeout=30)
+    engine = make_engine(str(db))
+    sessions = session_factory(engine)
+    (judgment,) = judgments_of(sessions, "alice")
+    with sessions() as session:
+        assert session.scalar(select(func.count(Task.id))) == 2 and abs(judgment.preference) == 2
+    assert judgment.edit == "B, said better."  # the demo campaign asks raters to improve the better response
+    engine.dispose()

@@ -25,8 +25,8 @@ VOTES = [
 ]
 
 
-def judge(sessions, rater_name, task_id, vote):
-    """Store one judgment in canonical order, as the scheduler would after un-shuffling."""
+def judge(sessions, rater_name, task_id, vote, **extra):
+    """Store one judgment in canonical order, as the scheduler would after un-shuffling (`extra`: edit, flags)."""
     with sessions.begin() as session:
         rater = rater_by_name(session=session, name=rater_name)
         assignment = Assignment(task_id=task_id, rater_id=rater.id, candidate_order=[0, 1],
@@ -34,7 +34,7 @@ def judge(sessions, rater_name, task_id, vote):
         session.add(assignment)
         session.flush()
         answer = {"both_bad": True} if vote == "both_bad" else {"preference": vote}
-        return record_judgment(session=session, assignment=assignment, **answer)
+        return record_judgment(session=session, assignment=assignment, **answer, **extra)
 
 
 @pytest.fixture
@@ -158,3 +158,67 @@ def test_push_to_hub_sends_the_dataset_and_its_card(judged_db, tmp_path, monkeyp
                                           "--push-to-hub", "team/prefs", "--output_dir", str(tmp_path / "o")])
     main(args)
     assert pushed == [("dataset", "team/prefs", 9), ("card", "team/prefs", "README.md")]
+
+
+def unjudged_task(db_url) -> tuple:
+    """(sessions, engine, id of the task nobody judged in `judged_db`)."""
+    from collect.store import make_engine, session_factory
+
+    engine = make_engine(db_url)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        return sessions, engine, session.scalars(select(Task.id).order_by(Task.id)).all()[5]
+
+
+def test_sft_rows_use_the_raters_edits_instead_of_the_best_candidate(judged_db, tmp_path):
+    sessions, engine, task_id = unjudged_task(judged_db)
+    judge(sessions, "rater0", task_id, 2, edit="A kinder answer 5.")
+    judge(sessions, "rater1", task_id, 1, edit="  A kinder answer 5.\n")  # the same text: one row, two editors
+    judge(sessions, "rater2", task_id, -1, edit="A shorter answer 5.")
+    engine.dispose()
+    sft, summary = export(judged_db, tmp_path, format="sft")
+    validate(sft, "sft")
+    rows = [(row["messages"][-1]["content"], row["meta"]["edited"], row["meta"]["raters"], row["meta"]["policies"])
+            for row in sft]
+    assert rows == [("answer 0 from sft", False, ["rater0", "rater1", "rater2"], ["sft"]),
+                    ("answer 1 from dpo", False, ["rater0", "rater1"], ["dpo"]),
+                    ("A kinder answer 5.", True, ["rater0", "rater1"], ["sft"]),
+                    ("A shorter answer 5.", True, ["rater2"], ["dpo"])]
+    assert sft[2]["messages"][0] == {"role": "user", "content": "question 5"}
+    assert summary["left_out"] == {"tie": 1, "both bad": 1, "split vote": 1}
+    pairwise, _ = export(judged_db, tmp_path, format="pairwise")  # nobody compared an edit: pairs stay as judged
+    assert "A kinder answer 5." not in str(pairwise["chosen"]) and len(pairwise) == 3
+
+
+def test_battles_format_feeds_the_leaderboard_and_leaves_identity_leaks_out(judged_db, tmp_path):
+    from collect.leaderboard import LeaderboardArguments
+    from collect.leaderboard import main as leaderboard
+
+    sessions, engine, task_id = unjudged_task(judged_db)
+    judge(sessions, "rater0", task_id, -3, flags=["identity leak"])
+    engine.dispose()
+    battles, summary = export(judged_db, tmp_path, format="battles")
+    assert len(battles) == 13 and summary["left_out"] == {"identity leak": 1}
+    assert battles[0] == {"model_a": "sft", "model_b": "dpo", "winner": "model_a"}
+    assert sorted(set(battles["winner"])) == ["both_bad", "model_a", "model_b", "tie"]
+    with_leaks, summary = export(judged_db, tmp_path / "leaks", format="battles", include_identity_leaks=True)
+    assert len(with_leaks) == 14 and summary["left_out"] == {}
+    board = leaderboard(LeaderboardArguments(battles=str(tmp_path / "battles"), output_dir=str(tmp_path / "board"),
+                                             bootstrap_rounds=0))
+    assert {row["policy"] for row in board["ratings"]} == {"sft", "dpo"} and board["battles"] == 13
+
+
+def test_a_push_that_cannot_reach_the_hub_names_the_repo(judged_db, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from collect.export import PushError
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # never reach out, even where a network is
+    args, = parse_config(config_types(), ["--campaign", "demo", "--db", judged_db, "--push-to-hub", "team/prefs",
+                                          "--output_dir", str(tmp_path / "o")])
+    with pytest.raises(PushError, match="could not push to the Hub dataset repo 'team/prefs'.*saved in"):
+        main(args)
+    assert (tmp_path / "o" / "summary.json").exists()  # the export itself is kept
+    args.push_to_hub = "not a repo id!"
+    with pytest.raises(PushError, match="'not a repo id!' is not a Hub repo id"):
+        main(args)
