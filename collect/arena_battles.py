@@ -352,9 +352,11 @@ class ArenaBattles:
             raise ArenaError("No battle to vote on: start one first.")
         return battle
 
-    def discard(self, battle_id: str | None) -> None:
-        """Stop and forget a battle (the rater started a new one)."""
+    def discard(self, battle_id: str | None, *, rater: str) -> None:
+        """Stop and forget rater `rater`'s battle `battle_id` (they moved on to a new one); others' are left alone."""
         with self._lock:
-            battle = self._battles.pop(battle_id or "", None)
-        if battle is not None:
-            battle.stop()
+            battle = self._battles.get(battle_id or "")
+            if battle is None or battle.rater != rater:
+                return
+            del self._battles[battle.id]
+        battle.stop()

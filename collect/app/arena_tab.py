@@ -52,7 +52,7 @@ def create_arena_tab(sessions, campaign: str, spec: CampaignSpec) -> None:
                  for key, vote in ARENA_KEYS}
 
     def on_start(text: str, old_id: str | None, request: gr.Request):
-        battles.discard(old_id)
+        battles.discard(old_id, rater=request.username)
         try:
             battle = battles.add(start_battle(spec, rater=request.username, prompt=text or ""))
         except ArenaError as error:
@@ -74,8 +74,8 @@ def create_arena_tab(sessions, campaign: str, spec: CampaignSpec) -> None:
                 could_vote = progress.can_vote
             yield values
 
-    def on_new(old_id: str | None):
-        battles.discard(old_id)
+    def on_new(old_id: str | None, request: gr.Request):
+        battles.discard(old_id, rater=request.username)
         return {battle_id: None, prompt: gr.Textbox(value="", interactive=True), start: gr.Button(interactive=True),
                 new: gr.Button(visible=False), message: "",
                 **{heading: f"### Model {side}" for heading, side in zip(headings, "AB")},

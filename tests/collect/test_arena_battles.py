@@ -135,7 +135,9 @@ def test_votes_are_refused_until_both_answered_when_one_failed_and_from_another_
     assert battles.get(battle.id, rater="ana") is battle
     with pytest.raises(ArenaError, match="No battle"):
         battles.get(battle.id, rater="ben")  # the page holds only an id: it must be the asker's battle
-    battles.discard(battle.id)
+    battles.discard(battle.id, rater="ben")
+    assert not battle.stopped.is_set()  # not ben's to stop
+    battles.discard(battle.id, rater="ana")
     assert battle.stopped.is_set()
 
 
