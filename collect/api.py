@@ -66,6 +66,8 @@ class JudgmentIn(BaseModel):
     rationale: str = Field("", max_length=10_000)
     flags: list[str] = []
     seconds_spent: float | None = Field(None, ge=0)
+    edit: str | None = Field(None, max_length=50_000,
+                             description="your improved version of the better response (campaigns with allow_edits)")
 
 
 class AssignmentRef(BaseModel):
@@ -135,7 +137,7 @@ def task_view(session, assignment: Assignment) -> TaskView:
     spec = spec_of(campaign)
     options = {"flags": spec.flags, "rationale": spec.rationale, "guidelines": spec.guidelines}
     if task.kind == "pairwise":
-        options["scale"] = spec.scale()
+        options.update(scale=spec.scale(), allow_edits=spec.allow_edits)
     elif task.kind == "rating":
         options["rating_points"] = spec.rating_points
     return TaskView(assignment_id=assignment.id, task_id=task.id, kind=task.kind,

@@ -45,6 +45,11 @@ def test_a_rater_judges_edits_and_undoes_through_the_api(api):
     stats = client.get("/api/campaigns/demo/stats", headers=auth(tokens["ana"])).json()
     assert stats == {"campaign": "demo", "tasks": 3, "gold_tasks": 0, "complete_tasks": 0, "judgments": 0,
                      "raters": 0, "my_judgments": 0}
+    # This campaign does not ask for improved responses: an edit is refused with the reason, and nothing is stored.
+    refused = client.post("/api/campaigns/demo/judgments", json={**body, "edit": "Better."},
+                          headers=auth(tokens["ana"]))
+    assert refused.status_code == 400 and "improve a response" in refused.text
+    assert task["options"]["allow_edits"] is False
 
 
 def test_skip_and_export_with_roles(api):

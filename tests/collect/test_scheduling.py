@@ -155,6 +155,48 @@ def test_undo_retracts_the_last_judgment_and_hands_the_task_back(store):
         assert session.get(Task, assignment.task_id).judgment_count == 1
 
 
+def test_undo_works_only_within_the_campaigns_undo_window(sqlite_url):
+    from collect.store import make_engine, session_factory, upgrade
+
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    seed_campaign(sessions, prompts=1, raters_per_task=1, max_raters_per_task=1, undo_minutes=2)
+    seed_raters(sessions, 1)
+    assignment, _ = lease(sessions, "rater0")
+    answer(sessions, "rater0", assignment, preference=1)
+    with sessions.begin() as session:
+        judged_at = session.scalars(select(Judgment.created_at)).one()
+        rater = rater_by_name(session=session, name="rater0")
+        campaign = campaign_by_name(session=session, name="demo")
+        with pytest.raises(JudgmentError, match="more than 2 minutes old: ask a reviewer"):
+            undo_last(session=session, campaign=campaign, rater=rater, now=judged_at + timedelta(minutes=2.5))
+        assert undo_last(session=session, campaign=campaign, rater=rater,
+                         now=judged_at + timedelta(minutes=1.5)).id == assignment.id
+    engine.dispose()
+
+
+def test_an_edit_of_the_better_response_is_stored_only_where_the_campaign_asks_for_it(store):
+    _, sessions = store
+    seed_campaign(sessions, name="edits", prompts=1, allow_edits=True)
+    seed_campaign(sessions, name="plain", prompts=1)
+    seed_raters(sessions, 1)
+    for name, expected in (("edits", "A clearer answer."), ("plain", None)):
+        assignment, _ = lease(sessions, "rater0", campaign=name)
+        with sessions.begin() as session:
+            rater = rater_by_name(session=session, name="rater0")
+            if expected is None:
+                with pytest.raises(JudgmentError, match="does not ask raters to improve a response"):
+                    submit_judgment(session=session, rater=rater, assignment_id=assignment.id, preference=1,
+                                    edit="A clearer answer.")
+                judgment = submit_judgment(session=session, rater=rater, assignment_id=assignment.id, preference=1,
+                                           edit="   ")  # a blank box is no edit
+            else:
+                judgment = submit_judgment(session=session, rater=rater, assignment_id=assignment.id, preference=1,
+                                           edit="  A clearer answer.\n")
+            assert judgment.edit == expected
+
+
 def test_submissions_check_the_campaign_options(store):
     _, sessions = store
     seed_campaign(sessions, prompts=1, rationale="required", allow_both_bad=False)
