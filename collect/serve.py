@@ -69,7 +69,7 @@ def build_server(args: ServeArguments):
         _init_db(args.db)
     app = create_app(args.db)
     ensure_campaign(app.state.sessions, campaign=args.campaign, campaign_file=args.campaign_file, db=args.db)
-    return mount(app, app.state.sessions, args.campaign)
+    return mount(app, app.state.sessions, args.campaign, output_dir=args.output_dir)
 
 
 def _init_db(db: str | None) -> None:

@@ -19,11 +19,14 @@ from collect.app.keys import EDIT_KEYS, action_of, keyboard_script
 from collect.app.rater_tab import RATER_CSS, choice_buttons, create_rater_tab, page_values, score_inputs
 from collect.app.review_tab import create_review_tab
 from collect.campaign import spec_of
-from collect.store import campaign_by_name
+from collect.store import StoreError, campaign_by_name
 
 
-def create_ui(sessions, campaign: str) -> gr.Blocks:
-    """The Blocks app for rating `campaign` (pairwise, ranking or rating) on the store `sessions`."""
+def create_ui(sessions, campaign: str, *, output_dir: str | None = None) -> gr.Blocks:
+    """The Blocks app for rating `campaign` (pairwise, ranking or rating) on the store `sessions`.
+
+    Exports made from the admin tab go under `output_dir` (a temporary directory when None).
+    """
     with sessions.begin() as session:
         spec = spec_of(campaign_by_name(session=session, name=campaign))
     with gr.Blocks(title=f"Plumb · {campaign}") as ui:
@@ -40,8 +43,10 @@ def create_ui(sessions, campaign: str) -> gr.Blocks:
                 create_campaign_tab(sessions, campaign)
             with gr.Tab("Review", visible=False) as review_tab:
                 create_review_tab(sessions, campaign, spec)
+            # Opening the tab loads the queue, as its button does.
+            review_tab.select(None, js="() => document.getElementById('plumb-review-load')?.click()")
             with gr.Tab("Admin", visible=False) as admin_tab:
-                create_admin_tab(sessions, campaign)
+                create_admin_tab(sessions, campaign, output_dir)
         role_tabs = {staff_tab: handlers.STAFF_ROLES, review_tab: handlers.STAFF_ROLES, admin_tab: ("admin",)}
         _bind_rater_events(ui, sessions, campaign, state, rate, header=header, role_tabs=role_tabs)
     return ui
@@ -51,8 +56,11 @@ def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header
     page_outputs = [state, *rate.values()]
 
     def on_load(old_state: dict, request: gr.Request):
-        page = handlers.show_next(sessions, campaign=campaign, rater_name=request.username)
-        role = handlers.role_of(sessions, request.username)
+        try:
+            page = handlers.show_next(sessions, campaign=campaign, rater_name=request.username)
+            role = handlers.role_of(sessions, request.username)
+        except StoreError as error:  # e.g. an account deactivated while its page was open
+            raise gr.Error(str(error)) from None
         return {state: shown(page, old_state), **page_values(page, rate),
                 header: f"Signed in as **{html.escape(request.username)}** ({role}) · campaign `{campaign}`",
                 **{tab: gr.Tab(visible=role in roles) for tab, roles in role_tabs.items()}}
@@ -122,8 +130,8 @@ def _seconds_on(old_state: dict) -> float | None:
     return time.monotonic() - started if started is not None else None
 
 
-def mount(app, sessions, campaign: str, *, path: str = "/"):
+def mount(app, sessions, campaign: str, *, path: str = "/", output_dir: str | None = None):
     """Mount the rater app for `campaign` on the FastAPI `app`, behind a login with the store's rater accounts."""
-    return gr.mount_gradio_app(app, create_ui(sessions, campaign), path=path, auth=handlers.password_check(sessions),
+    return gr.mount_gradio_app(app, create_ui(sessions, campaign, output_dir=output_dir), path=path, auth=handlers.password_check(sessions),
                                auth_message="Sign in with your Plumb rater account.", head=keyboard_script(),
                                css=RATER_CSS, footer_links=[])

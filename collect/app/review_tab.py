@@ -27,7 +27,7 @@ def create_review_tab(sessions, campaign: str, spec: CampaignSpec) -> dict[str, 
                                   elem_id="plumb-review-status")
         c["load"] = gr.Button("Load queue", size="sm", elem_id="plumb-review-load", scale=0)
     c["message"] = gr.Markdown(elem_id="plumb-review-message")
-    c["prompt"] = gr.Chatbot(label="Conversation", height=220, elem_id="plumb-review-prompt", render_markdown=False,
+    c["prompt"] = gr.Chatbot(label="Conversation", height=220, elem_id="plumb-review-prompt", sanitize_html=True,
                              feedback_options=None, group_consecutive_messages=False)
     c["candidates"] = gr.Markdown(elem_id="plumb-review-candidates")
     c["answers"] = gr.Markdown(elem_id="plumb-review-answers")

@@ -59,8 +59,7 @@ def log_in(page, name: str) -> None:
 def test_a_reviewer_adjudicates_the_disputed_task_from_the_queue(app, page):
     _, sessions, disputed = app
     log_in(page, "rev")
-    page.get_by_role("tab", name="Review").click()
-    page.locator("#plumb-review-load").click()
+    page.get_by_role("tab", name="Review").click()  # opening the tab loads the queue
     playwright.expect(page.locator("#plumb-review-status")).to_contain_text(f"1 disagreement waiting · task {disputed}")
     candidates = page.locator("#plumb-review-candidates")
     playwright.expect(candidates).to_contain_text("A · policy sft")
