@@ -112,6 +112,13 @@ def judge_five_with_the_keyboard(page, tmp_path) -> None:
     assert response.locator("pre code .token").count() > 0 and response.locator("b").count() == 0
     assert page.locator('img[src="x"], a[href^="javascript:"], script:text("__plumb_ran")').count() == 0
     page.screenshot(path=str(tmp_path / "rater-page.png"), full_page=True)
+    a, b = (page.locator(f"#plumb-response-{slot}").bounding_box() for slot in "ab")
+    assert b["x"] > a["x"] + a["width"] / 2 and abs(b["y"] - a["y"]) < 5  # side by side
+    page.set_viewport_size({"width": 420, "height": 1100})  # a phone: stacked
+    playwright.expect(page.locator("#plumb-response-b")).to_be_visible()
+    a, b = (page.locator(f"#plumb-response-{slot}").bounding_box() for slot in "ab")
+    assert b["y"] >= a["y"] + a["height"] and abs(b["x"] - a["x"]) < 5
+    page.set_viewport_size({"width": 1280, "height": 1100})
     press(page, "1", judged_today=4)
     playwright.expect(page.locator("#plumb-message")).to_contain_text("Nothing left")
     assert page.evaluate("window.__plumb_ran") is None and dialogs == []
