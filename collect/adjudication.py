@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from collect.campaign import BOTH_BAD, PAIRWISE_SCALE, spec_of
 from collect.scheduling import judgment_label
 from collect.store import (
+    STAFF_ROLES,
     Adjudication,
     Campaign,
     Candidate,
@@ -35,7 +36,6 @@ from collect.store import (
 )
 from collect.store.judgments import check_answer
 
-STAFF_ROLES = ("reviewer", "admin")
 LETTERS = "ABCDEFGH"
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from collect.adjudication import STAFF_ROLES, disagreement_queue
+from collect.adjudication import disagreement_queue
 from collect.export import FORMATS, ExportArguments, PushError, load_items, push, save_export
 from collect.store import (
+    STAFF_ROLES,
     Adjudication,
     Judgment,
     Rater,

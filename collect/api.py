@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from collect.campaign import BOTH_BAD, PAIRWISE_SCALE, spec_of
 from collect.scheduling import next_task, skip_task, submit_judgment, undo_last
 from collect.store import (
+    STAFF_ROLES,
     Assignment,
     Campaign,
     Candidate,
@@ -221,7 +222,7 @@ def _campaign_routes() -> APIRouter:
         except ValueError as error:
             raise HTTPException(422, str(error)) from None
         with request.app.state.sessions.begin() as session:
-            if _rater(session, credentials).role == "rater":
+            if _rater(session, credentials).role not in STAFF_ROLES:
                 raise HTTPException(403, "exporting needs the reviewer or admin role")
             items = load_items(session, campaign_by_name(session=session, name=name).id)
         rows, left_out = export_rows(items, args)

@@ -16,6 +16,7 @@ from collect.app.display import escaped_chat, response_text
 from collect.campaign import BOTH_BAD, PAIRWISE_SCALE
 from collect.scheduling import next_task, skip_task, submit_judgment, undo_last
 from collect.store import (
+    STAFF_ROLES,
     Judgment,
     StoreError,
     authenticate,
@@ -26,7 +27,6 @@ from collect.store import (
 from collect.store.models import utcnow
 from plumb.data import DataError
 
-STAFF_ROLES = ("reviewer", "admin")
 
 
 @dataclass

@@ -33,6 +33,7 @@ from collect.store.judgments import (
 )
 from collect.store.models import (
     ROLES,
+    STAFF_ROLES,
     Adjudication,
     Assignment,
     AuditEvent,
@@ -50,6 +51,7 @@ from collect.store.raters import RaterError, authenticate, create_rater, rater_b
 
 __all__ = [
     "ROLES",
+    "STAFF_ROLES",
     "Adjudication",
     "Assignment",
     "AuditEvent",

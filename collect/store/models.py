@@ -14,6 +14,7 @@ from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Intege
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ROLES = ("rater", "reviewer", "admin")
+STAFF_ROLES = ("reviewer", "admin")  # see every rater's work: campaign overview, review queue, export
 TASK_KINDS = ("pairwise", "ranking", "rating")
 ASSIGNMENT_STATES = ("leased", "judged", "skipped")
 
