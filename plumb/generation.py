@@ -140,7 +140,7 @@ def stream_openai(url: str, messages: list[dict], generation: dict, *, client=No
         with client.stream("POST", f"{url.rstrip('/')}/chat/completions", json=body) as response:
             response.raise_for_status()
             for line in response.iter_lines():
-                # Server-sent events: "data: {json}" lines, a "data: [DONE]" line at the end; comments and blanks skipped.
+                # Server-sent events: "data: {json}" lines, then "data: [DONE]"; comments and blank lines skipped.
                 if not line.startswith("data:"):
                     continue
                 data = line[len("data:"):].strip()

@@ -14,14 +14,11 @@ import html
 import gradio as gr
 
 from collect.app.display import safe_markdown
-from collect.app.keys import button_label, element_id
+from collect.app.keys import ARENA_KEYS, button_label, element_id
 from collect.arena_battles import ArenaBattles, ArenaError, cast_vote, follow, run_battle, start_battle
 from collect.campaign import BOTH_BAD, CampaignSpec
 from plumb.generation import LoadedModels
 
-# One key per vote of `collect.arena_battles.ARENA_VOTES`: letters the Rate tab does not use (it has 0-7, S, U,
-# Enter), so one page-wide key map serves both tabs.
-ARENA_KEYS = [("A", "A is better"), ("B", "B is better"), ("T", "Tie"), ("X", BOTH_BAD)]
 # Each streaming battle holds one of Gradio's worker threads while it runs; more wait in Gradio's queue.
 CONCURRENT_BATTLES = 16
 WAITING = "*…*"
@@ -47,7 +44,7 @@ def create_arena_tab(sessions, campaign: str, spec: CampaignSpec) -> None:
                 answers.append(gr.Markdown(elem_id=f"plumb-arena-answer-{side.lower()}", min_height=160,
                                            container=True))
     with gr.Row():
-        votes = {vote: gr.Button(button_label(key, vote), elem_id=element_id(key), interactive=False, size="sm",
+        votes = {vote: gr.Button(button_label(key, vote), elem_id=element_id(key, "arena"), interactive=False, size="sm",
                                  variant="secondary" if vote == BOTH_BAD else "primary")
                  for key, vote in ARENA_KEYS}
 

@@ -84,7 +84,7 @@ def battle(page, prompt: str) -> None:
     """Type a prompt, start a battle and wait until voting opens."""
     page.locator("#plumb-arena-prompt textarea").fill(prompt)
     page.locator("#plumb-arena-start").click()
-    playwright.expect(page.locator("#plumb-key-a")).to_be_enabled(timeout=WAIT_MS)
+    playwright.expect(page.locator("#plumb-arena-key-a")).to_be_enabled(timeout=WAIT_MS)
 
 
 def arena_rows(sessions):
@@ -105,13 +105,13 @@ def test_a_rater_battles_two_local_policies_votes_and_sees_their_names(tmp_path,
     policies = [{"name": f"tiny-t{t}", "model": tiny_policy_dir, "generation": {"do_sample": True, "temperature": t}}
                 for t in (0.7, 1.2)]
     with arena_page(tmp_path, policies) as (page, sessions):
-        playwright.expect(page.locator("#plumb-key-a")).to_have_text("A · A is better")
-        playwright.expect(page.locator("#plumb-key-a")).to_be_disabled()
+        playwright.expect(page.locator("#plumb-arena-key-a")).to_have_text("A · A is better")
+        playwright.expect(page.locator("#plumb-arena-key-a")).to_be_disabled()
         battle(page, "Write a haiku about <b>rain</b>.")
-        page.locator("#plumb-key-a").click()
+        page.keyboard.press("a")  # the arena's A key, not the Rate tab's (hidden) buttons
         playwright.expect(page.locator("#plumb-arena-message")).to_contain_text("Model A was", timeout=WAIT_MS)
         headings = [page.locator(f"#plumb-arena-heading-{side}").inner_text() for side in "ab"]
-        playwright.expect(page.locator("#plumb-key-b")).to_be_disabled()  # one vote per battle
+        playwright.expect(page.locator("#plumb-arena-key-b")).to_be_disabled()  # one vote per battle
         page.locator("#plumb-arena-new").click()
         playwright.expect(page.locator("#plumb-arena-prompt textarea")).to_have_value("")
         playwright.expect(page.locator("#plumb-arena-heading-a")).to_have_text("Model A")
@@ -141,13 +141,27 @@ def test_html_in_a_streamed_answer_shows_as_text_and_a_self_naming_answer_marks_
             assert '<img src=x onerror="window.__plumb_ran=1">' in texts
             assert "<script>window.__plumb_ran=2</script>" in texts
             assert page.locator('img[src="x"], a[href^="javascript:"], [id^=plumb-arena-answer-] script').count() == 0
-            page.locator("#plumb-key-x").click()
+            page.keyboard.press("x")
             playwright.expect(page.locator("#plumb-arena-message")).to_contain_text("identity leak", timeout=WAIT_MS)
             for key in "abtx":
-                playwright.expect(page.locator(f"#plumb-key-{key}")).to_be_disabled()
+                playwright.expect(page.locator(f"#plumb-arena-key-{key}")).to_be_disabled()
             assert page.evaluate("window.__plumb_ran") is None
             page.screenshot(path=str(tmp_path / "arena-page.png"), full_page=True)
             ((_, judgment, candidates, _),) = arena_rows(sessions)
     assert judgment.both_bad and judgment.flags == [IDENTITY_LEAK]  # kept in the store, marked
     stored = {name: candidate.completion[0]["content"] for candidate, name in candidates}
     assert stored["mallory"] == SELF_NAMING
+
+
+def test_a_policy_that_cannot_load_is_reported_on_the_page(tmp_path, tiny_policy_dir):
+    policies = [{"name": "tiny", "model": tiny_policy_dir}, {"name": "gone", "model": str(tmp_path / "no-such-model")}]
+    with arena_page(tmp_path, policies) as (page, sessions):
+        page.locator("#plumb-arena-prompt textarea").fill("hi")
+        page.locator("#plumb-arena-start").click()
+        playwright.expect(page.locator("#plumb-arena-message")).to_contain_text("could not answer", timeout=WAIT_MS)
+        playwright.expect(page.locator("#plumb-arena-message")).to_contain_text("model directory not found")
+        playwright.expect(page.locator("#plumb-arena-message")).not_to_contain_text("Traceback")
+        playwright.expect(page.locator("#plumb-arena-key-a")).to_be_disabled()
+        page.locator("#plumb-arena-new").click()
+        playwright.expect(page.locator("#plumb-arena-start")).to_be_enabled()
+    assert arena_rows(sessions) == []

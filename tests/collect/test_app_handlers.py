@@ -134,7 +134,9 @@ def test_every_answer_has_a_key_on_its_button_and_in_the_script():
     with pytest.raises(ValueError):
         action_of(button_label("3", "A much better"))
     script = keyboard_script()
-    assert all(f'"{key}": "plumb-key-{key}"' in script for key in ("1", "7", "0", "s", "u", "enter"))
+    assert all(f'"{key}": ["plumb-key-{key}"]' in script for key in ("1", "7", "0", "s", "u", "enter"))
+    # A and B mean "start from" on the Rate tab and a vote on the Arena tab: the visible button is pressed.
+    assert '"a": ["plumb-key-a", "plumb-arena-key-a"]' in script and '"x": ["plumb-arena-key-x"]' in script
 
 
 @pytest.fixture
