@@ -28,7 +28,7 @@ from collect.store import (
     opened_store,
     record_event,
 )
-from plumb.generation import Generator, load_generator, openai_generator
+from plumb.generation import Generator, LoadedModels, load_generator, local_generator, openai_generator
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +100,13 @@ def generate_missing(sessions, campaign_name: str, policy: PolicySpec, generator
     return len(todo)
 
 
-def make_generator(policy: PolicySpec) -> Generator:
-    """The generator for a policy: an OpenAI-compatible server for a URL, else local transformers."""
+def make_generator(policy: PolicySpec, models: LoadedModels | None = None) -> Generator:
+    """The generator for a policy: an OpenAI-compatible server for a URL, else local transformers.
+
+    With `models`, a local model already loaded there (e.g. for another policy) is reused.
+    """
     if settings_of(policy)["backend"] == "openai":
         return openai_generator(policy.model, policy.generation)
+    if models is not None:
+        return local_generator(*models.get(policy.model), policy.generation)
     return load_generator(policy.model, policy.generation)

@@ -15,6 +15,7 @@ from collect.campaign import spec_of
 from collect.generate import generate_missing, make_generator
 from collect.store import CampaignError, build_tasks, campaign_by_name, create_rater, rater_by_name
 from collect.store.raters import RaterError
+from plumb.generation import LoadedModels
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +69,11 @@ class CandidateFiller:
     every chunk, in the foreground before serving and then in the background thread.
     """
 
-    def __init__(self, sessions, campaign: str, *, batch_size: int = 8):
+    def __init__(self, sessions, campaign: str, *, batch_size: int = 8, models: LoadedModels | None = None):
         with sessions() as session:
             self.spec = spec_of(campaign_by_name(session=session, name=campaign))
         self.sessions, self.campaign, self.batch_size = sessions, campaign, batch_size
+        self.models = models or LoadedModels()  # policies of one model (the demo's two temperatures) share it
         self.generators = {}
         self.error: Exception | None = None
 
@@ -79,7 +81,7 @@ class CandidateFiller:
         """Answer up to `prompts` more prompts (None: all) with every policy; returns the new tasks."""
         for policy in self.spec.policies:
             if policy.name not in self.generators:
-                self.generators[policy.name] = make_generator(policy)
+                self.generators[policy.name] = make_generator(policy, self.models)
             generate_missing(self.sessions, self.campaign, policy, self.generators[policy.name],
                              batch_size=self.batch_size, limit=prompts)
         with self.sessions.begin() as session:

@@ -56,8 +56,11 @@ def cli(argv: list[str], *, prog: str) -> int:
     return 0
 
 
-def build_server(args: ServeArguments):
-    """The FastAPI app with the rater page mounted at `/` (after the database and campaign set-up the keys ask for)."""
+def build_server(args: ServeArguments, *, models=None):
+    """The FastAPI app with the rater page mounted at `/` (after the database and campaign set-up the keys ask for).
+
+    `models` (a `plumb.generation.LoadedModels`) is shared by the arena and the background generation.
+    """
     from collect.api import create_app
     from collect.app.interface import mount
     from collect.prepare import ensure_campaign
@@ -69,7 +72,7 @@ def build_server(args: ServeArguments):
         _init_db(args.db)
     app = create_app(args.db)
     ensure_campaign(app.state.sessions, campaign=args.campaign, campaign_file=args.campaign_file, db=args.db)
-    return mount(app, app.state.sessions, args.campaign, output_dir=args.output_dir)
+    return mount(app, app.state.sessions, args.campaign, output_dir=args.output_dir, models=models)
 
 
 def _init_db(db: str | None) -> None:
@@ -89,12 +92,14 @@ def main(args: ServeArguments) -> None:
     import uvicorn
 
     from collect.prepare import CandidateFiller, ensure_demo_raters
+    from plumb.generation import LoadedModels
 
-    app = build_server(args)
+    models = LoadedModels()
+    app = build_server(args, models=models)
     sessions = app.state.sessions
     logins = ensure_demo_raters(sessions, host=args.host) if args.demo_raters else []
     if args.generate_first or args.generate_rest:
-        filler = CandidateFiller(sessions, args.campaign, batch_size=args.generation_batch_size)
+        filler = CandidateFiller(sessions, args.campaign, batch_size=args.generation_batch_size, models=models)
         if args.generate_first:
             logger.info("Generating candidates for the first %d prompts before the page opens", args.generate_first)
             filler.fill(args.generate_first)

@@ -24,9 +24,12 @@ CONCURRENT_BATTLES = 16
 WAITING = "*…*"
 
 
-def create_arena_tab(sessions, campaign: str, spec: CampaignSpec) -> None:
-    """Lay out the arena tab of `campaign` and bind its events; models load on the first battle that needs them."""
-    battles, models = ArenaBattles(), LoadedModels()
+def create_arena_tab(sessions, campaign: str, spec: CampaignSpec, models: LoadedModels | None = None) -> None:
+    """Lay out the arena tab of `campaign` and bind its events; models load on the first battle that needs them.
+
+    `models` may be shared with other work of the process (the background candidate generation).
+    """
+    battles, models = ArenaBattles(), models or LoadedModels()
     gr.Markdown("Type a prompt: two anonymous models answer side by side. Vote for the better answer once both "
                 f"have started and you have read them for at least {spec.arena_min_seconds:g} s; their names are "
                 "shown after your vote.")

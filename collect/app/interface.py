@@ -22,10 +22,11 @@ from collect.campaign import spec_of
 from collect.store import StoreError, campaign_by_name
 
 
-def create_ui(sessions, campaign: str, *, output_dir: str | None = None) -> gr.Blocks:
+def create_ui(sessions, campaign: str, *, output_dir: str | None = None, models=None) -> gr.Blocks:
     """The Blocks app for rating `campaign` (pairwise, ranking or rating) on the store `sessions`.
 
-    Exports made from the admin tab go under `output_dir` (a temporary directory when None).
+    Exports made from the admin tab go under `output_dir` (a temporary directory when None);
+    the arena answers with the local models of `models` (a `plumb.generation.LoadedModels`).
     """
     with sessions.begin() as session:
         spec = spec_of(campaign_by_name(session=session, name=campaign))
@@ -37,7 +38,7 @@ def create_ui(sessions, campaign: str, *, output_dir: str | None = None) -> gr.B
                 rate = create_rater_tab(spec)
             # Battles need two policies to answer live; raters may start them.
             with gr.Tab("Arena", visible=spec.arena and len(spec.policies) >= 2):
-                create_arena_tab(sessions, campaign, spec)
+                create_arena_tab(sessions, campaign, spec, models)
             # Hidden until the login says the role; every handler behind them checks the role again.
             with gr.Tab("Campaign", visible=False) as staff_tab:
                 create_campaign_tab(sessions, campaign)
@@ -130,8 +131,8 @@ def _seconds_on(old_state: dict) -> float | None:
     return time.monotonic() - started if started is not None else None
 
 
-def mount(app, sessions, campaign: str, *, path: str = "/", output_dir: str | None = None):
+def mount(app, sessions, campaign: str, *, path: str = "/", output_dir: str | None = None, models=None):
     """Mount the rater app for `campaign` on the FastAPI `app`, behind a login with the store's rater accounts."""
-    return gr.mount_gradio_app(app, create_ui(sessions, campaign, output_dir=output_dir), path=path, auth=handlers.password_check(sessions),
+    return gr.mount_gradio_app(app, create_ui(sessions, campaign, output_dir=output_dir, models=models), path=path, auth=handlers.password_check(sessions),
                                auth_message="Sign in with your Plumb rater account.", head=keyboard_script(),
                                css=RATER_CSS, footer_links=[])
