@@ -4,48 +4,39 @@ Plain matplotlib (the object API, which draws with Agg and touches no global bac
 tests call these directly; the campaign tab shows the files with `gr.Image(type="filepath")`.
 """
 
-from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
-HOURLY_UP_TO = timedelta(days=2)  # a longer span reads better by day
+MIN_SPAN = timedelta(minutes=1)  # the narrowest time axis: a first burst of judgments still reads as a curve
 
 
-def time_bins(times: list[datetime]) -> tuple[list[datetime], list[int], str]:
-    """(bin starts, cumulative judgments at each bin's end, "hour" or "day") for judgment times, oldest first."""
-    unit = "hour" if max(times) - min(times) <= HOURLY_UP_TO else "day"
-    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
-
-    def floor(at: datetime) -> datetime:
-        at = at.replace(minute=0, second=0, microsecond=0)
-        return at if unit == "hour" else at.replace(hour=0)
-
-    counts = Counter(floor(at) for at in times)
-    starts, totals, total, start = [], [], 0, floor(min(times))
-    while start <= floor(max(times)):  # empty bins too, so the line stays flat where nobody worked
-        total += counts.get(start, 0)
-        starts.append(start)
-        totals.append(total)
-        start += step
-    return starts, totals, unit
+def cumulative(times: list[datetime]) -> tuple[list[datetime], list[int]]:
+    """(times, judgments so far) for a step curve: from 0 at the first judgment's time, one step per judgment."""
+    ordered = sorted(times)
+    return [ordered[0], *ordered], list(range(len(ordered) + 1))
 
 
 def plot_judgments_over_time(times: list[datetime], path: Path) -> Path | None:
-    """A PNG of cumulative live judgments by hour or day (whichever the span needs); None with no judgments."""
+    """A PNG of live judgments so far against time (UTC), one step per judgment; None with no judgments."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
 
     if not times:
         return None
-    starts, totals, unit = time_bins(times)
+    xs, ys = cumulative(times)
     figure = Figure(figsize=(7, 3), layout="constrained")
     axes = figure.add_subplot()
-    axes.step(starts, totals, where="post", marker="o", markersize=3)
+    axes.step(xs, ys, where="post")
+    span = max(xs[-1] - xs[0], MIN_SPAN)
+    axes.set_xlim(xs[0] - span * 0.05, xs[0] + span * 1.05)
+    locator = AutoDateLocator()
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     axes.set_ylim(bottom=0)
     axes.set_ylabel("live judgments")
-    axes.set_xlabel(f"time (UTC), by {unit}")
-    axes.set_title(f"Judgments over time: {totals[-1]} in all")
+    axes.set_xlabel("time (UTC)")
+    axes.set_title(f"Judgments over time: {ys[-1]} in all")
     axes.grid(alpha=0.3)
-    figure.autofmt_xdate()
     figure.savefig(path, dpi=110)
     return Path(path)
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from collect import admin
-from collect.app.plots import plot_judgments_over_time, plot_judgments_per_rater, time_bins
+from collect.app.plots import cumulative, plot_judgments_over_time, plot_judgments_per_rater
 from collect.export import PushError
 from collect.store import RaterError, authenticate, create_rater, rater_by_name, rater_by_token
 from tests.collect.test_adjudication import campaign_with_reviewer, judge
@@ -139,13 +139,12 @@ def test_progress_per_task_and_rater_for_reviewers(campaign):
         (t4, 0, "not started")]
 
 
-def test_judgments_over_time_are_binned_by_hour_or_by_day():
+def test_judgments_over_time_step_up_by_one_at_each_judgment():
     start = datetime(2025, 3, 1, 9, 15)
-    starts, totals, unit = time_bins([start, start + timedelta(minutes=10), start + timedelta(hours=2, minutes=5)])
-    assert unit == "hour" and totals == [2, 2, 3]  # the empty hour between stays on the line
-    assert starts == [datetime(2025, 3, 1, 9), datetime(2025, 3, 1, 10), datetime(2025, 3, 1, 11)]
-    starts, totals, unit = time_bins([start, start + timedelta(days=3)])
-    assert unit == "day" and totals == [1, 1, 1, 2] and starts[0] == datetime(2025, 3, 1)
+    later = [start + timedelta(minutes=10), start, start + timedelta(hours=2, minutes=5)]
+    times, counts = cumulative(later)
+    assert times == [start, start, start + timedelta(minutes=10), start + timedelta(hours=2, minutes=5)]
+    assert counts == [0, 1, 2, 3]
 
 
 def test_plots_are_written_as_png_and_skipped_without_data(tmp_path):
