@@ -35,8 +35,8 @@ from collect.store import (
     Prompt,
     Rater,
     StoreError,
-    campaign_by_name,
     Task,
+    campaign_by_name,
     add_candidate,
     add_prompt,
     ensure_policy,
@@ -152,6 +152,8 @@ class Battle:
 def start_battle(spec: CampaignSpec, *, rater: str, prompt: str, rng: random.Random | None = None,
                  now: float | None = None) -> Battle:
     """A new battle of two different policies of the campaign, drawn at random (their order too) for `prompt`."""
+    if not spec.arena:  # the tab is hidden then, but its events can still be called through the API
+        raise ArenaError("This campaign has no arena.")
     if not prompt.strip():
         raise ArenaError("Type a prompt first.")
     if len(spec.policies) < 2:

@@ -151,6 +151,9 @@ def test_two_different_policies_are_drawn_in_a_random_order(sqlite_url):
         start_battle(spec, rater="ana", prompt="   ")
     with pytest.raises(ArenaError, match="at least two policies"):
         start_battle(campaign_from_dict({"name": "x", "policies": ["a"]}), rater="ana", prompt="hi")
+    with pytest.raises(ArenaError, match="no arena"):
+        start_battle(campaign_from_dict({"name": "x", "policies": ["a", "b"], "arena": False}), rater="ana",
+                     prompt="hi")
 
 
 @pytest.mark.parametrize(("policy", "text", "leaks"), [
