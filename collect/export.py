@@ -39,6 +39,7 @@ from collect.store import (
     Policy,
     Prompt,
     Rater,
+    StoreError,
     Task,
     campaign_by_name,
     live_judgments_query,
@@ -338,8 +339,11 @@ def write_dataset_card(output: Path, summary: dict, guidelines: str) -> Path:
     )
 
 
-class PushError(RuntimeError):
-    """A push to the Hub failed (no network, no token, no access); the message names the repo and the reason."""
+class PushError(StoreError):
+    """A push to the Hub failed (no network, no token, no access); the message names the repo and the reason.
+
+    A `StoreError`, so the command line prints it as one line, like any other place data cannot be stored.
+    """
 
 
 def push(dataset, output: Path, repo: str) -> None:

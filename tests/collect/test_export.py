@@ -222,3 +222,15 @@ def test_a_push_that_cannot_reach_the_hub_names_the_repo(judged_db, tmp_path, mo
     args.push_to_hub = "not a repo id!"
     with pytest.raises(PushError, match="'not a repo id!' is not a Hub repo id"):
         main(args)
+
+
+def test_a_failed_push_is_one_line_from_the_command_line(judged_db, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "plumb", "collect", "export", "--campaign", "demo", "--db", judged_db,
+               "--push_to_hub", "team/prefs", "--output_dir", str(tmp_path / "o")]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "plumb collect: error: could not push to the Hub dataset repo 'team/prefs'" in result.stderr
