@@ -87,6 +87,17 @@ def _init_db(db: str | None) -> None:
     init.main(db)
 
 
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConfigError(f"port: cannot listen on {host}:{port} ({error.strerror}); "
+                              f"choose another with --port") from None
+
+
 def main(args: ServeArguments) -> None:
     """Set up what the config asks, then serve the page and the API with uvicorn until interrupted."""
     import uvicorn
@@ -94,6 +105,7 @@ def main(args: ServeArguments) -> None:
     from collect.prepare import CandidateFiller, ensure_demo_raters
     from plumb.generation import LoadedModels
 
+    _check_port_free(args.host, args.port)  # before minutes of set-up, not after
     models = LoadedModels()
     app = build_server(args, models=models)
     sessions = app.state.sessions

@@ -229,3 +229,15 @@ def test_the_demo_config_starts_from_nothing_and_keeps_judgments_across_restarts
         assert session.scalar(select(func.count(Task.id))) == 2 and abs(judgment.preference) == 2
     assert judgment.edit == "B, said better."  # the demo campaign asks raters to improve the better response
     engine.dispose()
+
+
+def test_a_port_in_use_is_refused_before_any_set_up(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "plumb", "collect", "serve", "--config",
+                                 "configs/collect/demo.yaml", "--db", str(tmp_path / "d.sqlite"), "--port", str(port)],
+                                cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 2 and f"port: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert not (tmp_path / "d.sqlite").exists()  # nothing was set up
