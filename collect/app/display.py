@@ -1,70 +1,53 @@
-"""How stored messages are shown on the rater page: model output as Markdown whose HTML shows as text.
+"""How stored messages are shown in the app: model output as Markdown whose HTML shows as text.
 
-Model output is untrusted. Gradio sanitizes the Markdown it renders, but it still renders
-`<img>` and other tags it lets through (DESIGN.md). So `safe_markdown` escapes every `<`
-and `&` outside code (inside code the Markdown renderer escapes them itself, and code
-keeps its highlighting), turns images into links so nothing is fetched, and unlinks any
-link whose target is not http(s), mailto or the page itself (`javascript:`, `data:`...).
-Gradio's sanitizer stays on as a second layer.
+Model output is untrusted (and so is a rater's edit, which reviewers read). Gradio
+sanitizes the Markdown it renders, but it still renders `<img>` and other tags it lets
+through (DESIGN.md). `safe_markdown` therefore makes sure no HTML can come out of the text
+at all, without having to agree with the renderer on what is code and what is prose
+(a disagreement there is how such filters are defeated): a zero-width space goes after
+every `<` that could open a tag, comment or declaration, after every `&` that could start
+an entity, between the `!` and `[` of image syntax, and before the colon of a
+`javascript:`, `vbscript:`, `data:` or `file:` scheme. The text looks exactly as typed, code
+keeps its highlighting, nothing is fetched and no script scheme is linked. Gradio's
+sanitizer stays on as a second layer. Copying code that contains such a `<` copies the
+invisible space too; "Start from A/B" and the exports use the stored text, not this.
 """
 
 import html
 import re
 
-# A fenced code block opens with 3+ backticks or tildes (up to 3 spaces in) and closes with the same run or longer.
+ZWSP = "\u200b"
+_TAG_OPEN = re.compile(r"<(?=[A-Za-z!/?])")
+_ENTITY = re.compile(r"&(?=#|[A-Za-z][A-Za-z0-9]{0,31};)")
+_IMAGE = re.compile(r"!(?=\[)")
+_SCRIPT_SCHEME = re.compile(r"(?<![A-Za-z])(javascript|vbscript|data|file)(?=\s*:)", re.IGNORECASE)
+# Fences as the renderer opens and closes them, only to close one the text leaves open (a cut-off answer).
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.DOTALL)
-_INLINE_LINK = re.compile(r"(!?)\[([^\]\n]*)\]\(\s*<?([^)\s>]*)")
-_REFERENCE = re.compile(r"^( {0,3})\[([^\]\n]+)\]:\s*<?(\S*)", re.MULTILINE)
-_SAFE_TARGET = re.compile(r"^(https?:|mailto:|#|/(?!/)|$)", re.IGNORECASE)
 
 
 def safe_markdown(text: str) -> str:
     """Markdown for `gr.Markdown`/`gr.Chatbot` that shows every piece of HTML in `text` as typed and runs none."""
-    out, prose, fence = [], [], None
-    for line in text.splitlines(keepends=True):
-        opening = _FENCE.match(line)
-        if fence is None and opening:
-            out.append(_safe_prose("".join(prose)))
-            prose, fence = [], opening.group(1)
-            out.append(line)
-        elif fence is not None:
-            out.append(line)
-            closing = _FENCE.match(line)
-            if closing and closing.group(1)[0] == fence[0] and len(closing.group(1)) >= len(fence) \
-                    and not line.strip()[len(closing.group(1)):]:
-                fence = None
-        else:
-            prose.append(line)
-    # An unclosed fence runs to the end, as in the renderer: a streamed answer is often cut inside one.
-    out.append(_safe_prose("".join(prose)))
-    return "".join(out)
+    text = _TAG_OPEN.sub("<" + ZWSP, text)
+    text = _ENTITY.sub("&" + ZWSP, text)
+    text = _IMAGE.sub("!" + ZWSP, text)
+    text = _SCRIPT_SCHEME.sub(lambda m: m.group(1) + ZWSP, text)
+    fence = _open_fence(text)
+    # Closed here, so text shown after this one (a reviewer sees several answers in one pane) is not taken as code.
+    return f"{text}\n{fence}" if fence else text
 
 
-def _safe_prose(text: str) -> str:
-    pieces, start = [], 0
-    for span in _CODE_SPAN.finditer(text):
-        pieces.append(_escape(text[start:span.start()]))
-        pieces.append(span.group(0))  # the renderer shows code spans literally
-        start = span.end()
-    pieces.append(_escape(text[start:]))
-    return "".join(pieces)
-
-
-def _escape(text: str) -> str:
-    # `>` stays: it starts a quote in Markdown and cannot open a tag on its own.
-    text = text.replace("&", "&amp;").replace("<", "&lt;")
-    text = _INLINE_LINK.sub(_defuse_link, text)
-    return _REFERENCE.sub(lambda m: m.group(0) if _SAFE_TARGET.match(m.group(3)) else m.group(1) + "\\" +
-                          m.group(0)[len(m.group(1)):], text)
-
-
-def _defuse_link(match: re.Match) -> str:
-    bang, label, target = match.groups()
-    rest = match.group(0)[len(bang):]
-    if not _SAFE_TARGET.match(target):
-        return bang + "\\" + rest  # "\[" is a literal bracket: the link shows as text
-    return rest  # an image becomes a link to it, so showing a response fetches nothing
+def _open_fence(text: str) -> str | None:
+    fence = None
+    for line in text.splitlines():
+        run = _FENCE.match(line)
+        if run is None:
+            continue
+        marks = run.group(1)
+        if fence is None:
+            fence = marks
+        elif marks[0] == fence[0] and len(marks) >= len(fence) and not line.strip()[len(marks):]:
+            fence = None
+    return fence
 
 
 def escaped_chat(messages: list[dict]) -> list[dict]:

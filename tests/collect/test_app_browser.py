@@ -27,12 +27,13 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
 
 
 @contextlib.contextmanager
-def browser_on_app(tmp_path, *, attack: bool = False, **campaign):
-    """(Playwright page at the app's login, sessions) on a fresh store; `attack` adds the HTML task last."""
+def browser_on_app(tmp_path, *, attack: bool | str = False, **campaign):
+    """(Playwright page at the app's login, sessions) on a fresh store; `attack` adds the HTML task (ATTACK or that
+    text) last."""
     url = f"sqlite:///{tmp_path / 'collect.sqlite'}"
     engine, sessions, _ = make_store(url, **campaign)
     if attack:
-        add_attack_task(sessions, ATTACK)
+        add_attack_task(sessions, ATTACK if attack is True else attack)
     with serving(build_server(ServeArguments(db=url))) as base_url, playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -150,3 +151,24 @@ def test_a_reviewer_has_the_campaign_tab_and_its_overview(tmp_path):
         page.get_by_role("button", name="Refresh").click()
         playwright.expect(page.locator("#plumb-overview")).to_contain_text("complete tasks")
         playwright.expect(page.locator("#plumb-quality")).to_contain_text("No pairwise judgments yet")
+
+
+def test_markdown_tricks_in_a_response_show_as_text_fetch_nothing_and_run_nothing(tmp_path):
+    from tests.collect.test_display import TRICKS
+
+    tricks = "\n\n".join(TRICKS).replace("alert(", "window.__plumb_ran=(")
+    with browser_on_app(tmp_path, attack=tricks, prompts=0) as (page, _):
+        dialogs, requests = [], []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("request", lambda request: requests.append(request.url))
+        log_in(page, "ana")
+        response = page.locator("#plumb-response-a")
+        playwright.expect(response).to_contain_text("<img src=//evil/x>")
+        playwright.expect(response).to_contain_text("<svg/onload=window.__plumb_ran=(1)>")
+        # (Gradio's own icons are SVGs: the copy buttons of code blocks.)
+        assert page.locator("#plumb-response-a :is(img, script, iframe, svg[onload])").count() == 0
+        protocols = page.eval_on_selector_all("#plumb-response-a a[href]", "links => links.map(a => a.protocol)")
+        assert set(protocols) <= {"http:", "https:"}  # a script scheme with a space in it is only a relative link
+        page.wait_for_timeout(500)  # an image or script would have been requested by now
+        assert page.evaluate("window.__plumb_ran") is None and dialogs == []
+        assert not [url for url in requests if "evil" in url]

@@ -1,0 +1,43 @@
+"""Model output on the page: `safe_markdown` leaves no way for HTML, images or script links out of the text."""
+
+import re
+
+import pytest
+
+from collect.app.display import ZWSP, safe_markdown
+
+# Each of these got HTML past an earlier filter that tried to tell code from prose as the renderer does.
+TRICKS = [
+    '<img src=x onerror="alert(1)"> <script>alert(2)</script> <a href="javascript:alert(3)">x</a>',
+    "`a\n\n<img src=//evil/x>\n\n`",  # a code span cannot cross a paragraph break in the renderer
+    "\\`<img src=//evil/x>`",  # an escaped backtick opens no code span
+    "```\nx\n```~\n<img src=//evil/x>",  # the renderer closes this fence, a stricter parser does not
+    "- a\n\n  ```\n  x\n     ```\n<img src=//evil/x>",  # a fence in a list item closes at the item's indent
+    "![x][r]\n\n[r]: https://evil/p.png",  # a reference-style image
+    "![`x`](https://evil/p.png)",  # a code span inside the image's label
+    "![a\nb](https://evil/p.png)",  # a label across lines
+    "[a [b] c](javascript:alert(1))",
+    "- [z]: javascript:alert(1)\n\n[z]",
+    "[q](&#106;avascript:alert(1)) [r](JaVaScRiPt:alert(1)) [s](<javascript:alert(1)>)",
+    "<!-- comment --> <![CDATA[x]]> <?php x ?> </div> <svg/onload=alert(1)>",
+    "data:text/html;base64,PHNjcmlwdD4= and vbscript:msgbox and file:///etc/passwd",
+]
+
+
+@pytest.mark.parametrize("text", TRICKS)
+def test_no_tag_image_or_script_link_can_come_out(text):
+    shown = safe_markdown(text)
+    assert not re.search(r"<[A-Za-z!/?]", shown)  # nothing can open a tag, comment or declaration
+    assert not re.search(r"&(#|[A-Za-z][A-Za-z0-9]*;)", shown)  # nor an entity
+    assert "![" not in shown  # nor an image
+    assert not re.search(r"(?i)(javascript|vbscript|data|file)\s*:", shown)
+    typed = shown.replace(ZWSP, "")
+    assert typed == text or re.fullmatch(r"\n(`{3,}|~{3,})", typed.removeprefix(text))  # as typed (+ a closing fence)
+
+
+def test_code_stays_code_and_a_cut_off_fence_is_closed():
+    code = "Use:\n```python\nif a < b and c & d:\n    print('<b>')\n```\nDone."
+    assert safe_markdown(code).replace(ZWSP, "") == code
+    cut = "Here:\n```python\nprint(1)"  # an answer cut at max_new_tokens inside its code
+    assert safe_markdown(cut) == cut + "\n```"
+    assert safe_markdown("plain 2 < 3 & 4 > 1") == "plain 2 < 3 & 4 > 1"  # nothing to guard: untouched
