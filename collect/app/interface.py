@@ -66,12 +66,17 @@ def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header
                 header: f"Signed in as **{html.escape(request.username)}** ({role}) · campaign `{campaign}`",
                 **{tab: gr.Tab(visible=role in roles) for tab, roles in role_tabs.items()}}
 
+    def answered(page, old_state: dict) -> dict:
+        # The same task back (an answer refused with a reason) keeps what the rater typed and chose.
+        same = page.assignment_id is not None and page.assignment_id == old_state.get("assignment_id")
+        return {state: shown(page, old_state), **page_values(page, rate, keep_answers=same)}
+
     def judged(old_state: dict, label: str, rationale: str, flags: list[str], edit: str, rater_name: str) -> dict:
         page = handlers.judge(sessions, campaign=campaign, rater_name=rater_name,
                               assignment_id=old_state.get("assignment_id"), choice=action_of(label),
                               rationale=rationale or "", flags=flags, seconds_spent=_seconds_on(old_state),
                               edit=edit or "")
-        return {state: shown(page, old_state), **page_values(page, rate)}
+        return answered(page, old_state)
 
     def on_judge(old_state: dict, label: str, rationale: str, flags: list[str], request: gr.Request):
         return judged(old_state, label, rationale, flags, "", request.username)
@@ -87,16 +92,16 @@ def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header
                               scores=[inputs[radio] for radio in score_inputs(rate)][:old_state.get("responses", 0)],
                               rationale=inputs[rate["rationale"]] or "", flags=inputs[rate["flags"]],
                               seconds_spent=_seconds_on(old_state))
-        return {state: shown(page, old_state), **page_values(page, rate)}
+        return answered(page, old_state)
 
     def on_skip(old_state: dict, request: gr.Request):
         page = handlers.skip(sessions, campaign=campaign, rater_name=request.username,
                              assignment_id=old_state.get("assignment_id"))
-        return {state: shown(page, old_state), **page_values(page, rate)}
+        return answered(page, old_state)
 
     def on_undo(old_state: dict, request: gr.Request):
         page = handlers.undo(sessions, campaign=campaign, rater_name=request.username)
-        return {state: shown(page, old_state), **page_values(page, rate)}
+        return answered(page, old_state)
 
     ui.load(on_load, inputs=[state], outputs=[*page_outputs, header, *role_tabs], api_name="show_task")
     edit = [rate["edit"]] if "edit" in rate else []
@@ -111,10 +116,18 @@ def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header
     rate["skip"].click(on_skip, inputs=[state], outputs=page_outputs, api_name="skip")
     for index, key in enumerate(EDIT_KEYS):
         if f"copy_{key}" in rate:
-            # The text as stored, not as rendered: the rater edits the response itself.
-            rate[f"copy_{key}"].click(lambda old_state, index=index: (old_state.get("texts") or ["", ""])[index],
-                                      inputs=[state], outputs=rate["edit"], api_visibility="private")
+            rate[f"copy_{key}"].click(lambda old_state, typed, index=index: start_from(old_state, typed, index),
+                                      inputs=[state, rate["edit"]], outputs=rate["edit"], api_visibility="private")
     rate["undo"].click(on_undo, inputs=[state], outputs=page_outputs, api_name="undo")
+
+
+def start_from(old_state: dict, typed: str, index: int) -> str:
+    """The improved-response box after "Start from" response `index`: its stored text (not as rendered), unless the
+    rater has already written something of their own there, which is kept."""
+    texts = old_state.get("texts") or []
+    if typed.strip() and typed not in texts:
+        return typed
+    return texts[index] if index < len(texts) else typed
 
 
 def shown(page, old_state: dict) -> dict:

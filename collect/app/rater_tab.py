@@ -101,25 +101,28 @@ def score_inputs(components: dict) -> list[gr.Radio]:
     return [component for name, component in components.items() if name.startswith("score_")]
 
 
-def page_values(page, components: dict) -> dict:
-    """New values for the tab's components from a `RaterPage`; answers, rationale and flags are cleared."""
+def page_values(page, components: dict, *, keep_answers: bool = False) -> dict:
+    """New values for the tab's components from a `RaterPage`; the rater's inputs (scores, rationale, flags, edit)
+    are cleared for a new task, and kept with `keep_answers` (the same task is back with a reason to fix)."""
     has_task = page.assignment_id is not None
     values = {
         components["prompt"]: page.prompt,
         components["progress"]: progress_markdown(page.progress) if page.progress else "",
         components["message"]: page.message,
-        components["rationale"]: "",
-        components["flags"]: [],
-        **({components["edit"]: ""} if "edit" in components else {}),
     }
+    if not keep_answers:
+        values.update({components["rationale"]: "", components["flags"]: []})
+        if "edit" in components:
+            values[components["edit"]] = ""
     for index, label in enumerate(SLOTS):
         shown = has_task and index < len(page.responses)
         if f"response_{label}" in components:
             values[components[f"response_{label}"]] = safe_markdown(page.responses[index]) if shown else ""
         if f"slot_{label}" in components:
             values[components[f"slot_{label}"]] = gr.Column(visible=shown)
-            values[components[f"score_{label}"]] = gr.Radio(choices=page.score_choices, value=None,
-                                                            label=f"{label}: {page.score_name}")
+            if not keep_answers:
+                values[components[f"score_{label}"]] = gr.Radio(choices=page.score_choices, value=None,
+                                                                label=f"{label}: {page.score_name}")
     buttons = choice_buttons(components) + [components[name] for name in ("skip", "submit") if name in components]
     for button in buttons:
         values[button] = gr.Button(interactive=has_task)

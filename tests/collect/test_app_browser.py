@@ -172,3 +172,22 @@ def test_markdown_tricks_in_a_response_show_as_text_fetch_nothing_and_run_nothin
         page.wait_for_timeout(500)  # an image or script would have been requested by now
         assert page.evaluate("window.__plumb_ran") is None and dialogs == []
         assert not [url for url in requests if "evil" in url]
+
+
+def test_a_refused_answer_keeps_what_the_rater_wrote(tmp_path):
+    with browser_on_app(tmp_path, allow_edits=True, rationale="required") as (page, sessions):
+        log_in(page, "ana")
+        edit_box = page.locator("#plumb-edit textarea")
+        edit_box.fill("My own, much better answer.")
+        edit_box.press("Escape")
+        page.keyboard.press("b")  # "start from B" does not overwrite the rater's own text
+        page.keyboard.press("2")  # no rationale: refused, and the edit stays
+        playwright.expect(page.locator("#plumb-message")).to_contain_text("asks for a rationale")
+        playwright.expect(edit_box).to_have_value("My own, much better answer.")
+        page.locator("#plumb-key-2").focus()
+        page.get_by_label("Rationale (required)").fill("It answers the question.")
+        page.locator("#plumb-key-2").click()
+        playwright.expect(page.locator("#plumb-progress")).to_contain_text("1 judged today")
+        playwright.expect(edit_box).to_have_value("")  # a new task starts empty
+        (judgment,) = judgments_of(sessions, "ana")
+    assert (judgment.edit, judgment.rationale) == ("My own, much better answer.", "It answers the question.")
