@@ -14,7 +14,10 @@ also when raters judged it again afterwards (the review queue offers it again);
 rater's own. In `sft`, a rater's edit (their improved version of the better response)
 is the assistant turn instead of the best candidate: one row per distinct edit, with
 `meta.edited` true; tasks without edits keep the best candidate. Pairwise rows never
-use edits: nobody compared an edit with the candidates.
+use edits: nobody compared an edit with the candidates. Arena battles (`meta.source`
+"arena") are exported like other tasks, except a battle voted on before an answer had
+finished (its text was cut off) and, unless `include_identity_leaks`, one where an answer
+named its own model.
 
     plumb collect export --config configs/collect/export.yaml
     plumb collect export --campaign demo --format kto --per_rater --output_dir outputs/demo-kto
@@ -72,7 +75,7 @@ class ExportArguments:
     min_judgments: int = field(default=1, metadata={"help": "Leave out tasks with fewer live judgments than this."})
     include_gold: bool = field(default=False, metadata={"help": "Export gold (quality-check) tasks too."})
     include_identity_leaks: bool = field(default=False, metadata={
-        "help": "battles: keep arena votes flagged 'identity leak' (an answer named its own model)."})
+        "help": "Keep arena votes flagged 'identity leak' (an answer named its own model): left out by default."})
     push_to_hub: str | None = field(default=None, metadata={"help": "Hub dataset repo to push to, with its card."})
 
     def __post_init__(self):
@@ -94,6 +97,7 @@ class TaskItem:
     judgments: list[tuple[str, Judgment]]  # (rater name, judgment)
     shown_orders: dict[int, list[int]]  # assignment id -> candidate order shown (display position -> canonical)
     adjudication: Adjudication | None = None  # the newest reviewer's decision, which replaces the majority
+    finished: list[bool] = field(default_factory=list)  # per candidate: False for an arena answer cut off at the vote
 
 
 def config_types() -> tuple:
@@ -165,7 +169,8 @@ def load_items(session, campaign_id: int) -> list[TaskItem]:
         TaskItem(task=task, prompt_id=prompts[task.prompt_id].external_id, prompt=prompts[task.prompt_id].messages,
                  completions=[candidates[cid][0].completion for cid in task.candidate_ids],
                  policies=[candidates[cid][1] for cid in task.candidate_ids], judgments=judgments[task.id],
-                 shown_orders=orders[task.id], adjudication=adjudications.get(task.id))
+                 shown_orders=orders[task.id], adjudication=adjudications.get(task.id),
+                 finished=[candidates[cid][0].settings.get("finished", True) for cid in task.candidate_ids])
         for task in tasks
     ]
 
@@ -197,7 +202,7 @@ def export_rows(items: list[TaskItem], args: ExportArguments) -> tuple[list[dict
             adjudication = item.adjudication if not args.per_rater else None
             meta = {"task_id": item.task.id, "prompt_id": item.prompt_id, "raters": [name for name, _ in group],
                     "agreement": item_agreement, "judgments": len(item.judgments),
-                    "adjudicated": adjudication is not None}
+                    "adjudicated": adjudication is not None, "source": item.task.source}
             edits = [(name, j) for name, j in group if j.edit]
             if args.format == "sft" and edits:
                 rows.extend(edit_rows(item, edits, meta))
@@ -217,6 +222,12 @@ def _skip_reason(item: TaskItem, args: ExportArguments) -> str | None:
         return "no judgments yet"
     if len(item.judgments) < args.min_judgments:
         return f"fewer than {args.min_judgments} judgments"
+    if item.task.source == "arena":
+        # The vote is on the text shown at that moment; as training data a cut-off answer teaches cut-off answers.
+        if not all(item.finished):
+            return "arena answer cut off at the vote"
+        if not args.include_identity_leaks and any(IDENTITY_LEAK in (j.flags or []) for _, j in item.judgments):
+            return "identity leak (arena vote)"
     return None
 
 

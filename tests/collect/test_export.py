@@ -234,3 +234,36 @@ def test_a_failed_push_is_one_line_from_the_command_line(judged_db, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "plumb collect: error: could not push to the Hub dataset repo 'team/prefs'" in result.stderr
+
+
+def test_arena_battles_are_training_data_unless_cut_off_or_leaked(sqlite_url, tmp_path):
+    from collect.arena_battles import cast_vote
+    from collect.store import make_engine, session_factory, upgrade
+    from tests.collect.test_arena_battles import answered, arena_campaign
+
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    spec = arena_campaign(sessions, arena_min_seconds=0)
+    whole = answered(spec, ("Rain is water falling from clouds.", "Rain falls."), seed=1)
+    whole.finish(1, now=104.0)  # both answers ended before the vote
+    cut = answered(spec, ("Rain is", "Rain falls from"), seed=2)  # B was still streaming at the vote
+    leak = answered(spec, ("I am Plumby: rain is water.", "Rain falls."), seed=0)
+    leak.finish(1, now=104.0)
+    for battle in (whole, cut, leak):
+        cast_vote(sessions, campaign="arena", battle=battle, rater_name="ana", vote="A is better", now=110.0)
+    engine.dispose()
+
+    def export(**options):
+        args = ExportArguments(campaign="arena", db=sqlite_url, output_dir=str(tmp_path / "out"), **options)
+        summary = main(args)
+        return datasets.load_from_disk(str(tmp_path / "out")).to_list(), summary
+
+    rows, summary = export()
+    assert [row["chosen"][0]["content"] for row in rows] == ["Rain is water falling from clouds."]
+    assert rows[0]["meta"]["source"] == "arena"
+    assert summary["left_out"] == {"arena answer cut off at the vote": 1, "identity leak (arena vote)": 1}
+    rows, _ = export(include_identity_leaks=True)
+    assert len(rows) == 2
+    battles, _ = export(format="battles")
+    assert len(battles) == 2  # the leaderboard counts the cut-off vote: it judged what was shown
