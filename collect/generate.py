@@ -21,6 +21,7 @@ from collect.store import (
     CampaignError,
     Candidate,
     Prompt,
+    Task,
     add_candidate,
     build_tasks,
     campaign_by_name,
@@ -84,8 +85,11 @@ def generate_missing(sessions, campaign_name: str, policy: PolicySpec, generator
         campaign = campaign_by_name(session=session, name=campaign_name)
         stored = ensure_policy(session=session, campaign=campaign, name=policy.name, spec=policy.model)
         answered = select(Candidate.prompt_id).where(Candidate.policy_id == stored.id)
+        # A rater's arena prompt was answered by the two policies of its battle; the others' answers would go unused.
+        battles = select(Task.prompt_id).where(Task.campaign_id == campaign.id, Task.source == "arena")
         todo = session.execute(select(Prompt.id, Prompt.messages).where(
-            Prompt.campaign_id == campaign.id, Prompt.id.not_in(answered)).order_by(Prompt.id).limit(limit)).all()
+            Prompt.campaign_id == campaign.id, Prompt.id.not_in(answered), Prompt.id.not_in(battles))
+            .order_by(Prompt.id).limit(limit)).all()
     settings = settings_of(policy)
     with tqdm(total=len(todo), desc=f"generate {policy.name}", unit="prompt") as progress:
         for start in range(0, len(todo), batch_size):

@@ -68,3 +68,25 @@ def test_an_openai_compatible_server_by_url(tmp_path):
     made = generate.main("gen", db=db, generators={"served": fake, "other": fake})
     assert made == {"candidates": {"served": 3, "other": 3}, "new_tasks": 3}
     assert candidate_settings(db)[0] == {"backend": "openai", "model": "http://127.0.0.1:8001/v1"}
+
+
+def test_a_raters_arena_prompt_is_not_answered_again_by_the_other_policies(tmp_path, tiny_policy_dir):
+    from collect.store import add_candidate, add_prompt, campaign_by_name, ensure_policy
+
+    db = str(tmp_path / "c.sqlite")
+    init_main(db)
+    generation = "{max_new_tokens: 2, do_sample: false}"
+    policies = "".join(f"  - {{name: {name}, model: {tiny_policy_dir}, generation: {generation}}}\n" for name in "abc")
+    import_prompts.main(write_campaign(tmp_path, policies), db=db)
+    sessions = open_store(db)
+    with sessions.begin() as session:  # a battle of a and b, as the arena stores it
+        campaign = campaign_by_name(session=session, name="gen")
+        prompt = add_prompt(session=session, campaign=campaign, external_id="arena-1",
+                            messages=[{"role": "user", "content": "Hi?"}])
+        ids = [add_candidate(session=session, prompt=prompt, policy=ensure_policy(session=session, campaign=campaign,
+                                                                                 name=name),
+                             completion=[{"role": "assistant", "content": "Hello."}]).id for name in "ab"]
+        session.add(Task(campaign_id=campaign.id, prompt_id=prompt.id, kind="pairwise", source="arena",
+                         candidate_ids=ids, target_overlap=1))
+    made = generate.main("gen", batch_size=4, db=db)
+    assert made["candidates"] == {"a": 3, "b": 3, "c": 3}  # the three imported prompts, not the arena's
