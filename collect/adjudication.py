@@ -33,6 +33,7 @@ from collect.store import (
     live_judgments_query,
     rater_by_name,
     record_event,
+    require_role,
 )
 from collect.store.judgments import check_answer
 
@@ -191,7 +192,4 @@ def submit_adjudication(sessions, *, campaign: str, reviewer_name: str, task_id:
 
 
 def _staff(session, name: str) -> Rater:
-    rater = rater_by_name(session=session, name=name)
-    if rater.role not in STAFF_ROLES:
-        raise PermissionError("the review queue is for reviewers and admins")
-    return rater
+    return require_role(session=session, name=name, roles=STAFF_ROLES, what="the review queue")

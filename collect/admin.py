@@ -27,6 +27,7 @@ from collect.store import (
     create_rater,
     live_judgments_query,
     rater_by_name,
+    require_role,
 )
 from collect.store.raters import all_raters, set_active, set_password, set_role
 
@@ -42,17 +43,11 @@ class ExportResult:
 
 
 def _admin(session, name: str) -> Rater:
-    rater = rater_by_name(session=session, name=name)
-    if rater.role != "admin":
-        raise PermissionError("this is for admins only")
-    return rater
+    return require_role(session=session, name=name, roles=("admin",), what="this")
 
 
 def _staff(session, name: str) -> Rater:
-    rater = rater_by_name(session=session, name=name)
-    if rater.role not in STAFF_ROLES:
-        raise PermissionError("campaign progress is for reviewers and admins")
-    return rater
+    return require_role(session=session, name=name, roles=STAFF_ROLES, what="campaign progress")
 
 
 # Raters
@@ -82,6 +77,7 @@ def add_rater(sessions, *, admin_name: str, name: str, role: str, password: str 
 
 def change_role(sessions, *, admin_name: str, name: str, role: str) -> str:
     """Give rater `name` a new role (rater, reviewer, admin)."""
+    name = (name or "").strip()
     with sessions.begin() as session:
         rater = set_role(session=session, name=name, role=role, by=_admin(session, admin_name))
         return f"'{rater.name}' is now a {rater.role}."
@@ -89,6 +85,7 @@ def change_role(sessions, *, admin_name: str, name: str, role: str) -> str:
 
 def change_active(sessions, *, admin_name: str, name: str, active: bool) -> str:
     """Deactivate (no more sign-ins, API calls or page actions) or reactivate rater `name`."""
+    name = (name or "").strip()
     with sessions.begin() as session:
         rater = set_active(session=session, name=name, active=active, by=_admin(session, admin_name))
         return f"'{rater.name}' is {'active again' if rater.active else 'deactivated: they can no longer sign in'}."
@@ -96,6 +93,7 @@ def change_active(sessions, *, admin_name: str, name: str, active: bool) -> str:
 
 def reset_password(sessions, *, admin_name: str, name: str, password: str | None = None) -> str:
     """Set rater `name`'s password; with none, generate one. Returns a message (a generated password shown once)."""
+    name = (name or "").strip()  # as typed into a form: "alice " is alice, as when she was added
     with sessions.begin() as session:
         admin = _admin(session, admin_name)
         generated = password is None

@@ -109,13 +109,20 @@ class Battle:
         side.finished = True
 
     def fail(self, index: int, error: str) -> None:
-        """Side `index` could not answer: the battle can no longer be voted on."""
+        """Side `index` could not answer: the battle can no longer be voted on, so the other side stops too."""
         self.sides[index].error = error
+        self.stop()
 
     def show(self) -> tuple[str, str]:
-        """The two texts as they are now, remembered as what the rater's page shows."""
-        for side in self.sides:
-            side.shown = side.text
+        """The two texts as they are now, remembered as what the rater's page shows; frozen once a vote starts."""
+        # A vote stores `shown` and reveals it: an update between the two would make them differ.
+        if self.voting.acquire(blocking=False):
+            try:
+                if self.vote is None:
+                    for side in self.sides:
+                        side.shown = side.text
+            finally:
+                self.voting.release()
         return self.sides[0].shown, self.sides[1].shown
 
     def vote_opens_at(self) -> float | None:
@@ -154,6 +161,8 @@ def start_battle(spec: CampaignSpec, *, rater: str, prompt: str, rng: random.Ran
     """A new battle of two different policies of the campaign, drawn at random (their order too) for `prompt`."""
     if not spec.arena:  # the tab is hidden then, but its events can still be called through the API
         raise ArenaError("This campaign has no arena.")
+    if spec.kind != "pairwise":  # its exports would mix pairwise arena tasks into rankings or ratings
+        raise ArenaError(f"The arena is for pairwise campaigns only; this one is a {spec.kind} campaign.")
     if not prompt.strip():
         raise ArenaError("Type a prompt first.")
     if len(spec.policies) < 2:
@@ -162,6 +171,15 @@ def start_battle(spec: CampaignSpec, *, rater: str, prompt: str, rng: random.Ran
     return Battle(rater=rater, prompt=prompt.strip(), sides=(Side(first), Side(second)),
                   min_seconds=float(spec.arena_min_seconds), max_new_tokens=spec.arena_max_new_tokens,
                   created_at=time.monotonic() if now is None else now)
+
+
+def check_rater(sessions, name: str) -> None:
+    """`ArenaError` unless `name` is an active rater (a page opened before a deactivation still sends the login)."""
+    try:
+        with sessions.begin() as session:
+            rater_by_name(session=session, name=name)
+    except StoreError as error:
+        raise ArenaError(str(error)) from error
 
 
 def arena_generation(policy: PolicySpec, max_new_tokens: int) -> dict:
@@ -208,20 +226,31 @@ class Progress:
 
 def follow(battle: Battle, *, poll_seconds: float = 0.1) -> Iterator[Progress]:
     """Yield the battle's progress whenever it changes, until a vote, a stop or a failed answer, or until
-    both answers ended and voting is open (streams that end early still wait out the reading time)."""
+    both answers ended and voting is open (streams that end early still wait out the reading time).
+
+    Closing it early (the page went away) stops the battle's streams unless a vote was cast.
+    """
     last = None
     try:
-        while not battle.stopped.is_set() and battle.vote is None:
+        while battle.vote is None:
+            # A failed side stops the battle too (`fail`), and the page must still be told why: `stopped` is read
+            # first, since `fail` sets the error before it stops.
+            stopped = battle.stopped.is_set()
+            failed = any(side.error is not None for side in battle.sides)
+            if stopped and not failed:
+                return
             texts = battle.show()
             progress = Progress(texts, battle.can_vote(), tuple(side.error for side in battle.sides))
             if progress != last:
                 yield progress
                 last = progress
-            failed = any(error is not None for error in progress.errors)
             if failed or (progress.can_vote and all(side.ended for side in battle.sides)):
                 return
             time.sleep(poll_seconds)
     finally:
+        if battle.vote is None:
+            # After a normal end this stops nothing (both streams ended), and a vote does not need running streams.
+            battle.stop()
         battle.followed.set()
 
 

@@ -166,8 +166,10 @@ def submit_judgment(*, session: Session, rater: Rater, assignment_id: int, prefe
     spec = spec_of(session.get(Campaign, task.campaign_id))
     _check_options(spec, both_bad=both_bad, ratings=ratings, rationale=rationale, flags=flags)
     edit = (edit or "").strip() or None
-    if edit is not None and (not spec.allow_edits or task.kind != "pairwise"):
+    if edit is not None and not spec.allow_edits:
         raise JudgmentError("this campaign does not ask raters to improve a response")
+    if edit is not None and task.kind != "pairwise":
+        raise JudgmentError(f"an improved response goes with a pairwise judgment, not a {task.kind} one")
     answer = to_canonical(assignment, preference=preference, ranks=ranks, ratings=ratings)
     judgment = record_judgment(session=session, assignment=assignment, both_bad=both_bad, rationale=rationale,
                                flags=flags, seconds_spent=seconds_spent, edit=edit, **answer)

@@ -146,7 +146,11 @@ def stream_openai(url: str, messages: list[dict], generation: dict, *, client=No
                 data = line[len("data:"):].strip()
                 if data == "[DONE]":
                     break
-                for choice in json.loads(data).get("choices", []):
+                try:
+                    chunk = json.loads(data)
+                except json.JSONDecodeError as error:  # a bare decode error would not say which server sent it
+                    raise ValueError(f"{url}: bad stream chunk {data[:80]!r}") from error
+                for choice in chunk.get("choices", []):
                     piece = (choice.get("delta") or {}).get("content")
                     if piece:
                         yield piece

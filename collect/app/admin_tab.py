@@ -13,8 +13,9 @@ from pathlib import Path
 import gradio as gr
 
 from collect import admin
+from collect.app.errors import REFUSALS, shown_as_error
 from collect.export import FORMATS, PushError
-from collect.store import ROLES, StoreError
+from collect.store import ROLES
 
 RATER_COLUMNS = ["name", "role", "active", "judgments"]
 
@@ -55,16 +56,9 @@ def create_admin_tab(sessions, campaign: str, output_dir: str | None = None) -> 
     return c
 
 
-def _refused(function, **kwargs):
-    try:
-        return function(**kwargs)
-    except (PermissionError, StoreError, ValueError) as error:
-        raise gr.Error(str(error)) from None
-
-
 def _bind_raters(sessions, campaign: str, c: dict) -> None:
     def table(admin_name: str) -> list[list]:
-        rows = _refused(admin.rater_table, sessions=sessions, campaign=campaign, admin_name=admin_name)
+        rows = shown_as_error(admin.rater_table, sessions=sessions, campaign=campaign, admin_name=admin_name)
         return [[row[column] for column in RATER_COLUMNS] for row in rows]
 
     def after(message: str, admin_name: str) -> tuple:
@@ -74,21 +68,21 @@ def _bind_raters(sessions, campaign: str, c: dict) -> None:
         return "", table(request.username), ""
 
     def on_add(name: str, role: str, password: str, request: gr.Request):
-        return after(_refused(admin.add_rater, sessions=sessions, admin_name=request.username, name=name, role=role,
+        return after(shown_as_error(admin.add_rater, sessions=sessions, admin_name=request.username, name=name, role=role,
                               password=password or None), request.username)
 
     def on_set_role(name: str, role: str, request: gr.Request):
-        return after(_refused(admin.change_role, sessions=sessions, admin_name=request.username, name=name,
+        return after(shown_as_error(admin.change_role, sessions=sessions, admin_name=request.username, name=name,
                               role=role), request.username)
 
     def on_active(active: bool):
         def handler(name: str, request: gr.Request):
-            return after(_refused(admin.change_active, sessions=sessions, admin_name=request.username, name=name,
+            return after(shown_as_error(admin.change_active, sessions=sessions, admin_name=request.username, name=name,
                                   active=active), request.username)
         return handler
 
     def on_reset(name: str, password: str, request: gr.Request):
-        return after(_refused(admin.reset_password, sessions=sessions, admin_name=request.username, name=name,
+        return after(shown_as_error(admin.reset_password, sessions=sessions, admin_name=request.username, name=name,
                               password=password or None), request.username)
 
     outputs = [c["message"], c["raters"], c["password"]]
@@ -102,7 +96,7 @@ def _bind_raters(sessions, campaign: str, c: dict) -> None:
 
 def _bind_export(sessions, campaign: str, c: dict, *, output_root: Path, archive_dir: str) -> None:
     def on_export(format: str, per_rater: bool, leaks: bool, request: gr.Request):
-        result = _refused(admin.export_campaign, sessions=sessions, campaign=campaign, admin_name=request.username,
+        result = shown_as_error(admin.export_campaign, sessions=sessions, campaign=campaign, admin_name=request.username,
                           format=format, output_root=output_root, archive_dir=archive_dir, per_rater=per_rater,
                           include_identity_leaks=leaks)
         return summary_markdown(result.directory, result.summary), str(result.archive)
@@ -115,7 +109,7 @@ def _bind_export(sessions, campaign: str, c: dict, *, output_root: Path, archive
         except PushError as error:
             # Shown in the page and kept there: a failed push (offline, no token) is not a bug to report.
             return f"**Push failed.** {html.escape(str(error), quote=False)}"
-        except (PermissionError, StoreError, ValueError) as error:
+        except REFUSALS as error:
             raise gr.Error(str(error)) from None
         return html.escape(message, quote=False)
 

@@ -15,8 +15,9 @@ import gradio as gr
 
 from collect.app.display import safe_markdown
 from collect.app.keys import ARENA_KEYS, button_label, element_id
-from collect.arena_battles import ArenaBattles, ArenaError, cast_vote, follow, run_battle, start_battle
+from collect.arena_battles import ArenaBattles, ArenaError, cast_vote, check_rater, follow, run_battle, start_battle
 from collect.campaign import BOTH_BAD, CampaignSpec
+from collect.store import StoreError
 from plumb.generation import LoadedModels
 
 # Each streaming battle holds one of Gradio's worker threads while it runs; more wait in Gradio's queue.
@@ -54,25 +55,33 @@ def create_arena_tab(sessions, campaign: str, spec: CampaignSpec, models: Loaded
     def on_start(text: str, old_id: str | None, request: gr.Request):
         battles.discard(old_id, rater=request.username)
         try:
+            check_rater(sessions, request.username)
             battle = battles.add(start_battle(spec, rater=request.username, prompt=text or ""))
         except ArenaError as error:
             yield {message: str(error)}
             return
         run_battle(battle, models.stream)
-        yield {battle_id: battle.id, prompt: gr.Textbox(interactive=False), start: gr.Button(interactive=False),
-               new: gr.Button(visible=True), message: "Both models are answering…",
-               **{heading: f"### Model {side}" for heading, side in zip(headings, "AB")},
-               **{answer: WAITING for answer in answers}, **_votes_open(votes, False)}
-        shown_message, could_vote = None, False
-        for progress in follow(battle):
-            values = {answer: safe_markdown(text) if text.strip() else WAITING
-                      for answer, text in zip(answers, progress.texts)}
-            if _progress_message(progress, spec) != shown_message:
-                values[message] = shown_message = _progress_message(progress, spec)
-            if progress.can_vote != could_vote:
-                values.update(_votes_open(votes, progress.can_vote))
-                could_vote = progress.can_vote
-            yield values
+        progresses, shown_message, could_vote = follow(battle), None, False
+        try:  # from the first yield: the page may go away at any of them
+            yield {battle_id: battle.id, prompt: gr.Textbox(interactive=False), start: gr.Button(interactive=False),
+                   new: gr.Button(visible=True), message: "Both models are answering…",
+                   **{heading: f"### Model {side}" for heading, side in zip(headings, "AB")},
+                   **{answer: WAITING for answer in answers}, **_votes_open(votes, False)}
+            for progress in progresses:
+                values = {answer: safe_markdown(text) if text.strip() else WAITING
+                          for answer, text in zip(answers, progress.texts)}
+                if _progress_message(progress, spec) != shown_message:
+                    values[message] = shown_message = _progress_message(progress, spec)
+                if progress.can_vote != could_vote:
+                    values.update(_votes_open(votes, progress.can_vote))
+                    could_vote = progress.can_vote
+                yield values
+        finally:
+            # Gradio closes this generator when the page goes away: without this both models would answer on
+            # to `arena_max_new_tokens` for nobody. Closing `follow` stops the battle unless a vote was cast.
+            progresses.close()
+            if battle.vote is None:
+                battle.stop()
 
     def on_new(old_id: str | None, request: gr.Request):
         battles.discard(old_id, rater=request.username)
@@ -86,7 +95,7 @@ def create_arena_tab(sessions, campaign: str, spec: CampaignSpec, models: Loaded
             try:
                 battle = battles.get(current_id, rater=request.username)
                 cast_vote(sessions, campaign=campaign, battle=battle, rater_name=request.username, vote=vote)
-            except ArenaError as error:
+            except StoreError as error:  # a refused vote, or an account deactivated meanwhile
                 return {message: str(error)}
             # The vote stopped the battle; once its stream event has sent its last update (within a poll), the
             # reveal below is the page's final word: a stream update arriving after it would hide it.
@@ -106,8 +115,10 @@ def create_arena_tab(sessions, campaign: str, spec: CampaignSpec, models: Loaded
     new.click(on_new, inputs=[battle_id], outputs=everything, api_name="arena_new")
     for key, vote in ARENA_KEYS:
         # The vote stops the battle's streams itself (`cast_vote`), so a vote refused as too early leaves them running.
+        # A vote may hold its worker up to 2 s (`followed.wait`): Gradio's default of one at a time would queue
+        # every rater's vote behind it.
         votes[vote].click(vote_handler(vote), inputs=[battle_id], outputs=everything,
-                          api_name=f"arena_vote_{key.lower()}")
+                          concurrency_limit=CONCURRENT_BATTLES, api_name=f"arena_vote_{key.lower()}")
 
 
 def _votes_open(votes: dict, open_: bool) -> dict:

@@ -9,6 +9,7 @@ import gradio as gr
 from collect import admin
 from collect.app import handlers
 from collect.app.display import overview_markdown
+from collect.app.errors import shown_as_error
 from collect.app.plots import plot_judgments_over_time, plot_judgments_per_rater
 
 TASK_COLUMNS = ["task", "gold", "judgments", "target", "status"]
@@ -33,19 +34,14 @@ def create_campaign_tab(sessions, campaign: str) -> None:
     plot_dir = tempfile.mkdtemp(prefix="plumb-plots-")  # per app, under the temp dir Gradio serves files from
 
     def on_refresh(request: gr.Request) -> tuple[str, str, str | None]:
-        try:
-            stats, counts = handlers.campaign_overview(sessions, campaign=campaign, rater_name=request.username)
-            report, plot = handlers.campaign_quality(sessions, campaign=campaign, rater_name=request.username,
-                                                     plot_dir=plot_dir)
-        except PermissionError as error:
-            raise gr.Error(str(error)) from None
+        stats, counts = shown_as_error(handlers.campaign_overview, sessions, campaign=campaign,
+                                       rater_name=request.username)
+        report, plot = shown_as_error(handlers.campaign_quality, sessions, campaign=campaign,
+                                      rater_name=request.username, plot_dir=plot_dir)
         return overview_markdown(stats, counts), report, plot
 
     def on_activity(request: gr.Request):
-        try:
-            activity = admin.campaign_activity(sessions, campaign=campaign, staff_name=request.username)
-        except PermissionError as error:
-            raise gr.Error(str(error)) from None
+        activity = shown_as_error(admin.campaign_activity, sessions, campaign=campaign, staff_name=request.username)
         directory = Path(plot_dir)
         timeline = plot_judgments_over_time(activity["times"], directory / "over-time.png")
         bars = plot_judgments_per_rater(activity["per_rater"], directory / "per-rater.png")

@@ -23,6 +23,7 @@ from collect.store import (
     campaign_by_name,
     live_judgments_query,
     rater_by_name,
+    require_role,
 )
 from collect.store.models import utcnow
 from plumb.data import DataError
@@ -180,9 +181,7 @@ def campaign_overview(sessions, *, campaign: str, rater_name: str) -> tuple[dict
     from collect.export import load_items
 
     with sessions.begin() as session:
-        rater = rater_by_name(session=session, name=rater_name)
-        if rater.role not in STAFF_ROLES:
-            raise PermissionError("the campaign overview is for reviewers and admins")
+        rater = require_role(session=session, name=rater_name, roles=STAFF_ROLES, what="the campaign overview")
         stored_campaign = campaign_by_name(session=session, name=campaign)
         per_rater = Counter(name for item in load_items(session, stored_campaign.id) for name, _ in item.judgments)
         return campaign_stats(session, stored_campaign, rater), dict(per_rater)
@@ -198,8 +197,7 @@ def campaign_quality(sessions, *, campaign: str, rater_name: str, plot_dir: str)
     from collect.quality_report import QualityArguments, format_report, quality_figures
 
     with sessions.begin() as session:
-        if rater_by_name(session=session, name=rater_name).role not in STAFF_ROLES:
-            raise PermissionError("the quality report is for reviewers and admins")
+        require_role(session=session, name=rater_name, roles=STAFF_ROLES, what="the quality report")
         items = load_items(session, campaign_by_name(session=session, name=campaign).id)
         records, _ = judgment_records(items)
         battles = battle_records(items)

@@ -15,11 +15,12 @@ from collect.app import handlers
 from collect.app.admin_tab import create_admin_tab
 from collect.app.arena_tab import create_arena_tab
 from collect.app.campaign_tab import create_campaign_tab
+from collect.app.errors import shown_as_error
 from collect.app.keys import EDIT_KEYS, action_of, keyboard_script
 from collect.app.rater_tab import RATER_CSS, choice_buttons, create_rater_tab, page_values, score_inputs
 from collect.app.review_tab import create_review_tab
 from collect.campaign import spec_of
-from collect.store import StoreError, campaign_by_name
+from collect.store import campaign_by_name
 
 
 def create_ui(sessions, campaign: str, *, output_dir: str | None = None, models=None) -> gr.Blocks:
@@ -36,8 +37,8 @@ def create_ui(sessions, campaign: str, *, output_dir: str | None = None, models=
         with gr.Tabs():
             with gr.Tab("Rate"):
                 rate = create_rater_tab(spec)
-            # Battles need two policies to answer live; raters may start them.
-            with gr.Tab("Arena", visible=spec.arena and len(spec.policies) >= 2):
+            # Battles need two policies to answer live, and are pairwise: a ranking campaign has no arena.
+            with gr.Tab("Arena", visible=spec.arena and spec.kind == "pairwise" and len(spec.policies) >= 2):
                 create_arena_tab(sessions, campaign, spec, models)
             # Hidden until the login says the role; every handler behind them checks the role again.
             with gr.Tab("Campaign", visible=False) as staff_tab:
@@ -57,11 +58,9 @@ def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header
     page_outputs = [state, *rate.values()]
 
     def on_load(old_state: dict, request: gr.Request):
-        try:
-            page = handlers.show_next(sessions, campaign=campaign, rater_name=request.username)
-            role = handlers.role_of(sessions, request.username)
-        except StoreError as error:  # e.g. an account deactivated while its page was open
-            raise gr.Error(str(error)) from None
+        # A store error here is e.g. an account deactivated while its page was open.
+        page = shown_as_error(handlers.show_next, sessions, campaign=campaign, rater_name=request.username)
+        role = shown_as_error(handlers.role_of, sessions, request.username)
         return {state: shown(page, old_state), **page_values(page, rate),
                 header: f"Signed in as **{html.escape(request.username)}** ({role}) · campaign `{campaign}`",
                 **{tab: gr.Tab(visible=role in roles) for tab, roles in role_tabs.items()}}

@@ -13,8 +13,8 @@ import gradio as gr
 
 from collect import adjudication
 from collect.app.display import escaped_chat, response_text, safe_markdown
+from collect.app.errors import shown_as_error
 from collect.campaign import BOTH_BAD, PAIRWISE_SCALE, CampaignSpec
-from collect.store import StoreError
 
 SLOTS = adjudication.LETTERS
 
@@ -59,11 +59,11 @@ def _bind(sessions, campaign: str, c: dict) -> None:
                 **review_values(page, c)}
 
     def on_load(request: gr.Request):
-        return shown(_refused(adjudication.next_review, sessions, campaign=campaign, reviewer_name=request.username),
+        return shown(shown_as_error(adjudication.next_review, sessions, campaign=campaign, reviewer_name=request.username),
                      [])
 
     def saved(old: dict, note: str, reviewer_name: str, *, choice=None, scores=None) -> dict:
-        page = _refused(adjudication.submit_adjudication, sessions, campaign=campaign, reviewer_name=reviewer_name,
+        page = shown_as_error(adjudication.submit_adjudication, sessions, campaign=campaign, reviewer_name=reviewer_name,
                         task_id=old.get("task_id"), choice=choice, scores=scores, note=note or "",
                         passed=old.get("passed", []))
         return shown(page, old.get("passed", []))
@@ -77,7 +77,7 @@ def _bind(sessions, campaign: str, c: dict) -> None:
 
     def on_pass(old: dict, request: gr.Request):
         passed = old.get("passed", []) + ([old["task_id"]] if old.get("task_id") is not None else [])
-        page = _refused(adjudication.next_review, sessions, campaign=campaign, reviewer_name=request.username,
+        page = shown_as_error(adjudication.next_review, sessions, campaign=campaign, reviewer_name=request.username,
                         passed=passed, message="Put off until you reload the queue.")
         return shown(page, passed)
 
@@ -87,14 +87,6 @@ def _bind(sessions, campaign: str, c: dict) -> None:
     else:
         c["save"].click(on_save_scores, inputs=[state, c["note"], *scores], outputs=outputs, api_name="adjudicate")
     c["pass"].click(on_pass, inputs=[state], outputs=outputs, api_name="review_pass")
-
-
-def _refused(function, *args, **kwargs):
-    # A refusal or a bad answer shows as Gradio's error toast; the page keeps what the reviewer entered.
-    try:
-        return function(*args, **kwargs)
-    except (PermissionError, StoreError, ValueError) as error:
-        raise gr.Error(str(error)) from None
 
 
 def review_values(page: adjudication.ReviewPage, c: dict) -> dict:

@@ -47,7 +47,14 @@ from collect.store.models import (
     StoreError,
     Task,
 )
-from collect.store.raters import RaterError, authenticate, create_rater, rater_by_name, rater_by_token
+from collect.store.raters import (
+    RaterError,
+    authenticate,
+    create_rater,
+    rater_by_name,
+    rater_by_token,
+    require_role,
+)
 
 __all__ = [
     "ROLES",
@@ -87,6 +94,7 @@ __all__ = [
     "rater_by_token",
     "record_event",
     "record_judgment",
+    "require_role",
     "retract_judgment",
     "schema_problem",
     "session_factory",

@@ -132,3 +132,12 @@ def _not_yourself(rater: Rater, by: Rater | None, what: str) -> None:
     # An admin who demotes or deactivates their own account could leave the campaign with no admin at all.
     if by is not None and by.id == rater.id:
         raise RaterError(f"you cannot {what}: ask another admin")
+
+
+def require_role(*, session: Session, name: str, roles: tuple[str, ...], what: str) -> Rater:
+    """Rater `name` when their role is one of `roles`; otherwise `PermissionError` saying whom `what` is for."""
+    rater = rater_by_name(session=session, name=name)
+    if rater.role not in roles:
+        raise PermissionError(f"{what} is for {' and '.join(role + 's' for role in roles)}"
+                              + (" only" if len(roles) == 1 else ""))
+    return rater

@@ -11,6 +11,7 @@ import json
 import pytest
 from sqlalchemy import select
 
+from collect.app.arena_tab import CONCURRENT_BATTLES, create_arena_tab
 from collect.campaign import as_definition, campaign_from_dict
 from collect.judgment_records import IDENTITY_LEAK
 from collect.serve import ServeArguments, build_server
@@ -26,6 +27,7 @@ from collect.store import (
     session_factory,
     upgrade,
 )
+from collect.store.raters import set_active
 from tests.collect.test_app_browser import ATTACK, CHROMIUM, CHROMIUM_ARGS, log_in
 from tests.collect.test_app_server import PASSWORDS, serving
 
@@ -137,7 +139,9 @@ def test_html_in_a_streamed_answer_shows_as_text_and_a_self_naming_answer_marks_
             battle(page, "Who are you?")
             # Voting may open before the server's answer has all streamed in: wait for its end.
             playwright.expect(page.locator("[id^=plumb-arena-answer-]").filter(has_text="by the way")).to_have_count(1)
+            # As typed: safe_markdown's zero-width spaces are invisible.
             texts = "\n".join(page.locator(f"#plumb-arena-answer-{side}").inner_text() for side in "ab")
+            texts = texts.replace("\u200b", "")
             assert '<img src=x onerror="window.__plumb_ran=1">' in texts
             assert "<script>window.__plumb_ran=2</script>" in texts
             assert page.locator('img[src="x"], a[href^="javascript:"], [id^=plumb-arena-answer-] script').count() == 0
@@ -165,3 +169,33 @@ def test_a_policy_that_cannot_load_is_reported_on_the_page(tmp_path, tiny_policy
         page.locator("#plumb-arena-new").click()
         playwright.expect(page.locator("#plumb-arena-start")).to_be_enabled()
     assert arena_rows(sessions) == []
+
+
+def test_a_rater_deactivated_while_the_page_is_open_cannot_start_a_battle(tmp_path, tiny_policy_dir):
+    policies = [{"name": name, "model": tiny_policy_dir} for name in ("x", "y")]
+    with arena_page(tmp_path, policies) as (page, sessions):
+        with sessions.begin() as session:
+            set_active(session=session, name="ana", active=False)
+        page.locator("#plumb-arena-prompt textarea").fill("hi")
+        page.locator("#plumb-arena-start").click()
+        playwright.expect(page.locator("#plumb-arena-message")).to_contain_text("rater 'ana' is deactivated",
+                                                                               timeout=WAIT_MS)
+        playwright.expect(page.locator("#plumb-arena-new")).to_be_hidden()  # no battle started
+        playwright.expect(page.locator("#plumb-arena-answer-a")).to_have_text("")
+
+
+def test_votes_run_as_many_at_once_as_battles(tmp_path):
+    # A vote holds its worker up to 2 s while its battle's stream sends its last update: one at a time would queue
+    # every rater's vote behind another's.
+    import gradio as gr
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'collect.sqlite'}")
+    upgrade(engine)
+    spec = campaign_from_dict({"name": "arena", "policies": ["a", "b"]})
+    with gr.Blocks() as blocks:
+        create_arena_tab(session_factory(engine), "arena", spec)
+    limits = {fn.api_name: fn.concurrency_limit for fn in blocks.fns.values()}
+    engine.dispose()
+    assert limits["arena_start"] == CONCURRENT_BATTLES
+    assert {name: limit for name, limit in limits.items() if name.startswith("arena_vote_")} == {
+        f"arena_vote_{key}": CONCURRENT_BATTLES for key in "abtx"}

@@ -14,6 +14,7 @@ from collect.arena_battles import (
     ArenaBattles,
     ArenaError,
     cast_vote,
+    check_rater,
     default_aliases,
     follow,
     names_own_model,
@@ -29,12 +30,14 @@ from collect.store import (
     Candidate,
     Judgment,
     Prompt,
+    StoreError,
     Task,
     campaign_by_name,
     create_campaign,
     create_rater,
     rater_by_name,
 )
+from collect.store.raters import set_active
 from plumb.generation import LoadedModels
 
 POLICIES = [{"name": "sft", "model": "default"}, {"name": "dpo", "model": "default", "aliases": ["Plumby"]}]
@@ -125,12 +128,13 @@ def test_votes_are_refused_until_both_answered_when_one_failed_and_from_another_
     with pytest.raises(ArenaError, match="unknown vote"):
         cast_vote(sessions, campaign="arena", battle=battle, rater_name="ana", vote="A much better", now=3.0)
     battle.fail(1, "ModelLoadError: model directory not found")
+    assert battle.stopped.is_set()  # the other side's answer could never be judged: it stops too
     with pytest.raises(ArenaError, match="Model B could not answer"):
         cast_vote(sessions, campaign="arena", battle=battle, rater_name="ana", vote="A is better", now=3.0)
     with sessions.begin() as session:
         assert session.scalar(select(func.count(Task.id))) == 0
 
-    battles = ArenaBattles()
+    battles, battle = ArenaBattles(), start_battle(spec, rater="ana", prompt="hi", rng=random.Random(1), now=0.0)
     battles.add(battle)
     assert battles.get(battle.id, rater="ana") is battle
     with pytest.raises(ArenaError, match="No battle"):
@@ -154,6 +158,41 @@ def test_two_different_policies_are_drawn_in_a_random_order(sqlite_url):
     with pytest.raises(ArenaError, match="no arena"):
         start_battle(campaign_from_dict({"name": "x", "policies": ["a", "b"], "arena": False}), rater="ana",
                      prompt="hi")
+    for kind in ("ranking", "rating"):  # their exports would get pairwise arena tasks mixed in
+        with pytest.raises(ArenaError, match=f"pairwise campaigns only; this one is a {kind}"):
+            start_battle(campaign_from_dict({"name": "x", "kind": kind, "policies": ["a", "b"]}), rater="ana",
+                         prompt="hi")
+
+
+def test_a_deactivated_rater_cannot_start_a_battle_or_vote(store):
+    _, sessions = store
+    spec = arena_campaign(sessions, arena_min_seconds=0)
+    started = answered(spec, rater="ben")  # before the deactivation
+    with sessions.begin() as session:
+        set_active(session=session, name="ben", active=False)
+    with pytest.raises(StoreError, match="rater 'ben' is deactivated"):
+        cast_vote(sessions, campaign="arena", battle=started, rater_name="ben", vote="Tie", now=110.0)
+    check_rater(sessions, "ana")
+    with pytest.raises(ArenaError, match="rater 'ben' is deactivated"):
+        check_rater(sessions, "ben")  # a page opened before the deactivation still sends ben's login
+    with pytest.raises(ArenaError, match="no rater named 'eve'"):
+        check_rater(sessions, "eve")
+
+
+def test_the_page_keeps_what_it_showed_once_a_vote_is_in_progress(store):
+    _, sessions = store
+    spec = arena_campaign(sessions, arena_min_seconds=0)
+    battle = answered(spec)
+    with battle.voting:  # a vote is being recorded: it stores and reveals `shown`
+        battle.add_text(1, " More.", now=103.0)
+        assert battle.show() == ("First answer.", "Second answer.")
+    cast_vote(sessions, campaign="arena", battle=battle, rater_name="ana", vote="Tie", now=110.0)
+    battle.add_text(0, " Late.", now=111.0)
+    assert battle.show() == ("First answer.", "Second answer.")  # what was stored and revealed
+    with sessions.begin() as session:
+        task = session.scalar(select(Task))
+        stored = [session.get(Candidate, cid).completion[0]["content"] for cid in task.candidate_ids]
+    assert stored == ["First answer.", "Second answer."]
 
 
 @pytest.mark.parametrize(("policy", "text", "leaks"), [
@@ -212,16 +251,55 @@ def test_leaked_votes_are_kept_but_left_out_of_the_leaderboard_and_arena_tasks_a
     assert board.policies == ["sft", "dpo"]
 
 
+def tiny_policies(tiny_policy_dir) -> list[dict]:
+    """Two greedy policies of the tiny random Llama: its greedy answers run to max_new_tokens (no EOS)."""
+    return [{"name": name, "model": tiny_policy_dir, "generation": {"do_sample": False}} for name in ("x", "y")]
+
+
+def test_a_page_that_goes_away_stops_both_answers(tiny_policy_dir):
+    spec = campaign_from_dict({"name": "arena", "arena_max_new_tokens": 400,
+                               "policies": tiny_policies(tiny_policy_dir)})
+    battle = start_battle(spec, rater="ana", prompt="hi")
+    threads = run_battle(battle, LoadedModels().stream)
+    progresses = follow(battle, poll_seconds=0.01)
+    next(progresses)  # the page got its first update,
+    progresses.close()  # then went away (Gradio closes the event's generator)
+    for thread in threads:
+        thread.join()
+    assert battle.stopped.is_set() and battle.followed.is_set()
+    assert not any(side.finished for side in battle.sides)  # neither ran on to 400 tokens for nobody
+
+
+def test_a_battle_that_ended_by_itself_can_still_be_voted_on(store, tiny_policy_dir):
+    _, sessions = store
+    spec = arena_campaign(sessions, arena_min_seconds=0, arena_max_new_tokens=5,
+                          policies=tiny_policies(tiny_policy_dir))
+    battle = start_battle(spec, rater="ana", prompt="hi", rng=random.Random(0))
+    threads = run_battle(battle, LoadedModels().stream)
+    list(follow(battle, poll_seconds=0.01))
+    for thread in threads:
+        thread.join()
+    assert all(side.finished for side in battle.sides)
+    assert battle.stopped.is_set()  # the page's event ended, so it stopped the (ended) battle too
+    cast_vote(sessions, campaign="arena", battle=battle, rater_name="ana", vote="Tie")
+    with sessions.begin() as session:
+        candidates = [session.get(Candidate, cid) for cid in session.scalar(select(Task)).candidate_ids]
+    assert [c.completion[0]["content"] for c in candidates] == [side.text for side in battle.sides]
+    assert all(c.settings["finished"] for c in candidates)
+
+
 def test_a_battle_streams_two_real_policies_and_reports_one_that_cannot_load(tiny_policy_dir, tmp_path):
-    spec = campaign_from_dict({"name": "arena", "arena_min_seconds": 0, "arena_max_new_tokens": 6, "policies": [
-        {"name": "tiny", "model": tiny_policy_dir}, {"name": "missing", "model": str(tmp_path / "no-such-model")}]})
+    spec = campaign_from_dict({"name": "arena", "arena_min_seconds": 0, "arena_max_new_tokens": 400, "policies": [
+        {"name": "tiny", "model": tiny_policy_dir, "generation": {"do_sample": False}},
+        {"name": "missing", "model": str(tmp_path / "no-such-model")}]})
     battle = start_battle(spec, rater="ana", prompt="hi", rng=random.Random(0))
     threads = run_battle(battle, LoadedModels().stream)
     progress = list(follow(battle, poll_seconds=0.01))
     for thread in threads:
         thread.join()
     tiny, missing = sorted(battle.sides, key=lambda side: side.policy.name != "tiny")
-    assert tiny.finished and tiny.error is None
+    # The failure stopped the battle: the tiny model did not run on to 400 tokens for an answer nobody can judge.
+    assert battle.stopped.is_set() and not tiny.finished and tiny.error is None
     assert missing.error.startswith("ModelLoadError") and "no-such-model" in missing.error
     assert not progress[-1].can_vote and any(progress[-1].errors)  # the page is told; no traceback reaches it
     assert "could not answer" in battle.refusal()

@@ -68,6 +68,10 @@ def chat_server(model, tokenizer, requests: list):
         requests.append(body)
         if body["model"] == "missing":
             return JSONResponse({"error": {"message": "no such model"}}, status_code=404)
+        if body["model"] == "garbled":  # a broken proxy or server: one good chunk, then data that is not JSON
+            good = json.dumps({"choices": [{"index": 0, "delta": {"content": "Hi"}}]})
+            return StreamingResponse(iter([f"data: {good}\n\n", "data: {'choices': oops\n\n"]),
+                                     media_type="text/event-stream")
         generation = {"max_new_tokens": body["max_tokens"], "do_sample": False}
 
         def events():
@@ -92,6 +96,17 @@ def test_an_openai_compatible_server_streams_the_same_answer(tiny):
     greedy = local_generator(model, tokenizer, {"max_new_tokens": 16, "do_sample": False})([MESSAGES])[0]
     assert "".join(pieces) == greedy and len(pieces) > 1
     assert requests[0] == {"model": "tiny", "max_tokens": 16, "messages": MESSAGES, "stream": True}
+
+
+def test_a_chunk_that_is_not_json_names_the_server_and_the_data(tiny):
+    model, tokenizer = tiny
+    pieces = []
+    with serving(chat_server(model, tokenizer, [])) as url:
+        with pytest.raises(ValueError) as raised:
+            pieces.extend(stream_openai(f"{url}/v1", MESSAGES, {"model": "garbled"}))
+    assert str(raised.value) == f"{url}/v1: bad stream chunk \"{{'choices': oops\""
+    assert not isinstance(raised.value, json.JSONDecodeError)  # whose message names neither server nor data
+    assert pieces == ["Hi"]  # what came before the bad chunk was yielded
 
 
 def test_policies_naming_one_model_share_one_loaded_copy(tiny_policy_dir):
