@@ -195,6 +195,11 @@ def test_an_edit_of_the_better_response_is_stored_only_where_the_campaign_asks_f
                 judgment = submit_judgment(session=session, rater=rater, assignment_id=assignment.id, preference=1,
                                            edit="  A clearer answer.\n")
             assert judgment.edit == expected
+    seed_campaign(sessions, name="ranked", kind="ranking", prompts=1, allow_edits=True)
+    assignment, _ = lease(sessions, "rater0", campaign="ranked")
+    with sessions.begin() as session, pytest.raises(JudgmentError, match="goes with a pairwise judgment, not a ranking"):
+        submit_judgment(session=session, rater=rater_by_name(session=session, name="rater0"),
+                        assignment_id=assignment.id, ranks=[1, 2], edit="Better.")
 
 
 def test_submissions_check_the_campaign_options(store):
