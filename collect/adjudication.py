@@ -2,7 +2,7 @@
 
 A task enters the queue when its raters disagree: a pool task (not gold, not an arena
 battle) with at least two live judgments that say different things
-(`collect.scheduling.judgment_label`). It leaves when a reviewer adjudicates it, and comes
+(`collect.scheduling.raters_disagree`). It leaves when a reviewer adjudicates it, and comes
 back if a rater judges it again afterwards. The task waiting longest comes first.
 
 The reviewer sees the candidates in the task's canonical order, lettered A, B, ..., with
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 
 from collect.campaign import BOTH_BAD, PAIRWISE_SCALE, spec_of
-from collect.scheduling import judgment_label
+from collect.scheduling import raters_disagree
 from collect.store import (
     STAFF_ROLES,
     Adjudication,
@@ -67,12 +67,11 @@ class ReviewPage:
 
 def disagreement_queue(session, campaign: Campaign) -> list[int]:
     """Ids of the campaign's disputed pool tasks not adjudicated since their latest judgment, longest waiting first."""
-    labels = defaultdict(list)
+    by_task = defaultdict(list)
     query = live_judgments_query(campaign.id).where(Task.source == "pool", Task.is_gold.is_(False))
     for judgment in session.scalars(query):
-        labels[judgment.task_id].append(judgment_label(judgment))
-    disputed = [task_id for task_id, task_labels in labels.items()
-                if len(task_labels) >= 2 and len(set(task_labels)) > 1]
+        by_task[judgment.task_id].append(judgment)
+    disputed = [task_id for task_id, judgments in by_task.items() if raters_disagree(judgments)]
     if not disputed:
         return []
     # Any new row, an undo included, is news the reviewer has not seen.

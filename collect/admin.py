@@ -8,7 +8,6 @@ for reviewers and admins. Each runs in one transaction that commits before it re
 import re
 import secrets
 import shutil
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from collect.store import (
     Task,
     campaign_by_name,
     create_rater,
+    live_judgments_per_rater,
     live_judgments_query,
     rater_by_name,
     require_role,
@@ -159,8 +159,9 @@ def campaign_activity(sessions, *, campaign: str, staff_name: str) -> dict:
     with sessions.begin() as session:
         _staff(session, staff_name)
         stored_campaign = campaign_by_name(session=session, name=campaign)
-        live = list(session.execute(live_judgments_query(stored_campaign.id).with_only_columns(
-            Judgment.task_id, Judgment.created_at, Rater.name).join(Rater, Rater.id == Judgment.rater_id)))
+        times = sorted(session.scalars(live_judgments_query(stored_campaign.id).with_only_columns(
+            Judgment.created_at)))
+        per_rater = live_judgments_per_rater(session, stored_campaign.id)
         tasks = session.scalars(select(Task).where(Task.campaign_id == stored_campaign.id, Task.source == "pool")
                                 .order_by(Task.id)).all()
         adjudicated = set(session.scalars(select(Adjudication.task_id).join(Task)
@@ -168,8 +169,7 @@ def campaign_activity(sessions, *, campaign: str, staff_name: str) -> dict:
         disputed = set(disagreement_queue(session, stored_campaign))
         progress = [{"task": t.id, "gold": t.is_gold, "judgments": t.judgment_count, "target": t.target_overlap,
                      "status": _status(t, t.id in disputed, t.id in adjudicated)} for t in tasks]
-    return {"times": sorted(at for _, at, _ in live), "per_rater": dict(Counter(name for _, _, name in live)),
-            "tasks": progress}
+    return {"times": times, "per_rater": per_rater, "tasks": progress}
 
 
 def _status(task: Task, disputed: bool, adjudicated: bool) -> str:

@@ -41,9 +41,9 @@ def ensure_campaign(sessions, *, campaign: str, campaign_file: str | None, db: s
         except CampaignError:
             if not campaign_file:
                 raise
-    if load_campaign(campaign_file).name != campaign:
-        raise CampaignError(f"{campaign_file}: defines campaign '{load_campaign(campaign_file).name}', "
-                            f"not '{campaign}' (the `campaign` key)")
+    defined = load_campaign(campaign_file).name
+    if defined != campaign:
+        raise CampaignError(f"{campaign_file}: defines campaign '{defined}', not '{campaign}' (the `campaign` key)")
     counts = import_prompts.main(campaign_file, db=db)
     logger.info("Imported campaign '%s': %d prompts", campaign, counts["prompts"])
 

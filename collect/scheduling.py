@@ -198,12 +198,17 @@ def judgment_label(judgment: Judgment):
     return tuple(judgment.ranks or judgment.ratings or ())
 
 
+def raters_disagree(judgments) -> bool:
+    """Whether these live judgments of one task say different things (by `judgment_label`)."""
+    return len({judgment_label(j) for j in judgments}) > 1
+
+
 def _grow_overlap_on_disagreement(session: Session, task: Task, spec: CampaignSpec) -> None:
     session.refresh(task)
     if task.is_gold or task.judgment_count < task.target_overlap or task.target_overlap >= spec.max_raters_per_task:
         return
     judgments = session.scalars(live_judgments_query(task.campaign_id).where(Judgment.task_id == task.id))
-    if len({judgment_label(j) for j in judgments}) > 1:
+    if raters_disagree(judgments):
         task.target_overlap += 1
         record_event(session=session, action="task.overlap_grown", task_id=task.id, overlap=task.target_overlap)
 

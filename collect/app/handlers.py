@@ -5,7 +5,6 @@ so what the page shows next is what is stored. A rater acts only on their own
 assignments: `collect.scheduling` checks that each assignment id belongs to them.
 """
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +20,7 @@ from collect.store import (
     StoreError,
     authenticate,
     campaign_by_name,
+    live_judgments_per_rater,
     live_judgments_query,
     rater_by_name,
     require_role,
@@ -178,13 +178,11 @@ def rater_progress(session, campaign, rater, *, now: datetime | None = None) -> 
 
 def campaign_overview(sessions, *, campaign: str, rater_name: str) -> tuple[dict, dict[str, int]]:
     """Campaign progress and live judgments per rater, for reviewers and admins; `PermissionError` for raters."""
-    from collect.export import load_items
-
     with sessions.begin() as session:
         rater = require_role(session=session, name=rater_name, roles=STAFF_ROLES, what="the campaign overview")
         stored_campaign = campaign_by_name(session=session, name=campaign)
-        per_rater = Counter(name for item in load_items(session, stored_campaign.id) for name, _ in item.judgments)
-        return campaign_stats(session, stored_campaign, rater), dict(per_rater)
+        per_rater = live_judgments_per_rater(session, stored_campaign.id)
+        return campaign_stats(session, stored_campaign, rater), per_rater
 
 
 def campaign_quality(sessions, *, campaign: str, rater_name: str, plot_dir: str) -> tuple[str, str | None]:

@@ -27,6 +27,7 @@ from collect.store.engine import (
 from collect.store.judgments import (
     JudgmentError,
     live_judgment,
+    live_judgments_per_rater,
     live_judgments_query,
     record_judgment,
     retract_judgment,
@@ -85,6 +86,7 @@ __all__ = [
     "create_rater",
     "ensure_policy",
     "live_judgment",
+    "live_judgments_per_rater",
     "live_judgments_query",
     "make_engine",
     "normalize_url",

@@ -1,10 +1,10 @@
 """Judgments, append-only: submitting, editing and undoing all add a row that supersedes the live one."""
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from collect.store.audit import record_event
-from collect.store.models import StoreError, Assignment, Judgment, Task
+from collect.store.models import Assignment, Judgment, Rater, StoreError, Task
 
 
 class JudgmentError(StoreError):
@@ -35,6 +35,14 @@ def live_judgments_query(campaign_id: int):
                ~select(later.id).where(later.supersedes_id == Judgment.id).exists())
         .order_by(Judgment.task_id, Judgment.id)
     )
+
+
+def live_judgments_per_rater(session: Session, campaign_id: int) -> dict[str, int]:
+    """How many live judgments each rater has in the campaign, by rater name."""
+    live = live_judgments_query(campaign_id).subquery()
+    rows = session.execute(select(Rater.name, func.count()).join(live, live.c.rater_id == Rater.id)
+                           .group_by(Rater.name))
+    return dict(rows.all())
 
 
 def check_answer(task: Task, *, preference, both_bad: bool, ranks, ratings) -> None:
