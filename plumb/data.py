@@ -79,6 +79,10 @@ def _load_directory(path: Path, split: str):
             if split not in loaded:
                 raise DataError(f"{path}: no split '{split}' (has {', '.join(loaded)})")
             return loaded[split]
+        # One saved Dataset is one split: answering every split name with it would make the
+        # training rows their own held-out set.
+        if split != "train":
+            raise DataError(f"{path}: no split '{split}' (a single saved dataset is its 'train' split)")
         return loaded
     for suffix in FILE_FORMATS:
         if (path / f"{split}{suffix}").is_file():
@@ -387,5 +391,41 @@ def load_train_test(source: str, kind: str | tuple[str, ...], *, train_split: st
                 raise
     if not test_size:
         return train, None
-    parts = train.train_test_split(test_size=test_size, seed=seed)
-    return parts["train"], parts["test"]
+    return split_by_prompt(train, test_size=test_size, seed=seed)
+
+
+def prompt_key(row: dict) -> str:
+    """What identifies a row's prompt: its `prompt`, or a conversation's turns before the last one."""
+    prompt = row["prompt"] if "prompt" in row else row["messages"][:-1]
+    if isinstance(prompt, str):
+        prompt = [{"role": "user", "content": prompt}]
+    return json.dumps([[m["role"], " ".join(m["content"].split()).lower()] for m in prompt])
+
+
+def split_by_prompt(dataset, *, test_size: float, seed: int = 0):
+    """(train, test) with about `test_size` of the rows held out, whole prompts at a time.
+
+    Rows that share a prompt (a ranking's pairs, several raters' answers) stay on one side,
+    so the held-out figures are about prompts the model never trained on.
+    """
+    import numpy as np
+
+    keys = [prompt_key(row) for row in dataset]
+    groups = list(dict.fromkeys(keys))
+    if len(groups) < 2:
+        raise DataError(f"cannot hold out part of {len(dataset)} rows that all share one prompt: "
+                        "give a test split or more prompts")
+    order = np.random.default_rng(seed).permutation(len(groups))
+    size = {group: 0 for group in groups}
+    for key in keys:
+        size[key] += 1
+    wanted = test_size * len(dataset) if test_size < 1 else test_size
+    held_out, count = set(), 0
+    for index in order[: len(groups) - 1]:  # at least one prompt stays for training
+        if count >= wanted and held_out:
+            break
+        held_out.add(groups[index])
+        count += size[groups[index]]
+    test_rows = [i for i, key in enumerate(keys) if key in held_out]
+    train_rows = [i for i, key in enumerate(keys) if key not in held_out]
+    return dataset.select(train_rows), dataset.select(test_rows)

@@ -12,6 +12,7 @@ from plumb.data import (
     load_records,
     load_train_test,
     messages_to_prompt_completion,
+    prompt_key,
     ranking_pairs,
     ranking_to_pairs,
     read_jsonl,
@@ -106,7 +107,7 @@ def test_bad_jsonl_line_is_named(tmp_path):
 
 
 def test_load_from_files_and_directories(tmp_path):
-    rows = [{"prompt": PROMPT, "chosen": GOOD, "rejected": BAD}] * 10
+    rows = [{"prompt": msgs(("user", f"Name colour {i}.")), "chosen": GOOD, "rejected": BAD} for i in range(10)]
     jsonl = write_jsonl(tmp_path / "prefs.jsonl", rows)
     assert len(load_contract(str(jsonl), "pairwise")) == 10
     Dataset.from_list(rows).to_parquet(str(tmp_path / "prefs.parquet"))
@@ -153,3 +154,42 @@ def test_several_accepted_kinds_pick_the_one_the_columns_fit(tmp_path):
     assert load_contract(str(path), ("pairwise", "ranking")).column_names == ["prompt", "completions", "ranks"]
     with pytest.raises(DataError, match=r"fit none of the accepted kinds \(pairwise: prompt, chosen, rejected"):
         load_contract(str(write_jsonl(tmp_path / "sft.jsonl", [{"messages": PROMPT + GOOD}])), ("pairwise",))
+
+
+def _export_like(tmp_path, prompts: int, pairs_per_prompt: int):
+    """A saved dataset folder as `plumb collect export` writes it: one Dataset, several pairs per prompt."""
+    rows = [{"prompt": msgs(("user", f"Question {p}?")), "chosen": msgs(("assistant", f"good {p}.{k}")),
+             "rejected": msgs(("assistant", f"bad {p}.{k}"))}
+            for p in range(prompts) for k in range(pairs_per_prompt)]
+    folder = tmp_path / "export"
+    Dataset.from_list(rows).save_to_disk(str(folder))
+    return folder
+
+
+def test_a_saved_dataset_is_not_its_own_held_out_split(tmp_path):
+    # 10 prompts x 3 pairs = 30 rows; test_size 0.2 holds out 2 whole prompts = 6 rows, the other 24 train.
+    folder = _export_like(tmp_path, prompts=10, pairs_per_prompt=3)
+    with pytest.raises(DataError, match="no split 'test'"):
+        load_records(str(folder), "test")
+    train, test = load_train_test(str(folder), "pairwise", test_size=0.2, seed=0)
+    assert (len(train), len(test)) == (24, 6)
+    train_prompts = {prompt_key(row) for row in train}
+    test_prompts = {prompt_key(row) for row in test}
+    assert len(test_prompts) == 2 and not train_prompts & test_prompts
+
+
+def test_held_out_prompts_never_appear_in_training_whatever_the_seed(tmp_path):
+    # Uneven groups: prompt p has p+1 pairs (1..8, 36 rows); a row-level split would cut groups in two.
+    rows = [{"prompt": f"Question {p}?", "chosen": f"good {k}", "rejected": f"bad {k}"}
+            for p in range(8) for k in range(p + 1)]
+    path = write_jsonl(tmp_path / "prefs.jsonl", rows)
+    for seed in range(5):
+        train, test = load_train_test(str(path), "pairwise", test_size=0.25, seed=seed)
+        assert len(train) + len(test) == 36 and len(test) >= 9  # at least a quarter, in whole prompts
+        assert not {row["prompt"] for row in train} & {row["prompt"] for row in test}
+
+
+def test_prompt_key_ignores_case_and_spacing_but_not_words():
+    assert prompt_key({"prompt": "Name  a colour."}) == prompt_key({"prompt": msgs(("user", "name a colour."))})
+    assert prompt_key({"prompt": "Name a colour."}) != prompt_key({"prompt": "Name a color."})
+    assert prompt_key({"messages": msgs(("user", "Hi"), ("assistant", "Hello"))}) == prompt_key({"prompt": "hi"})
