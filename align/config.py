@@ -14,6 +14,12 @@ class DPOScriptArguments(TrainingScriptArguments):
         metadata={"help": "Preferences (prompt/chosen/rejected, or rankings that expand to pairs): builtin:NAME, a "
                   "JSONL/JSON/Parquet/CSV file, a saved dataset directory or a Hub id."},
     )
+    ref_model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "The reference policy of the DPO loss (any spec load_policy takes), e.g. the SFT checkpoint "
+                  "when training goes on from an aligned policy (default: the starting policy; with LoRA, the base "
+                  "with the adapter disabled)."},
+    )
     cache_ref_log_probs: bool = field(
         default=True,
         metadata={"help": "With precompute_ref_log_probs: keep the reference log-probs on disk under PLUMB_HOME, "

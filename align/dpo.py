@@ -47,6 +47,10 @@ def main(script_args: DPOScriptArguments, training_args, model_args) -> dict:
     # Model & tokenizer: an SFT adapter is merged first, so a new LoRA (or full training) starts from it
     model_spec = model_args.model_name_or_path or DEFAULT
     model, tokenizer = load_policy(model_spec, merge_adapter=True, **model_init_kwargs(model_args))
+    ref_model = None
+    if script_args.ref_model_name_or_path and script_args.ref_model_name_or_path != model_spec:
+        ref_model = load_policy(script_args.ref_model_name_or_path, merge_adapter=True,
+                                **model_init_kwargs(model_args))[0].eval()
 
     # Dataset
     train, test = load_preferences(script_args, seed=training_args.seed)
@@ -58,7 +62,7 @@ def main(script_args: DPOScriptArguments, training_args, model_args) -> dict:
     setup_tracking(training_args, stage="dpo")
     cached = script_args.cache_ref_log_probs and training_args.precompute_ref_log_probs
     trainer = (CachedRefDPOTrainer if cached else DPOTrainer)(
-        model=model, args=training_args, train_dataset=train, eval_dataset=test,
+        model=model, ref_model=ref_model, args=training_args, train_dataset=train, eval_dataset=test,
         processing_class=tokenizer, peft_config=get_peft_config(model_args),
     )
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)

@@ -142,13 +142,28 @@ def win_rate(policy_scores, reference_scores) -> np.ndarray:
     return (policy_scores > reference_scores) + 0.5 * (policy_scores == reference_scores)
 
 
-def comparison_report(policy_scores, reference_scores, responses: dict, *, kl: float, samples: int, seed: int) -> dict:
-    """Win rate and mean rewards with bootstrap intervals, KL and mean lengths, as one JSON-ready dict."""
+def similar_length(policy_texts, reference_texts, *, tolerance: float = 0.2) -> np.ndarray:
+    """Per prompt (n,): True when the two responses' lengths (characters) differ by at most `tolerance` of the longer."""
+    policy_lengths = np.array([len(text) for text in policy_texts], dtype=float)
+    reference_lengths = np.array([len(text) for text in reference_texts], dtype=float)
+    return np.abs(policy_lengths - reference_lengths) <= tolerance * np.maximum(policy_lengths, reference_lengths)
+
+
+def comparison_report(policy_scores, reference_scores, responses: dict, *, kl: float, samples: int, seed: int,
+                      length_tolerance: float = 0.2) -> dict:
+    """Win rate (also among prompts whose two responses are of similar length) and mean rewards with bootstrap
+    intervals, KL and mean lengths, as one JSON-ready dict."""
     from reward.metrics import bootstrap_ci
 
     wins = win_rate(policy_scores, reference_scores)
     report = {"prompts": len(wins), "win_rate": float(wins.mean()),
               "win_rate_ci": list(bootstrap_ci(wins, samples=samples, seed=seed)), "kl_to_reference": kl}
+    # A judge that likes short (or long) answers rewards a policy for its length alone: compare like with like too.
+    matched = similar_length(responses["policy"], responses["reference"], tolerance=length_tolerance)
+    report["length_tolerance"], report["length_matched_prompts"] = length_tolerance, int(matched.sum())
+    report["win_rate_length_matched"] = float(wins[matched].mean()) if matched.any() else None
+    report["win_rate_length_matched_ci"] = (list(bootstrap_ci(wins[matched], samples=samples, seed=seed))
+                                            if matched.sum() > 1 else None)
     for name, values in (("policy", policy_scores), ("reference", reference_scores)):
         report[f"{name}_reward"] = float(np.mean(values))
         report[f"{name}_reward_ci"] = list(bootstrap_ci(np.asarray(values), samples=samples, seed=seed))
@@ -192,6 +207,9 @@ def format_report(report: dict) -> str:
         low, high = report[f"{name}_reward_ci"]
         lines.append(f"{name + ' reward':<18} {report[f'{name}_reward']:.3f}  ({low:.3f} .. {high:.3f}), "
                      f"mean length {report[f'{name}_mean_length']:.0f} chars")
+    if report.get("win_rate_length_matched") is not None:
+        lines.append(f"win rate, similar length  {report['win_rate_length_matched']:.3f} on "
+                     f"{report['length_matched_prompts']} prompts (lengths within {report['length_tolerance']:.0%})")
     lines.append(f"KL to reference    {report['kl_to_reference']:.3f} nats (Monte-Carlo, on the policy's samples)")
     return "\n".join(lines)
 
