@@ -10,6 +10,8 @@ VERBS = {
     "add-rater": ("collect.add_rater", "add a rater, reviewer or admin and print their API token"),
     "import": ("collect.import_prompts", "create a campaign from its YAML and import prompts (and candidates)"),
     "generate": ("collect.generate", "generate candidates from each policy (transformers or an OpenAI-compatible URL)"),
+    "simulate": ("collect.simulate",
+                 "simulated raters judge a campaign through the real scheduler, following a reward model or dataset"),
     "export": ("collect.export", "export judgments as a TRL dataset: pairwise, ranking, kto or sft"),
     "quality": ("collect.quality_report",
                 "agreement (kappa, alpha, raw), per-rater reliability, aggregated labels, reward-model agreement"),

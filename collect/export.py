@@ -6,7 +6,9 @@ rater's pairwise answer as shown on screen, which `plumb collect quality` reads;
 `battles` (model_a, model_b, winner), which `plumb collect leaderboard --battles DIR` reads.
 Several raters per task aggregate by majority (pairs) or mean rank (rankings, ratings);
 the strength of a pairwise judgment becomes `margin`; `meta` keeps the task, the raters
-and their agreement. Nothing is dropped silently: summary.json counts every task left out, by reason.
+and their agreement, and `meta.simulated` says when a simulated rater (`plumb collect simulate`)
+judged the task. Nothing is dropped silently: summary.json counts every task left out, by reason,
+and the judgments by rater kind (human, simulated).
 
 A reviewer's adjudication (the newest one of a task) replaces the majority for that task,
 also when raters judged it again afterwards (the review queue offers it again);
@@ -35,6 +37,7 @@ from collect.majority import SPLIT_RULES, Outcome, agreement, aggregate_pairwise
 from collect.scheduling import judgment_label
 from collect.judgment_records import IDENTITY_LEAK, battle_records, judgment_records
 from collect.store import (
+    RATER_KINDS,
     Adjudication,
     Assignment,
     Candidate,
@@ -98,6 +101,7 @@ class TaskItem:
     shown_orders: dict[int, list[int]]  # assignment id -> candidate order shown (display position -> canonical)
     adjudication: Adjudication | None = None  # the newest reviewer's decision, which replaces the majority
     finished: list[bool] = field(default_factory=list)  # per candidate: False for an arena answer cut off at the vote
+    rater_kinds: dict[str, str] = field(default_factory=dict)  # rater name -> kind (human, simulated)
 
 
 def config_types() -> tuple:
@@ -152,10 +156,12 @@ def load_items(session, campaign_id: int) -> list[TaskItem]:
     candidates = {c.id: (c, name) for c, name in session.execute(
         select(Candidate, Policy.name).join(Policy).join(Prompt, Prompt.id == Candidate.prompt_id)
         .where(Prompt.campaign_id == campaign_id))}
-    judgments = defaultdict(list)
-    query = live_judgments_query(campaign_id).add_columns(Rater.name).join(Rater, Rater.id == Judgment.rater_id)
-    for judgment, rater_name in session.execute(query):
+    judgments, rater_kinds = defaultdict(list), {}
+    query = (live_judgments_query(campaign_id).add_columns(Rater.name, Rater.kind)
+             .join(Rater, Rater.id == Judgment.rater_id))
+    for judgment, rater_name, rater_kind in session.execute(query):
         judgments[judgment.task_id].append((rater_name, judgment))
+        rater_kinds[rater_name] = rater_kind
     orders = defaultdict(dict)
     for task_id, assignment_id, order in session.execute(
             select(Assignment.task_id, Assignment.id, Assignment.candidate_order).join(Task)
@@ -170,7 +176,8 @@ def load_items(session, campaign_id: int) -> list[TaskItem]:
                  completions=[candidates[cid][0].completion for cid in task.candidate_ids],
                  policies=[candidates[cid][1] for cid in task.candidate_ids], judgments=judgments[task.id],
                  shown_orders=orders[task.id], adjudication=adjudications.get(task.id),
-                 finished=[candidates[cid][0].settings.get("finished", True) for cid in task.candidate_ids])
+                 finished=[candidates[cid][0].settings.get("finished", True) for cid in task.candidate_ids],
+                 rater_kinds={name: rater_kinds[name] for name, _ in judgments[task.id]})
         for task in tasks
     ]
 
@@ -202,7 +209,8 @@ def export_rows(items: list[TaskItem], args: ExportArguments) -> tuple[list[dict
             adjudication = item.adjudication if not args.per_rater else None
             meta = {"task_id": item.task.id, "prompt_id": item.prompt_id, "raters": [name for name, _ in group],
                     "agreement": item_agreement, "judgments": len(item.judgments),
-                    "adjudicated": adjudication is not None, "source": item.task.source}
+                    "adjudicated": adjudication is not None, "source": item.task.source,
+                    "simulated": any(item.rater_kinds.get(name) == "simulated" for name, _ in group)}
             edits = [(name, j) for name, j in group if j.edit]
             if args.format == "sft" and edits:
                 rows.extend(edit_rows(item, edits, meta))
@@ -332,17 +340,27 @@ def summarize(items: list[TaskItem], rows: list[dict], left_out: Counter, args: 
         "raters": len({name for item in items for name, _ in item.judgments}),
         "mean_agreement": round(sum(agreements) / len(agreements), 4) if agreements else None,
         "adjudicated_tasks": sum(item.adjudication is not None for item in judged),
+        "judgments_by_rater_kind": judgments_by_rater_kind(items),
         "left_out": dict(left_out.most_common()),
     }
+
+
+def judgments_by_rater_kind(items: list[TaskItem]) -> dict[str, int]:
+    """How many live judgments of these tasks each kind of rater gave: {"human": n, "simulated": m, ...}."""
+    counts = Counter({kind: 0 for kind in RATER_KINDS})
+    counts.update(item.rater_kinds.get(name, "human") for item in items for name, _ in item.judgments)
+    return dict(counts)
 
 
 def write_dataset_card(output: Path, summary: dict, guidelines: str) -> Path:
     """README.md for the Hub: counts, raters, agreement, what was left out, and the raters' guidelines."""
     left_out = "\n".join(f"- {reason}: {count}" for reason, count in summary["left_out"].items()) or "- nothing"
     counts = {key: summary[key] for key in ("rows", "tasks", "judgments", "raters", "mean_agreement")}
+    simulated = summary["judgments_by_rater_kind"].get("simulated", 0)
+    who = f"Judgments ({simulated} of {summary['judgments']} by simulated raters)" if simulated else "Human judgments"
     return write_card(
         output, title=f"Preference data: campaign '{summary['campaign']}' ({summary['format']})",
-        summary="Human judgments collected with Plumb and exported in TRL's conversational format"
+        summary=f"{who} collected with Plumb and exported in TRL's conversational format"
                 + (", one row per rater." if summary["per_rater"] else ", aggregated across raters by majority."),
         metadata={"library_name": "datasets", "tags": ["plumb", "trl", "preference", summary["format"]]},
         sections={"Counts": metrics_table(counts), "Left out, and why": left_out,

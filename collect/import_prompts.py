@@ -7,7 +7,9 @@
 Each row is in the contract's prompts format: `prompt` (messages or text) and an
 optional `prompt_id`; a `messages` conversation (the SFT format) gives its turns before
 the last assistant reply as the prompt. Rows may carry `candidates` already generated,
-a list of `{"policy": NAME, "completion": messages or text}`, and `gold: {"ranks": [...]}`
+a list of `{"policy": NAME, "completion": messages or text}` (with an optional
+`"oracle_score": number`, a dataset's own label that `plumb collect simulate --oracle
+dataset` follows), and `gold: {"ranks": [...]}`
 (one rank per candidate, 1 = best) to make their tasks gold tasks. A bad row stops the
 import with its row number, and nothing is stored.
 """
@@ -15,6 +17,7 @@ import with its row number, and nothing is stored.
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,11 +42,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ImportRow:
-    """One checked input row: a prompt, its candidates as (policy, completion), and its gold ranks if any."""
+    """One checked input row: a prompt, its candidates as (policy, completion, settings), its gold ranks if any."""
 
     prompt_id: str
     messages: list
-    candidates: list[tuple[str, list]] = field(default_factory=list)
+    candidates: list[tuple[str, list, dict]] = field(default_factory=list)
     gold_ranks: list[int] | None = None
 
 
@@ -95,11 +98,11 @@ def store_row(session, campaign, row: ImportRow) -> dict[int, dict]:
     """Store one row's prompt and candidates; returns {prompt id: gold answer} when the row is gold."""
     prompt = add_prompt(session=session, campaign=campaign, external_id=row.prompt_id, messages=row.messages)
     candidate_ids = []
-    for policy_name, completion in row.candidates:
+    for policy_name, completion, settings in row.candidates:
         policy = ensure_policy(session=session, campaign=campaign, name=policy_name)
-        samples = sum(1 for name, _ in row.candidates[: len(candidate_ids)] if name == policy_name)
+        samples = sum(1 for name, *_ in row.candidates[: len(candidate_ids)] if name == policy_name)
         candidate = add_candidate(session=session, prompt=prompt, policy=policy, completion=completion,
-                                  settings={"source": "import"}, sample_index=samples)
+                                  settings={"source": "import", **settings}, sample_index=samples)
         candidate_ids.append(candidate.id)
     if row.gold_ranks is None:
         return {}
@@ -163,7 +166,7 @@ def _prompt_messages(record: dict) -> list:
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
 
 
-def _candidate(entry, index: int) -> tuple[str, list]:
+def _candidate(entry, index: int) -> tuple[str, list, dict]:
     if not isinstance(entry, dict) or not isinstance(entry.get("policy"), str) or "completion" not in entry:
         raise DataError(f"field 'candidates': entry {index} must be {{\"policy\": NAME, \"completion\": ...}}, "
                         f"got {entry!r}"[:200])
@@ -173,4 +176,10 @@ def _candidate(entry, index: int) -> tuple[str, list]:
         raise DataError(f"field 'candidates': entry {index} completion: {problem}")
     if isinstance(completion, str):
         completion = [{"role": "assistant", "content": completion}]
-    return entry["policy"], completion
+    settings = {}
+    if entry.get("oracle_score") is not None:
+        score = entry["oracle_score"]
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise DataError(f"field 'candidates': entry {index} oracle_score must be a number, got {score!r}")
+        settings["oracle_score"] = float(score)
+    return entry["policy"], completion, settings

@@ -3,7 +3,8 @@
 One record per judgment: `rater`, `item` (the task), `left`/`right` (candidate ids in the
 order this rater saw them), `choice` (left, right, tie, both_bad), `strength` (1 slightly
 ... 3 much better), the two answers' lengths in characters, `seconds` spent, and on gold
-tasks `gold`, the better candidate's id (or "tie"). Position bias is measurable because
+tasks `gold`, the better candidate's id (or "tie"), and `simulated`, true for a simulated
+rater's judgment (`plumb collect simulate`). Position bias is measurable because
 the order is the one shown, not the stored canonical one.
 """
 
@@ -33,7 +34,8 @@ def _record(item, rater_name: str, judgment) -> dict:
     text_length = [sum(len(m["content"]) for m in item.completions[k]) for k in order]
     return {"rater": rater_name, "item": f"task-{item.task.id}", "left": left, "right": right, "choice": choice,
             "strength": abs(shown) if choice in ("left", "right") else None, "left_length": text_length[0],
-            "right_length": text_length[1], "seconds": judgment.seconds_spent, "gold": _gold(item)}
+            "right_length": text_length[1], "seconds": judgment.seconds_spent, "gold": _gold(item),
+            "simulated": item.rater_kinds.get(rater_name) == "simulated"}
 
 
 def _gold(item) -> str | None:

@@ -88,13 +88,15 @@ def cli(argv: list[str], *, prog: str) -> int:
 def main(args: QualityArguments) -> dict:
     """Compute, print and save the quality report; returns what quality.json holds."""
     # Judgments: a reward model's pre-labels are kept apart from the humans'
-    table = judgment_table(load_records(args.judgments, args.split), source=args.judgments)
+    records = load_records(args.judgments, args.split)
+    table = judgment_table(records, source=args.judgments)
     is_model = table.rater == args.model_rater
     if args.model_rater and not is_model.any():
         raise DataError(f"{args.judgments}: no judgments by model_rater '{args.model_rater}'")
     humans = table.subset(~is_model)
     model = table.subset(is_model) if is_model.any() else None
     report, (items, consensus, support, contested) = quality_figures(humans, args, model=model)
+    report["simulated_judgments"] = simulated_judgments(records)
 
     # Report and save
     print(format_report(report))
@@ -163,6 +165,11 @@ def write_consensus(path: Path, humans, items, consensus, support, contested, *,
     return written
 
 
+def simulated_judgments(records) -> int:
+    """How many judgment records came from simulated raters (`"simulated": true`, from `plumb collect simulate`)."""
+    return sum(bool(record.get("simulated")) for record in records)
+
+
 def _shown(value, kind: str = "share") -> str:
     if value is None:
         return "-"
@@ -173,6 +180,8 @@ def format_report(report: dict) -> str:
     """The agreement figures, the per-rater table and the aggregation summary as plain text."""
     agreement = report["agreement"]
     lines = [f"{agreement['items']} items, {agreement['raters']} raters"]
+    if report.get("simulated_judgments") is not None:  # so nobody reads simulated labels as people's
+        lines.append(f"  simulated judgments          {report['simulated_judgments']} (by simulated raters, not people)")
     for name in ("raw_agreement", "raw_agreement_no_ties"):
         lines.append(f"  {name:<28} {_shown(agreement[name], 'coef')}")
     for name in ("fleiss_kappa", "krippendorff_alpha_nominal", "krippendorff_alpha_ordinal"):

@@ -33,6 +33,7 @@ from collect.store.judgments import (
     retract_judgment,
 )
 from collect.store.models import (
+    RATER_KINDS,
     ROLES,
     STAFF_ROLES,
     Adjudication,
@@ -58,6 +59,7 @@ from collect.store.raters import (
 )
 
 __all__ = [
+    "RATER_KINDS",
     "ROLES",
     "STAFF_ROLES",
     "Adjudication",

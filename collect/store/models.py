@@ -17,6 +17,9 @@ ROLES = ("rater", "reviewer", "admin")
 STAFF_ROLES = ("reviewer", "admin")  # see every rater's work: campaign overview, review queue, export
 TASK_KINDS = ("pairwise", "ranking", "rating")
 ASSIGNMENT_STATES = ("leased", "judged", "skipped")
+# Who stands behind a rater account: a person, or a simulated rater answering from an oracle
+# (`collect.simulate`). Exports and reports say which labels were simulated.
+RATER_KINDS = ("human", "simulated")
 
 
 def utcnow() -> datetime:
@@ -33,12 +36,16 @@ class Base(DeclarativeBase):
 
 
 class Rater(Base):
-    """A person who judges (rater), reviews other people's judgments (reviewer) or runs campaigns (admin)."""
+    """A person who judges (rater), reviews other people's judgments (reviewer) or runs campaigns (admin).
+
+    `kind` says whether a person (`human`) or a simulated rater (`simulated`) gives the judgments.
+    """
 
     __tablename__ = "raters"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     role: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(20), default="human", server_default="human")
     password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2id, from argon2-cffi
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)  # sha256 of the API token
     active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -4,6 +4,8 @@ A password is hashed with argon2-cffi. An API token is 32 random bytes, shown on
 stored as its SHA-256: a token carries enough entropy that a fast hash is safe, and
 every REST call can check it without argon2's deliberate slowness. A deactivated rater
 keeps their judgments but can no longer sign in, use their token, or act in an open page.
+A simulated rater (kind `simulated`, see `collect.simulate`) has no password, so it never
+signs in to the page; it answers through the scheduler functions directly.
 """
 
 import hashlib
@@ -13,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from collect.store.audit import record_event
-from collect.store.models import StoreError, ROLES, Rater
+from collect.store.models import RATER_KINDS, ROLES, Rater, StoreError
 
 
 class RaterError(StoreError):
@@ -31,19 +33,22 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_rater(*, session: Session, name: str, role: str = "rater", password: str | None = None) -> tuple[Rater, str]:
-    """Add a rater; returns (rater, API token). The token is not stored and cannot be shown again."""
+def create_rater(*, session: Session, name: str, role: str = "rater", password: str | None = None,
+                 kind: str = "human") -> tuple[Rater, str]:
+    """Add a rater of `kind` (human or simulated); returns (rater, API token). The token is not stored and cannot
+    be shown again."""
     _check_role(role)
+    _check_kind(kind, password)
     if not name.strip():
         raise RaterError("a rater needs a name")
     if session.scalar(select(Rater).where(Rater.name == name)) is not None:
         raise RaterError(f"a rater named '{name}' already exists")
     token = secrets.token_urlsafe(32)
-    rater = Rater(name=name, role=role, token_hash=token_hash(token),
+    rater = Rater(name=name, role=role, kind=kind, token_hash=token_hash(token),
                   password_hash=_password_hash(password) if password is not None else None)
     session.add(rater)
     session.flush()
-    record_event(session=session, action="rater.created", rater=rater, role=role)
+    record_event(session=session, action="rater.created", rater=rater, role=role, kind=kind)
     return rater, token
 
 
@@ -87,6 +92,13 @@ def _check_role(role: str) -> None:
         raise RaterError(f"unknown role '{role}' (choose one of: {', '.join(ROLES)})")
 
 
+def _check_kind(kind: str, password: str | None) -> None:
+    if kind not in RATER_KINDS:
+        raise RaterError(f"unknown rater kind '{kind}' (choose one of: {', '.join(RATER_KINDS)})")
+    if kind == "simulated" and password is not None:
+        raise RaterError("a simulated rater has no password: it never signs in to the page")
+
+
 def _password_hash(password: str) -> str:
     if not password or not password.strip():
         raise RaterError("a password cannot be empty")
@@ -123,6 +135,7 @@ def set_active(*, session: Session, name: str, active: bool, by: Rater | None = 
 def set_password(*, session: Session, name: str, password: str, by: Rater | None = None) -> Rater:
     """Replace rater `name`'s web password (argon2id); an empty password is refused."""
     rater = _any_rater(session, name)
+    _check_kind(rater.kind, password)
     rater.password_hash = _password_hash(password)
     record_event(session=session, action="rater.password_reset", rater=by, name=name)
     return rater
