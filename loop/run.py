@@ -18,7 +18,7 @@ import time
 
 from loop import evaluation, stages, training
 from loop.config import LoopArguments, config_types
-from loop.context import LoopRun, relative
+from loop.context import LoopRun, relative, stage_config
 from loop.manifest import STAGES, is_done, mark_done, mark_started, read_manifest, stage_key, write_manifest
 from plumb.config import parse_config, save_resolved_config
 
@@ -51,7 +51,7 @@ def main(args: LoopArguments, *, config_path: str = "config") -> int:
     save_resolved_config(run.run_dir, args)
     # One W&B group and one TensorBoard root (the run directory) for every stage of the run.
     os.environ.setdefault("PLUMB_RUN", f"loop-{run.run_dir.resolve().name}")
-    evaluation.eval_settings(run)  # a bad key in `eval` is found now, not after a round of training
+    check_sections(run)  # a bad key in any section is found now, not after a round of work
     from collect import init
 
     init.main(run.db)  # create the store, or bring an older one to the current schema
@@ -88,3 +88,26 @@ def run_round(run: LoopRun, round_number: int) -> None:
             logger.info("Round %d: %s done in %.0f s", round_number, stage, time.monotonic() - started)
         if stage == "reward":
             training.check_gate(run, round_number)
+
+
+def check_sections(run: LoopRun) -> None:
+    """Parse every section of the config as its stage will, with placeholder paths; a bad key is a ConfigError now."""
+    import tempfile
+    from pathlib import Path
+
+    from collect.campaign import campaign_from_dict
+    from collect.simulated_raters import SimulatedRaterParams
+    from plumb.config import ConfigError
+
+    where = run.config_path
+    campaign_from_dict({**run.args.campaign, "name": "check"}, where=f"{where}: section 'campaign'")
+    try:
+        SimulatedRaterParams(**run.args.simulated)
+    except TypeError as error:
+        raise ConfigError(f"{where}: section 'simulated': {error}") from None
+    evaluation.eval_settings(run)
+    with tempfile.TemporaryDirectory() as scratch:
+        placeholders = {"dataset_name": scratch, "output_dir": scratch}
+        for section, values, types in training.sections(run):
+            stage_config(types, {**values, **placeholders}, Path(scratch) / f"{section}.yaml",
+                                  where=f"{where}: section '{section}'")

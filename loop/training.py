@@ -16,6 +16,18 @@ class GateStop(RuntimeError):
     """The reward model of a round fell short of the config's gate; the message says by how much and where."""
 
 
+def sections(run: LoopRun) -> list[tuple[str, dict, tuple]]:
+    """(section name, its keys, the stage's config dataclasses) of the training stages this config runs."""
+    from align import dpo, ppo
+    from reward import train
+
+    found = [("reward", run.args.reward, train.config_types())]
+    if run.args.algorithm == "dpo":
+        return found + [("dpo", run.args.dpo, dpo.config_types())]
+    argv = ["--algorithm", run.args.algorithm]
+    return found + [("online", {**run.args.online, "algorithm": run.args.algorithm}, ppo.config_types(argv))]
+
+
 # Reward
 
 

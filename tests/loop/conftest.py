@@ -48,7 +48,7 @@ def tiny_loop(tmp_path, tiny_policy_dir, tiny_reward_dir, plumb_home):
             "test_size": 0.34,
             "reward": {**training, "num_train_epochs": 1, "per_device_train_batch_size": 4, "max_length": 64,
                        "bootstrap_samples": 50, "dtype": "float32"},
-            "dpo": {**training, "max_steps": 2, "per_device_train_batch_size": 2, "max_length": 64,
+            "dpo": {**training, "max_steps": 2, "per_device_train_batch_size": 2, "max_length": 64, "learning_rate": 0.05,
                     "use_peft": True, "lora_r": 4, "lora_alpha": 8, "lora_target_modules": "all-linear",
                     "dtype": "float32", "eval_strategy": "no"},
             "gold_backbone": tiny_reward_dir, "gold_pairs": str(gold),

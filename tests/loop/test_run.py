@@ -70,3 +70,117 @@ def rescored_win_rate(run, round_number, judge) -> float:
     scorer = RewardModels(judge)
     mine, theirs = (scorer.score(conversations(prompts, texts)).mean(axis=0) for texts in (policy, sft))
     return float(np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(mine, theirs)]))
+
+
+def test_a_stage_killed_with_sigkill_is_run_again_and_finished_ones_are_not(tiny_loop, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = tiny_loop(rounds=1)
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "plumb", "loop", "run", "--config", str(config)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    killed = None
+    deadline = time.monotonic() + 600
+    while killed is None and process.poll() is None and time.monotonic() < deadline:
+        stages = read_manifest(run)["stages"]
+        # Kill the first stage after the export as soon as it is seen running, in the middle of its work.
+        running = [key for key, entry in stages.items() if entry["state"] == "running"]
+        if running and running[0] in ("round-1/reward", "round-1/align"):
+            os.kill(process.pid, signal.SIGKILL)
+            killed = running[0]
+        time.sleep(0.02)
+    process.wait(timeout=60)
+    assert killed, "the loop finished before a training stage could be killed"
+    before = read_manifest(run)["stages"]
+    assert before[killed]["state"] == "running"  # never taken as done
+    done_before = {key: entry for key, entry in before.items() if entry["state"] == "done"}
+    assert "round-1/export" in done_before
+
+    assert plumb(["loop", "run", "--config", str(config)]) == 0
+    after = read_manifest(run)["stages"]
+    assert all(after[f"round-1/{stage}"]["state"] == "done" for stage in STAGES)
+    for key, entry in done_before.items():  # finished stages are not run again
+        assert after[key]["started"] == entry["started"] and after[key]["attempts"] == 1
+    assert after[killed]["attempts"] == 2 and after[killed]["started"] > before[killed]["started"]
+
+
+def test_the_reward_gate_stops_the_loop_with_the_reason_and_a_report(tiny_loop, tmp_path, capsys):
+    config = tiny_loop(rounds=2, min_accuracy=1.01)
+    assert plumb(["loop", "run", "--config", str(config)]) == 1
+    error = capsys.readouterr().err
+    run = tmp_path / "run"
+    accuracy = read_manifest(run)["stages"]["round-1/reward"]["result"]["accuracy"]
+    assert f"held-out accuracy {accuracy:.3f} is below min_accuracy 1.01" in error
+    assert "round-1/reward/model/eval_report.json" in error
+    stages = read_manifest(run)["stages"]
+    assert "round-1/align" not in stages and read_manifest(run)["stopped"]
+    report = json.loads((run / "report.json").read_text())
+    assert report["rounds"][0]["reward_accuracy"] == accuracy and report["stopped"]
+    # A rerun with the same gate stops at the same place, without training again.
+    assert plumb(["loop", "run", "--config", str(config)]) == 1
+    assert read_manifest(run)["stages"]["round-1/reward"]["attempts"] == 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_loop_with_people_goes_on_once_the_target_is_met(tiny_loop, tmp_path):
+    import threading
+    import time
+
+    import httpx
+
+    from collect.store import create_rater, opened_store
+    from loop.config import LoopArguments
+    from loop.run import main as loop_main
+    from plumb.config import parse_config
+
+    port = _free_port()
+    config = tiny_loop(rounds=1, raters="people", serve="api", port=port, labels_per_round=5, poll_seconds=0.2,
+                       judge="round")
+    (args,) = parse_config((LoopArguments,), ["--config", str(config)])
+    outcome = {}
+    loop = threading.Thread(target=lambda: outcome.update(status=loop_main(args, config_path=str(config))))
+    loop.start()
+    run, base = tmp_path / "run", f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # the campaign is served once its candidates exist
+        stages = read_manifest(run)["stages"]
+        if stages.get("round-1/judgments", {}).get("state") == "running":
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1)
+                break
+            except httpx.TransportError:
+                pass
+        time.sleep(0.1)
+    campaign = read_manifest(run)["stages"]["round-1/candidates"]["result"]["campaign"]
+    with opened_store(str(run / "collect.sqlite")) as sessions, sessions.begin() as session:
+        _, token = create_rater(session=session, name="ada")
+    headers = {"Authorization": f"Bearer {token}"}
+    for answer in (3, -2, 1, -1):
+        task = httpx.get(f"{base}/campaigns/{campaign}/next", headers=headers).json()
+        httpx.post(f"{base}/campaigns/{campaign}/judgments", headers=headers,
+                   json={"assignment_id": task["assignment_id"], "preference": answer}).raise_for_status()
+    time.sleep(1.0)  # four of five: the loop must still be waiting
+    assert read_manifest(run)["stages"]["round-1/judgments"]["state"] == "running"
+    task = httpx.get(f"{base}/campaigns/{campaign}/next", headers=headers).json()
+    httpx.post(f"{base}/campaigns/{campaign}/judgments", headers=headers,
+               json={"assignment_id": task["assignment_id"], "preference": 2}).raise_for_status()
+    loop.join(timeout=300)
+    assert outcome.get("status") == 0
+    stages = read_manifest(run)["stages"]
+    assert stages["round-1/judgments"]["result"] == {"mode": "people", "target": 5, "judgments": 5,
+                                                     "by_kind": {"human": 5}}
+    assert all(stages[f"round-1/{stage}"]["state"] == "done" for stage in STAGES)
+    row = json.loads((run / "report.json").read_text())["rounds"][0]
+    assert (row["labels_human"], row["labels_simulated"]) == (5, 0)
+    assert row["judge"] == stages["round-1/reward"]["result"]["model"]
