@@ -1,8 +1,9 @@
 """Evaluate a policy against its reference on held-out prompts, judged by a reward model.
 
-Reports the win rate under the judge (ties count half) and the mean rewards with
-bootstrap intervals, a Monte-Carlo estimate of KL(policy || reference) on the policy's
-own samples, mean response lengths, and samples side by side. The judge should be a
+Reports the win rate under the judge (ties count half; also among prompts whose two
+responses are of similar length) and the mean rewards with bootstrap intervals,
+KL(policy || reference) along the policy's own responses, mean response lengths, and
+samples side by side. The judge should be a
 reward model that was not used in training, or the policy is graded by what it gamed.
 
     plumb align eval --config configs/align/eval-demo.yaml
@@ -172,18 +173,20 @@ def comparison_report(policy_scores, reference_scores, responses: dict, *, kl: f
 
 
 def kl_estimate(policy_spec: str, reference_spec: str, prompts, responses) -> float:
-    """Mean over the policy's samples of log p_policy(y|x) - log p_reference(y|x): an estimate of KL in nats."""
+    """KL(policy || reference) in nats along the policy's responses, averaged over prompts (see `token_kl`)."""
     from plumb.models import load_policy
 
-    totals = []
-    for spec in (policy_spec, reference_spec):
-        model, tokenizer = load_policy(spec, merge_adapter=True)
-        totals.append(sequence_logprobs(model.eval(), tokenizer, prompts, responses))
-    return float(np.mean(totals[0] - totals[1]))
+    policy, tokenizer = load_policy(policy_spec, merge_adapter=True)
+    reference, _ = load_policy(reference_spec, merge_adapter=True)
+    return float(np.mean(token_kl(policy.eval(), reference.eval(), tokenizer, prompts, responses)))
 
 
-def sequence_logprobs(model, tokenizer, prompts, responses) -> np.ndarray:
-    """(n,) summed log-probabilities of each response's tokens given its prompt, one sequence at a time."""
+def token_kl(policy, reference, tokenizer, prompts, responses) -> np.ndarray:
+    """(n,) per response: sum over its tokens y_t of KL(policy(.|x, y<t) || reference(.|x, y<t)), exact over the vocabulary.
+
+    Exact at each position, so it is never negative, also on greedy responses, where the
+    one-sample estimate log p - log q is only unbiased on sampled text, and can be negative.
+    """
     import torch
 
     values = []
@@ -191,10 +194,14 @@ def sequence_logprobs(model, tokenizer, prompts, responses) -> np.ndarray:
         for prompt, response in zip(prompts, responses):
             context = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_dict=False)
             answer = tokenizer(response, add_special_tokens=False)["input_ids"]
-            ids = torch.tensor([context + answer], device=model.device)
-            logits = model(input_ids=ids).logits[0, len(context) - 1 : -1].float()
-            picked = torch.log_softmax(logits, dim=-1).gather(1, ids[0, len(context) :, None])
-            values.append(picked.sum().item())
+            if not answer:
+                values.append(0.0)
+                continue
+            ids = torch.tensor([context + answer], device=policy.device)
+            positions = slice(len(context) - 1, ids.shape[1] - 1)  # the logits that predict the answer's tokens
+            log_p = torch.log_softmax(policy(input_ids=ids).logits[0, positions].float(), dim=-1)
+            log_q = torch.log_softmax(reference(input_ids=ids.to(reference.device)).logits[0, positions].float(), dim=-1)
+            values.append((log_p.exp() * (log_p - log_q.to(log_p.device))).sum().item())
     return np.array(values)
 
 
@@ -210,7 +217,7 @@ def format_report(report: dict) -> str:
     if report.get("win_rate_length_matched") is not None:
         lines.append(f"win rate, similar length  {report['win_rate_length_matched']:.3f} on "
                      f"{report['length_matched_prompts']} prompts (lengths within {report['length_tolerance']:.0%})")
-    lines.append(f"KL to reference    {report['kl_to_reference']:.3f} nats (Monte-Carlo, on the policy's samples)")
+    lines.append(f"KL to reference    {report['kl_to_reference']:.3f} nats (summed along the policy's responses)")
     return "\n".join(lines)
 
 

@@ -13,7 +13,6 @@ Prints the evaluation table, then, last, one JSON line with the figures.
 import argparse
 import gzip
 import json
-import re
 import sys
 import tempfile
 import time
@@ -21,24 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-TURN = re.compile(r"\n\n(Human|Assistant): ")
-ROLES = {"Human": "user", "Assistant": "assistant"}
-
-
-def transcript_messages(text: str) -> list[dict]:
-    """Split an hh-rlhf transcript into messages; text before the first marker is dropped (there is none)."""
-    parts = TURN.split(text)
-    return [{"role": ROLES[speaker], "content": content.strip()} for speaker, content in zip(parts[1::2], parts[2::2])]
-
-
-def to_pair(record: dict) -> dict:
-    """A contract pair: the turns both transcripts share are the prompt, the last assistant turns the responses."""
-    chosen, rejected = transcript_messages(record["chosen"]), transcript_messages(record["rejected"])
-    shared = 0
-    while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
-        shared += 1
-    return {"prompt": chosen[:shared], "chosen": chosen[shared:], "rejected": rejected[shared:]}
-
+from loop.demo_assets import to_pair  # noqa: E402  (hh-rlhf transcripts to contract pairs, as the demo's assets)
 
 def has_empty_response(pair: dict) -> bool:
     """True when the chosen or the rejected reply has no text (a few hh-rlhf transcripts end mid-turn)."""

@@ -29,6 +29,9 @@ class LoopArguments:
     db: str | None = field(default=None, metadata={
         "help": "The preference store: a SQLite file or a PostgreSQL URL (default: collect.sqlite in output_dir)."})
     seed: int = field(default=0, metadata={"help": "Seed of every stage of the run."})
+    redo: list[str] = field(default_factory=list, metadata={
+        "help": "Stages to run again in every round although they are done, e.g. `--redo eval` after changing the "
+                "judge or the eval section (the stages after them are not redone unless named)."})
 
     # Prompts
     prompts: str = field(default="builtin:hh-harmless", metadata={
@@ -112,6 +115,11 @@ class LoopArguments:
     def __post_init__(self):
         if self.rounds < 1 or self.prompts_per_round < 1 or self.samples_per_prompt < 1:
             raise ValueError("rounds, prompts_per_round and samples_per_prompt must be at least 1")
+        from loop.manifest import STAGES
+
+        if set(self.redo) - set(STAGES):
+            raise ValueError(f"redo: unknown stage(s) {', '.join(sorted(set(self.redo) - set(STAGES)))} "
+                             f"(stages: {', '.join(STAGES)})")
         unknown = set(self.compare_with) - {"sft", "previous"}
         if unknown:
             raise ValueError(f"compare_with: unknown {', '.join(sorted(unknown))} (use sft and/or previous)")

@@ -150,6 +150,8 @@ def plot_rounds(rows: list[dict], run_dir: Path) -> list[str]:
     kl = [(row["round"], row["kl"]) for row in rows if row["kl"] is not None]
     if kl:
         right.plot(*zip(*kl), marker="o", color="tab:red", label="KL to SFT (nats)")
+        right.set_ylim(0, max(value for _, value in kl) * 1.3 or 1)
+        right.legend(fontsize=7, loc="upper left")
     right.set(xlabel="round", ylabel="KL (nats)", xticks=rounds, title="Cost: KL and length")
     lengths = [(row["round"], row["mean_length"], row["sft_mean_length"]) for row in rows if row["mean_length"]]
     if lengths:
@@ -158,6 +160,7 @@ def plot_rounds(rows: list[dict], run_dir: Path) -> list[str]:
         twin.plot(x, policy, marker="s", color="tab:blue", label="mean length")
         twin.plot(x, sft, linestyle="--", color="tab:blue", alpha=0.5, label="SFT mean length")
         twin.set_ylabel("characters")
+        twin.set_ylim(0, max(max(policy), max(sft)) * 1.3)  # from zero: a few characters must not look like a lot
         twin.legend(fontsize=7, loc="upper right")
     figure.savefig(run_dir / "report.png", dpi=120)
     return ["report.png"]

@@ -76,9 +76,11 @@ def run_round(run: LoopRun, round_number: int) -> None:
     """Run the stages of one round that are not done yet, in order; check the reward gate after the reward stage."""
     for stage in STAGES:
         key = stage_key(round_number, stage)
-        if not is_done(run.manifest, key):
+        if not is_done(run.manifest, key) or stage in run.args.redo:
             entry = run.manifest["stages"].get(key)
-            if entry:  # started before and never finished: the process was killed or failed
+            if entry and entry["state"] == "done":
+                logger.info("%s is done, and run again as `redo` asks", key)
+            elif entry:  # started before and never finished: the process was killed or failed
                 logger.info("%s was cut off (attempt %d): running it again from its start", key, entry["attempts"])
             logger.info("Round %d/%d: %s", round_number, run.args.rounds, stage)
             mark_started(run.run_dir, run.manifest, key)

@@ -107,6 +107,13 @@ def test_a_stage_killed_with_sigkill_is_run_again_and_finished_ones_are_not(tiny
         assert after[key]["started"] == entry["started"] and after[key]["attempts"] == 1
     assert after[killed]["attempts"] == 2 and after[killed]["started"] > before[killed]["started"]
 
+    # `--redo eval` runs a finished stage again (say, after a change of judge), and nothing else.
+    assert plumb(["loop", "run", "--config", str(config), "--redo", "eval"]) == 0
+    again = read_manifest(run)["stages"]
+    assert again["round-1/eval"]["attempts"] == after["round-1/eval"]["attempts"] + 1
+    assert all(again[f"round-1/{stage}"]["started"] == after[f"round-1/{stage}"]["started"]
+               for stage in STAGES if stage != "eval")
+
 
 def test_the_reward_gate_stops_the_loop_with_the_reason_and_a_report(tiny_loop, tmp_path, capsys):
     config = tiny_loop(rounds=2, min_accuracy=1.01)
