@@ -12,8 +12,6 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
-
 from loop.context import LoopRun
 from loop.stages import prompt_row
 
@@ -64,7 +62,8 @@ def responses(path: Path, spec: str, prompts, settings: dict) -> list[str]:
 def evaluate(run: LoopRun, round_number: int) -> dict:
     """Win rates of the round's policy against SFT (all prompts and similar-length ones) and the previous round, KL to
     SFT, mean lengths; writes report.json, samples.md and rewards.png in the stage's folder."""
-    from align.evaluate import comparison_report, kl_estimate, policy_name, write_campaign_rows, write_outputs
+    from align.evaluate import (comparison_report, kl_estimate, policy_name, win_rate, write_campaign_rows,
+                                write_outputs)
     from align.rewards import RewardModels
     from reward.metrics import bootstrap_ci
 
@@ -76,7 +75,10 @@ def evaluate(run: LoopRun, round_number: int) -> dict:
 
     judge_spec = run.judge(round_number)
     judge = RewardModels(judge_spec, batch_size=settings["batch_size"])
-    score = lambda replies: judge.score(conversations(prompts, replies)).mean(axis=0)  # noqa: E731
+
+    def score(replies):  # the mean over the judge's models of each reply's reward
+        return judge.score(conversations(prompts, replies)).mean(axis=0)
+
     scores = {name: score(replies) for name, replies in texts.items()}
     kl = kl_estimate(policy, run.args.sft_policy, prompts, texts["policy"])
     report = comparison_report(scores["policy"], scores["reference"], texts, kl=kl,
@@ -86,7 +88,7 @@ def evaluate(run: LoopRun, round_number: int) -> dict:
     if round_number > 1:
         previous = responses(run.stage_dir(round_number - 1, "eval") / "responses.json",
                              run.result(round_number - 1, "align")["policy"], prompts, settings)
-        wins = (scores["policy"] > (before := score(previous))) + 0.5 * (scores["policy"] == before)
+        wins = win_rate(scores["policy"], score(previous))
         report["win_rate_vs_previous"] = float(wins.mean())
         report["win_rate_vs_previous_ci"] = list(bootstrap_ci(wins, samples=settings["bootstrap_samples"],
                                                               seed=run.args.seed))
@@ -103,7 +105,3 @@ def conversations(prompts, replies) -> list[list[dict]]:
     """Each prompt followed by its reply as the assistant's turn."""
     return [prompt + [{"role": "assistant", "content": reply}] for prompt, reply in zip(prompts, replies)]
 
-
-def mean_length(texts) -> float:
-    """Mean length of responses in characters."""
-    return float(np.mean([len(text) for text in texts]))

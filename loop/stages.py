@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from loop.context import LoopRun
-from plumb.data import DataError, load_records, prompt_key, split_by_prompt
+from plumb.data import DataError, load_records, prompt_key, rows_to_dataset, split_by_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +133,6 @@ def export(run: LoopRun, round_number: int) -> dict:
     if len(rows) < 2:
         raise DataError(f"round {round_number}: the export of campaign '{campaign}' has {len(rows)} pairs "
                         f"({summary['left_out'] or 'nothing left out'}); a round needs labels to learn from")
-    from plumb.data import rows_to_dataset
-
     train, test = split_by_prompt(rows_to_dataset(rows), test_size=run.args.test_size, seed=run.args.seed)
     train = [dict(row) for row in train]
     if run.args.data == "all":
