@@ -24,10 +24,15 @@ VERBS = {
 
 def main(argv: list[str], *, prog: str = "plumb collect") -> int:
     """Dispatch to a verb of the collect stage; a store error (no such rater, campaign...) is one line on stderr."""
+    return run_store_verbs(VERBS, argv, prog=prog, description=__doc__)
+
+
+def run_store_verbs(verbs: dict, argv: list[str], *, prog: str, description: str) -> int:
+    """`plumb.cli.run_verbs` for verbs that use the store: a `StoreError` is one line on stderr and exit status 2."""
     from collect.store.models import StoreError
 
     try:
-        return run_verbs(VERBS, argv, prog=prog, description=__doc__)
+        return run_verbs(verbs, argv, prog=prog, description=description)
     except StoreError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,7 +1,5 @@
 """`plumb loop VERB`: the whole loop, round after round: run it, see where it stands, write its report."""
 
-from plumb.cli import run_verbs
-
 VERBS = {
     "run": ("loop.run", "run (or resume) the loop's rounds from one config: candidates, judgments, export, reward, "
                         "align, eval"),
@@ -12,12 +10,6 @@ VERBS = {
 
 def main(argv: list[str], *, prog: str = "plumb loop") -> int:
     """Dispatch to a verb of the loop; a gate that stops the loop is exit status 1, a store error one line."""
-    from collect.store.models import StoreError
+    from collect.cli import run_store_verbs
 
-    try:
-        return run_verbs(VERBS, argv, prog=prog, description=__doc__)
-    except StoreError as error:
-        import sys
-
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
+    return run_store_verbs(VERBS, argv, prog=prog, description=__doc__)
