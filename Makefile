@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.plumb-installed
 
-.PHONY: install demo demo-sft test test-fast clean
+.PHONY: install demo demo-sft test test-fast lint format clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -m "not slow"
+
+# ruff lints and checks the formatting (line length 120, configured in pyproject.toml); `make format` rewrites.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -65,20 +65,35 @@ def main(args: BestOfNArguments) -> dict:
 
     torch.manual_seed(args.seed)
     prompts = load_prompts(args.dataset_name, args.dataset_split, limit=args.max_prompts)
-    generation = {"max_new_tokens": args.max_new_tokens, "do_sample": True, "temperature": args.temperature,
-                  "top_p": args.top_p}
+    generation = {
+        "max_new_tokens": args.max_new_tokens,
+        "do_sample": True,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+    }
     repeated = [prompt for prompt in prompts for _ in range(args.n)]
-    responses = generate_all(load_generator(args.policy, generation), repeated, batch_size=args.batch_size,
-                             desc=f"Sampling {args.n} per prompt")
+    responses = generate_all(
+        load_generator(args.policy, generation),
+        repeated,
+        batch_size=args.batch_size,
+        desc=f"Sampling {args.n} per prompt",
+    )
     conversations = [p + [{"role": "assistant", "content": r}] for p, r in zip(repeated, responses)]
     rewards = RewardModels(args.reward_model, batch_size=args.batch_size).score(conversations, progress=True)
     rewards = rewards.mean(axis=0).reshape(len(prompts), args.n)
     candidates = np.array(responses, dtype=object).reshape(len(prompts), args.n)
 
     best = select_best(rewards)
-    rows = [{"prompt": prompt, "completion": [{"role": "assistant", "content": candidates[i, best[i]]}],
-             "messages": prompt + [{"role": "assistant", "content": candidates[i, best[i]]}],
-             "candidates": list(candidates[i]), "rewards": rewards[i].tolist()} for i, prompt in enumerate(prompts)]
+    rows = [
+        {
+            "prompt": prompt,
+            "completion": [{"role": "assistant", "content": candidates[i, best[i]]}],
+            "messages": prompt + [{"role": "assistant", "content": candidates[i, best[i]]}],
+            "candidates": list(candidates[i]),
+            "rewards": rewards[i].tolist(),
+        }
+        for i, prompt in enumerate(prompts)
+    ]
     summary = best_of_n_summary(rewards)
 
     output_dir = Path(args.output_dir)
@@ -86,8 +101,14 @@ def main(args: BestOfNArguments) -> dict:
     rows_to_dataset(rows, source="best-of-n").to_json(str(output_dir / "best_of_n.jsonl"))
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     save_resolved_config(output_dir, args)
-    logger.info("Best-of-%d over %d prompts: mean reward %.3f (one sample) -> %.3f (best), written to %s",
-                args.n, len(prompts), summary["mean_reward_one_sample"], summary["mean_reward_best"], output_dir)
+    logger.info(
+        "Best-of-%d over %d prompts: mean reward %.3f (one sample) -> %.3f (best), written to %s",
+        args.n,
+        len(prompts),
+        summary["mean_reward_one_sample"],
+        summary["mean_reward_best"],
+        output_dir,
+    )
     return summary
 
 
@@ -100,5 +121,10 @@ def best_of_n_summary(rewards) -> dict:
     """What best-of-n bought: the mean reward of one sample vs of the best of n, and the gain."""
     rewards = np.asarray(rewards)
     one, best = float(rewards.mean()), float(rewards.max(axis=1).mean())
-    return {"prompts": int(rewards.shape[0]), "n": int(rewards.shape[1]), "mean_reward_one_sample": one,
-            "mean_reward_best": best, "gain": best - one}
+    return {
+        "prompts": int(rewards.shape[0]),
+        "n": int(rewards.shape[1]),
+        "mean_reward_one_sample": one,
+        "mean_reward_best": best,
+        "gain": best - one,
+    }

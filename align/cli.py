@@ -4,9 +4,15 @@ from plumb.cli import run_verbs
 
 VERBS = {
     "dpo": ("align.dpo", "direct preference optimisation from an SFT checkpoint (TRL DPOTrainer), LoRA or full"),
-    "best-of-n": ("align.best_of_n", "sample n responses per prompt, keep the reward model's best (baseline, rejection-sampling SFT data)"),
+    "best-of-n": (
+        "align.best_of_n",
+        "sample n responses per prompt, keep the reward model's best (baseline, rejection-sampling SFT data)",
+    ),
     "ppo": ("align.ppo", "PPO-style online RL against reward models (TRL RLOOTrainer or GRPOTrainer), with guards"),
-    "eval": ("align.evaluate", "policy vs reference on held-out prompts: judge win rate, rewards, KL, lengths, samples"),
+    "eval": (
+        "align.evaluate",
+        "policy vs reference on held-out prompts: judge win rate, rewards, KL, lengths, samples",
+    ),
 }
 
 

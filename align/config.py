@@ -11,19 +11,25 @@ class DPOScriptArguments(TrainingScriptArguments):
 
     dataset_name: str | None = field(
         default="builtin:prefs",
-        metadata={"help": "Preferences (prompt/chosen/rejected, or rankings that expand to pairs): builtin:NAME, a "
-                  "JSONL/JSON/Parquet/CSV file, a saved dataset directory or a Hub id."},
+        metadata={
+            "help": "Preferences (prompt/chosen/rejected, or rankings that expand to pairs): builtin:NAME, a "
+            "JSONL/JSON/Parquet/CSV file, a saved dataset directory or a Hub id."
+        },
     )
     ref_model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "The reference policy of the DPO loss (any spec load_policy takes), e.g. the SFT checkpoint "
-                  "when training goes on from an aligned policy (default: the starting policy; with LoRA, the base "
-                  "with the adapter disabled)."},
+        metadata={
+            "help": "The reference policy of the DPO loss (any spec load_policy takes), e.g. the SFT checkpoint "
+            "when training goes on from an aligned policy (default: the starting policy; with LoRA, the base "
+            "with the adapter disabled)."
+        },
     )
     cache_ref_log_probs: bool = field(
         default=True,
-        metadata={"help": "With precompute_ref_log_probs: keep the reference log-probs on disk under PLUMB_HOME, "
-                  "keyed by model and data, so a restart or a sweep over beta/loss reuses them."},
+        metadata={
+            "help": "With precompute_ref_log_probs: keep the reference log-probs on disk under PLUMB_HOME, "
+            "keyed by model and data, so a restart or a sweep over beta/loss reuses them."
+        },
     )
 
 
@@ -32,7 +38,7 @@ ALGORITHMS = ("rloo", "grpo")
 
 @dataclass
 class OnlineRLScriptArguments(TrainingScriptArguments):
-    """TRL's script arguments plus the reward model, the algorithm and the over-optimisation limits of `plumb align ppo`."""
+    """TRL's script arguments plus the reward model, algorithm and over-optimisation limits of `plumb align ppo`."""
 
     dataset_name: str | None = field(
         default="builtin:instruct",
@@ -40,13 +46,18 @@ class OnlineRLScriptArguments(TrainingScriptArguments):
     )
     algorithm: str = field(
         default="rloo",
-        metadata={"help": "rloo (TRL RLOOTrainer: PPO's clipped surrogate, leave-one-out baseline) or grpo "
-                  "(TRL GRPOTrainer: group-normalised advantages).", "choices": list(ALGORITHMS)},
+        metadata={
+            "help": "rloo (TRL RLOOTrainer: PPO's clipped surrogate, leave-one-out baseline) or grpo "
+            "(TRL GRPOTrainer: group-normalised advantages).",
+            "choices": list(ALGORITHMS),
+        },
     )
     reward_model: str = field(
         default="outputs/reward-demo",
-        metadata={"help": "Reward model directory from `plumb reward train`, or several comma-separated (an ensemble: "
-                  "the reward is their mean, their disagreement is watched)."},
+        metadata={
+            "help": "Reward model directory from `plumb reward train`, or several comma-separated (an ensemble: "
+            "the reward is their mean, their disagreement is watched)."
+        },
     )
     unfinished_penalty: float = field(
         default=1.0, metadata={"help": "Subtracted from the reward of a completion that never ends (no eos)."}
@@ -56,7 +67,9 @@ class OnlineRLScriptArguments(TrainingScriptArguments):
     max_mean_length: float | None = field(
         default=None, metadata={"help": "Stop when the mean completion length (tokens) exceeds this."}
     )
-    min_entropy: float | None = field(default=None, metadata={"help": "Stop when the policy's entropy falls below this."})
+    min_entropy: float | None = field(
+        default=None, metadata={"help": "Stop when the policy's entropy falls below this."}
+    )
     max_reward_disagreement: float | None = field(
         default=None, metadata={"help": "Stop when the reward ensemble's spread on the policy's samples exceeds this."}
     )

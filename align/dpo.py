@@ -22,7 +22,13 @@ from plumb.models import DEFAULT, load_policy, model_init_kwargs, save_trained_p
 from plumb.tracking import setup_tracking
 
 logger = logging.getLogger(__name__)
-EVAL_KEYS = ("eval_loss", "eval_rewards/accuracies", "eval_rewards/margins", "eval_rewards/chosen", "eval_rewards/rejected")
+EVAL_KEYS = (
+    "eval_loss",
+    "eval_rewards/accuracies",
+    "eval_rewards/margins",
+    "eval_rewards/chosen",
+    "eval_rewards/rejected",
+)
 
 
 def config_types() -> tuple:
@@ -49,8 +55,9 @@ def main(script_args: DPOScriptArguments, training_args, model_args) -> dict:
     model, tokenizer = load_policy(model_spec, merge_adapter=True, **model_init_kwargs(model_args))
     ref_model = None
     if script_args.ref_model_name_or_path and script_args.ref_model_name_or_path != model_spec:
-        ref_model = load_policy(script_args.ref_model_name_or_path, merge_adapter=True,
-                                **model_init_kwargs(model_args))[0].eval()
+        ref_model = load_policy(
+            script_args.ref_model_name_or_path, merge_adapter=True, **model_init_kwargs(model_args)
+        )[0].eval()
 
     # Dataset
     train, test = load_preferences(script_args, seed=training_args.seed)
@@ -62,8 +69,13 @@ def main(script_args: DPOScriptArguments, training_args, model_args) -> dict:
     setup_tracking(training_args, stage="dpo")
     cached = script_args.cache_ref_log_probs and training_args.precompute_ref_log_probs
     trainer = (CachedRefDPOTrainer if cached else DPOTrainer)(
-        model=model, ref_model=ref_model, args=training_args, train_dataset=train, eval_dataset=test,
-        processing_class=tokenizer, peft_config=get_peft_config(model_args),
+        model=model,
+        ref_model=ref_model,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=test,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
     )
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     metrics = {"train_loss": train_result.training_loss, "train_runtime_s": train_result.metrics.get("train_runtime")}
@@ -84,8 +96,12 @@ def main(script_args: DPOScriptArguments, training_args, model_args) -> dict:
 def load_preferences(script_args: DPOScriptArguments, *, seed: int):
     """(train, test) pairwise datasets; ranking data is expanded to its pairs (ties give none)."""
     train, test = load_train_test(
-        script_args.dataset_name, ("pairwise", "ranking"), train_split=script_args.dataset_train_split,
-        test_split=script_args.dataset_test_split, test_size=script_args.test_size, seed=seed,
+        script_args.dataset_name,
+        ("pairwise", "ranking"),
+        train_split=script_args.dataset_train_split,
+        test_split=script_args.dataset_test_split,
+        test_size=script_args.test_size,
+        seed=seed,
     )
     if "completions" in train.column_names:  # ranking data
         train, test = ranking_to_pairs(train), ranking_to_pairs(test) if test is not None else None
@@ -98,12 +114,16 @@ def write_dpo_card(output_dir: Path, model_spec: str, script_args, training_args
     write_card(
         output_dir,
         title=f"DPO policy from {base}",
-        summary=f"Aligned with TRL's DPOTrainer (beta {training_args.beta}, loss {', '.join(training_args.loss_type)}).",
-        metadata={"base_model": None if model_spec == DEFAULT else model_spec, "tags": ["plumb", "trl", "dpo"],
-                  "datasets": [script_args.dataset_name]},
+        summary=f"Aligned with TRL's DPOTrainer (beta {training_args.beta}, "
+        f"loss {', '.join(training_args.loss_type)}).",
+        metadata={
+            "base_model": None if model_spec == DEFAULT else model_spec,
+            "tags": ["plumb", "trl", "dpo"],
+            "datasets": [script_args.dataset_name],
+        },
         sections={
             "Data": f"`{script_args.dataset_name}`; held out: `{script_args.dataset_test_split}` or "
-                    f"{script_args.test_size:.0%} of train.",
+            f"{script_args.test_size:.0%} of train.",
             "Evaluation": "Implicit-reward accuracy and margins on held-out pairs.\n\n" + metrics_table(metrics),
             "Training config": "See `plumb_config.yaml`; rerun with `plumb align dpo --config plumb_config.yaml`.",
         },

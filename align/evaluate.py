@@ -28,12 +28,18 @@ logger = logging.getLogger(__name__)
 class PolicyEvalArguments:
     """The two policies, the judge, the prompts and the decoding settings."""
 
-    policy: str = field(default="outputs/dpo-demo", metadata={"help": "The aligned policy (any spec load_policy takes)."})
-    reference: str = field(default="default", metadata={"help": "The policy to compare against, e.g. the SFT checkpoint."})
+    policy: str = field(
+        default="outputs/dpo-demo", metadata={"help": "The aligned policy (any spec load_policy takes)."}
+    )
+    reference: str = field(
+        default="default", metadata={"help": "The policy to compare against, e.g. the SFT checkpoint."}
+    )
     judge: str = field(
         default="outputs/reward-demo",
-        metadata={"help": "Reward model directory (or several, comma-separated, averaged) that scores both; "
-                  "preferably one not used in training."},
+        metadata={
+            "help": "Reward model directory (or several, comma-separated, averaged) that scores both; "
+            "preferably one not used in training."
+        },
     )
     dataset_name: str = field(
         default="builtin:instruct",
@@ -42,17 +48,23 @@ class PolicyEvalArguments:
     dataset_split: str = field(default="test", metadata={"help": "Split to read the prompts from."})
     max_prompts: int = field(default=40, metadata={"help": "Evaluate on at most this many prompts (0: all)."})
     max_new_tokens: int = field(default=96, metadata={"help": "Longest response to generate."})
-    do_sample: bool = field(default=False, metadata={"help": "Sample (with temperature/top_p) instead of greedy decoding."})
+    do_sample: bool = field(
+        default=False, metadata={"help": "Sample (with temperature/top_p) instead of greedy decoding."}
+    )
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature when do_sample."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass when do_sample."})
     batch_size: int = field(default=8, metadata={"help": "Prompts generated (and scored) at a time."})
     bootstrap_samples: int = field(default=1000, metadata={"help": "Resamples for the confidence intervals."})
     seed: int = field(default=0, metadata={"help": "Seed for sampling and the bootstrap."})
-    output_dir: str = field(default="outputs/align-eval", metadata={"help": "Where report.json, samples.md and the plot go."})
+    output_dir: str = field(
+        default="outputs/align-eval", metadata={"help": "Where report.json, samples.md and the plot go."}
+    )
     to_campaign: str | None = field(
         default=None,
-        metadata={"help": "Also write the policy-vs-reference pairs as JSONL for `plumb collect import --source FILE`, "
-                  "so people can judge them (the human A/B test)."},
+        metadata={
+            "help": "Also write the policy-vs-reference pairs as JSONL for `plumb collect import --source FILE`, "
+            "so people can judge them (the human A/B test)."
+        },
     )
 
 
@@ -83,18 +95,23 @@ def main(args: PolicyEvalArguments) -> dict:
     # Responses from both policies
     responses = {}
     for name, spec in (("policy", args.policy), ("reference", args.reference)):
-        responses[name] = generate_all(load_generator(spec, generation), prompts, batch_size=args.batch_size,
-                                       desc=f"Generating ({name})")
+        responses[name] = generate_all(
+            load_generator(spec, generation), prompts, batch_size=args.batch_size, desc=f"Generating ({name})"
+        )
 
     # Judge: the mean over the judge models of each response's reward
     judge = RewardModels(args.judge, batch_size=args.batch_size)
-    scores = {name: judge.score([p + [{"role": "assistant", "content": t}] for p, t in zip(prompts, texts)],
-                                progress=True).mean(axis=0)
-              for name, texts in responses.items()}
+    scores = {
+        name: judge.score(
+            [p + [{"role": "assistant", "content": t}] for p, t in zip(prompts, texts)], progress=True
+        ).mean(axis=0)
+        for name, texts in responses.items()
+    }
 
     kl = kl_estimate(args.policy, args.reference, prompts, responses["policy"])
-    report = comparison_report(scores["policy"], scores["reference"], responses, kl=kl, samples=args.bootstrap_samples,
-                               seed=args.seed)
+    report = comparison_report(
+        scores["policy"], scores["reference"], responses, kl=kl, samples=args.bootstrap_samples, seed=args.seed
+    )
     write_outputs(Path(args.output_dir), report, prompts, responses, scores)
     if args.to_campaign:
         names = {"policy": policy_name(args.policy), "reference": policy_name(args.reference)}
@@ -111,8 +128,10 @@ def load_prompts(source: str, split: str, *, limit: int = 0) -> list[list[dict]]
     if kind == "sft":
         prompts = [row["messages"][:-1] for row in records]
     elif "prompt" in records.column_names:
-        prompts = [row["prompt"] if isinstance(row["prompt"], list) else [{"role": "user", "content": row["prompt"]}]
-                   for row in records]
+        prompts = [
+            row["prompt"] if isinstance(row["prompt"], list) else [{"role": "user", "content": row["prompt"]}]
+            for row in records
+        ]
     else:
         raise DataError(f"{source} [{split}]: no prompts: expected a `prompt` or a `messages` column")
     return prompts[:limit] if limit else prompts
@@ -130,8 +149,10 @@ def write_campaign_rows(path: Path, prompts, responses: dict, names: dict) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         for i, prompt in enumerate(prompts):
-            candidates = [{"policy": names[role], "completion": [{"role": "assistant", "content": responses[role][i]}]}
-                          for role in ("policy", "reference")]
+            candidates = [
+                {"policy": names[role], "completion": [{"role": "assistant", "content": responses[role][i]}]}
+                for role in ("policy", "reference")
+            ]
             handle.write(json.dumps({"prompt_id": f"eval-{i}", "prompt": prompt, "candidates": candidates}) + "\n")
     logger.info("Wrote %d policy-vs-reference pairs for raters to %s", len(prompts), path)
     return path
@@ -144,27 +165,40 @@ def win_rate(policy_scores, reference_scores) -> np.ndarray:
 
 
 def similar_length(policy_texts, reference_texts, *, tolerance: float = 0.2) -> np.ndarray:
-    """Per prompt (n,): True when the two responses' lengths (characters) differ by at most `tolerance` of the longer."""
+    """Per prompt (n,): True when the two responses' lengths (chars) differ by at most `tolerance` of the longer."""
     policy_lengths = np.array([len(text) for text in policy_texts], dtype=float)
     reference_lengths = np.array([len(text) for text in reference_texts], dtype=float)
     return np.abs(policy_lengths - reference_lengths) <= tolerance * np.maximum(policy_lengths, reference_lengths)
 
 
-def comparison_report(policy_scores, reference_scores, responses: dict, *, kl: float, samples: int, seed: int,
-                      length_tolerance: float = 0.2) -> dict:
+def comparison_report(
+    policy_scores,
+    reference_scores,
+    responses: dict,
+    *,
+    kl: float,
+    samples: int,
+    seed: int,
+    length_tolerance: float = 0.2,
+) -> dict:
     """Win rate (also among prompts whose two responses are of similar length) and mean rewards with bootstrap
     intervals, KL and mean lengths, as one JSON-ready dict."""
     from reward.metrics import bootstrap_ci
 
     wins = win_rate(policy_scores, reference_scores)
-    report = {"prompts": len(wins), "win_rate": float(wins.mean()),
-              "win_rate_ci": list(bootstrap_ci(wins, samples=samples, seed=seed)), "kl_to_reference": kl}
+    report = {
+        "prompts": len(wins),
+        "win_rate": float(wins.mean()),
+        "win_rate_ci": list(bootstrap_ci(wins, samples=samples, seed=seed)),
+        "kl_to_reference": kl,
+    }
     # A judge that likes short (or long) answers rewards a policy for its length alone: compare like with like too.
     matched = similar_length(responses["policy"], responses["reference"], tolerance=length_tolerance)
     report["length_tolerance"], report["length_matched_prompts"] = length_tolerance, int(matched.sum())
     report["win_rate_length_matched"] = float(wins[matched].mean()) if matched.any() else None
-    report["win_rate_length_matched_ci"] = (list(bootstrap_ci(wins[matched], samples=samples, seed=seed))
-                                            if matched.sum() > 1 else None)
+    report["win_rate_length_matched_ci"] = (
+        list(bootstrap_ci(wins[matched], samples=samples, seed=seed)) if matched.sum() > 1 else None
+    )
     for name, values in (("policy", policy_scores), ("reference", reference_scores)):
         report[f"{name}_reward"] = float(np.mean(values))
         report[f"{name}_reward_ci"] = list(bootstrap_ci(np.asarray(values), samples=samples, seed=seed))
@@ -182,7 +216,7 @@ def kl_estimate(policy_spec: str, reference_spec: str, prompts, responses) -> fl
 
 
 def token_kl(policy, reference, tokenizer, prompts, responses) -> np.ndarray:
-    """(n,) per response: sum over its tokens y_t of KL(policy(.|x, y<t) || reference(.|x, y<t)), exact over the vocabulary.
+    """(n,) per response: sum over tokens y_t of KL(policy(.|x, y<t) || reference(.|x, y<t)), exact over the vocab.
 
     Exact at each position, so it is never negative, also on greedy responses, where the
     one-sample estimate log p - log q is only unbiased on sampled text, and can be negative.
@@ -200,7 +234,9 @@ def token_kl(policy, reference, tokenizer, prompts, responses) -> np.ndarray:
             ids = torch.tensor([context + answer], device=policy.device)
             positions = slice(len(context) - 1, ids.shape[1] - 1)  # the logits that predict the answer's tokens
             log_p = torch.log_softmax(policy(input_ids=ids).logits[0, positions].float(), dim=-1)
-            log_q = torch.log_softmax(reference(input_ids=ids.to(reference.device)).logits[0, positions].float(), dim=-1)
+            log_q = torch.log_softmax(
+                reference(input_ids=ids.to(reference.device)).logits[0, positions].float(), dim=-1
+            )
             values.append((log_p.exp() * (log_p - log_q.to(log_p.device))).sum().item())
     return np.array(values)
 
@@ -208,15 +244,21 @@ def token_kl(policy, reference, tokenizer, prompts, responses) -> np.ndarray:
 def format_report(report: dict) -> str:
     """A short table for the terminal."""
     low, high = report["win_rate_ci"]
-    lines = [f"prompts            {report['prompts']}",
-             f"win rate (policy)  {report['win_rate']:.3f}  (95% CI {low:.3f} .. {high:.3f}; ties count half)"]
+    lines = [
+        f"prompts            {report['prompts']}",
+        f"win rate (policy)  {report['win_rate']:.3f}  (95% CI {low:.3f} .. {high:.3f}; ties count half)",
+    ]
     for name in ("policy", "reference"):
         low, high = report[f"{name}_reward_ci"]
-        lines.append(f"{name + ' reward':<18} {report[f'{name}_reward']:.3f}  ({low:.3f} .. {high:.3f}), "
-                     f"mean length {report[f'{name}_mean_length']:.0f} chars")
+        lines.append(
+            f"{name + ' reward':<18} {report[f'{name}_reward']:.3f}  ({low:.3f} .. {high:.3f}), "
+            f"mean length {report[f'{name}_mean_length']:.0f} chars"
+        )
     if report.get("win_rate_length_matched") is not None:
-        lines.append(f"win rate, similar length  {report['win_rate_length_matched']:.3f} on "
-                     f"{report['length_matched_prompts']} prompts (lengths within {report['length_tolerance']:.0%})")
+        lines.append(
+            f"win rate, similar length  {report['win_rate_length_matched']:.3f} on "
+            f"{report['length_matched_prompts']} prompts (lengths within {report['length_tolerance']:.0%})"
+        )
     lines.append(f"KL to reference    {report['kl_to_reference']:.3f} nats (summed along the policy's responses)")
     return "\n".join(lines)
 
@@ -229,8 +271,13 @@ def write_outputs(output_dir: Path, report: dict, prompts, responses: dict, scor
     (output_dir / "report.json").write_text(json.dumps(report, indent=2))
     rows = ["| prompt | policy | reward | reference | reward |", "|---|---|---|---|---|"]
     for i, prompt in enumerate(prompts):
-        cells = [prompt[-1]["content"], responses["policy"][i], f"{scores['policy'][i]:.2f}",
-                 responses["reference"][i], f"{scores['reference'][i]:.2f}"]
+        cells = [
+            prompt[-1]["content"],
+            responses["policy"][i],
+            f"{scores['policy'][i]:.2f}",
+            responses["reference"][i],
+            f"{scores['reference'][i]:.2f}",
+        ]
         rows.append("| " + " | ".join(html.escape(c).replace("\n", "<br>").replace("|", "\\|") for c in cells) + " |")
     (output_dir / "samples.md").write_text("\n".join(rows) + "\n")
     plot_rewards(scores, report, output_dir / "rewards.png")

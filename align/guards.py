@@ -33,14 +33,25 @@ def violations(logs: dict, limits: Limits) -> list[str]:
     """Why the logged figures cross the limits (empty when they do not, or were not logged)."""
     checks = [
         ("kl", limits.max_kl, lambda v, lim: v > lim, "KL to the reference {v:.4g} > max_kl {lim}"),
-        ("completions/mean_length", limits.max_mean_length, lambda v, lim: v > lim,
-         "mean completion length {v:.4g} tokens > max_mean_length {lim}"),
+        (
+            "completions/mean_length",
+            limits.max_mean_length,
+            lambda v, lim: v > lim,
+            "mean completion length {v:.4g} tokens > max_mean_length {lim}",
+        ),
         ("entropy", limits.min_entropy, lambda v, lim: v < lim, "entropy {v:.4g} < min_entropy {lim}"),
-        (DISAGREEMENT, limits.max_reward_disagreement, lambda v, lim: v > lim,
-         "reward-model ensemble disagreement {v:.4g} > max_reward_disagreement {lim}"),
+        (
+            DISAGREEMENT,
+            limits.max_reward_disagreement,
+            lambda v, lim: v > lim,
+            "reward-model ensemble disagreement {v:.4g} > max_reward_disagreement {lim}",
+        ),
     ]
-    return [message.format(v=logs[key], lim=limit) for key, limit, crossed, message in checks
-            if limit is not None and key in logs and crossed(logs[key], limit)]
+    return [
+        message.format(v=logs[key], lim=limit)
+        for key, limit, crossed, message in checks
+        if limit is not None and key in logs and crossed(logs[key], limit)
+    ]
 
 
 class GuardCallback(TrainerCallback):
@@ -79,7 +90,11 @@ def keep_last_good(output_dir: Path, guard: GuardCallback) -> Path | None:
         logger.warning("No checkpoint was saved before the limit was crossed: the starting policy stands.")
         return None
     target = output_dir / "last_good"
-    shutil.copytree(checkpoint, target, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("optimizer.pt", "scheduler.pt", "rng_state*", "trainer_state.json"))
+    shutil.copytree(
+        checkpoint,
+        target,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("optimizer.pt", "scheduler.pt", "rng_state*", "trainer_state.json"),
+    )
     logger.warning("Kept %s (step <= %d) as %s", checkpoint.name, guard.last_good_step, target)
     return target

@@ -55,40 +55,65 @@ def main(script_args: OnlineRLScriptArguments, training_args, model_args) -> dic
     prompts = load_prompts(script_args.dataset_name, script_args.dataset_train_split, limit=script_args.max_prompts)
     train = rows_to_dataset([{"prompt": prompt} for prompt in prompts], source=script_args.dataset_name)
     stop_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
-    reward = RewardModels(script_args.reward_model, stop_ids=stop_ids,
-                                 unfinished_penalty=script_args.unfinished_penalty)
-    guard = GuardCallback(Limits(script_args.max_kl, script_args.max_mean_length, script_args.min_entropy,
-                                 script_args.max_reward_disagreement))
+    reward = RewardModels(
+        script_args.reward_model, stop_ids=stop_ids, unfinished_penalty=script_args.unfinished_penalty
+    )
+    guard = GuardCallback(
+        Limits(
+            script_args.max_kl,
+            script_args.max_mean_length,
+            script_args.min_entropy,
+            script_args.max_reward_disagreement,
+        )
+    )
 
     # Training
     setup_tracking(training_args, stage=f"ppo-{script_args.algorithm}")
     trainer_class = GRPOTrainer if script_args.algorithm == "grpo" else RLOOTrainer
     trainer = trainer_class(
-        model=model, reward_funcs=[reward], args=training_args, train_dataset=train, processing_class=tokenizer,
-        peft_config=get_peft_config(model_args), callbacks=[guard],
+        model=model,
+        reward_funcs=[reward],
+        args=training_args,
+        train_dataset=train,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+        callbacks=[guard],
     )
     result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     history = [entry for entry in trainer.state.log_history if "reward" in entry]
-    metrics = {"train_loss": result.training_loss, "steps": trainer.state.global_step,
-               "first_reward": history[0]["reward"] if history else None,
-               "last_reward": history[-1]["reward"] if history else None,
-               "last_kl": history[-1].get("kl") if history else None, "guard_tripped": guard.tripped is not None}
+    metrics = {
+        "train_loss": result.training_loss,
+        "steps": trainer.state.global_step,
+        "first_reward": history[0]["reward"] if history else None,
+        "last_reward": history[-1]["reward"] if history else None,
+        "last_kl": history[-1].get("kl") if history else None,
+        "guard_tripped": guard.tripped is not None,
+    }
 
     # Save: the trained policy, unless a guard tripped; then the last good checkpoint
     output_dir = Path(training_args.output_dir)
     if guard.tripped is None:
-        save_trained_policy(trainer, tokenizer, output_dir, merge=bool(model_args.use_peft and script_args.merge_adapter))
+        save_trained_policy(
+            trainer, tokenizer, output_dir, merge=bool(model_args.use_peft and script_args.merge_adapter)
+        )
     else:
         metrics["kept"] = str(keep_last_good(output_dir, guard))
         metrics["guard_reasons"] = guard.tripped["reasons"]
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     save_resolved_config(output_dir, script_args, training_args, model_args)
     write_card(
-        output_dir, title=f"Online RL ({script_args.algorithm.upper()}) policy from {model_spec}",
+        output_dir,
+        title=f"Online RL ({script_args.algorithm.upper()}) policy from {model_spec}",
         summary=f"Trained with TRL's {trainer_class.__name__} against `{script_args.reward_model}`.",
-        metadata={"base_model": None if model_spec == DEFAULT else model_spec, "tags": ["plumb", "trl", script_args.algorithm]},
+        metadata={
+            "base_model": None if model_spec == DEFAULT else model_spec,
+            "tags": ["plumb", "trl", script_args.algorithm],
+        },
         sections={"Training": metrics_table({k: v for k, v in metrics.items() if not isinstance(v, list)})},
     )
-    logger.info("Saved to %s\n%s", output_dir.resolve(), metrics_table({k: v for k, v in metrics.items()
-                                                                          if not isinstance(v, list)}))
+    logger.info(
+        "Saved to %s\n%s",
+        output_dir.resolve(),
+        metrics_table({k: v for k, v in metrics.items() if not isinstance(v, list)}),
+    )
     return metrics

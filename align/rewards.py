@@ -31,8 +31,9 @@ class RewardModels:
     A class because the loaded models live here between calls.
     """
 
-    def __init__(self, spec: str, *, stop_ids: set[int] = frozenset(), unfinished_penalty: float = 0.0,
-                 batch_size: int = 16):
+    def __init__(
+        self, spec: str, *, stop_ids: set[int] = frozenset(), unfinished_penalty: float = 0.0, batch_size: int = 16
+    ):
         self.__name__ = "reward_model"  # TRL names a reward function's logged metrics after it
         self.paths = model_paths(spec)
         self.models = [load_reward_model(path) for path in self.paths]
@@ -41,10 +42,14 @@ class RewardModels:
 
     def score(self, conversations: list[list[dict]], *, progress: bool = False) -> np.ndarray:
         """Rewards (models, conversations): each model scores with its own tokenizer and trained max length."""
-        return np.stack([
-            score_conversations(model, conversations, max_length=length, batch_size=self.batch_size, progress=progress)
-            for model, length in zip(self.models, self.max_lengths)
-        ])
+        return np.stack(
+            [
+                score_conversations(
+                    model, conversations, max_length=length, batch_size=self.batch_size, progress=progress
+                )
+                for model, length in zip(self.models, self.max_lengths)
+            ]
+        )
 
     def __call__(self, prompts, completions, completion_ids=None, log_metric=None, **kwargs) -> list[float]:
         conversations = [as_messages(p, "user") + as_messages(c, "assistant") for p, c in zip(prompts, completions)]

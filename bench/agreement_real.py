@@ -40,7 +40,7 @@ def read_items(path: Path) -> list[dict]:
 def annotator_columns(items: list[dict]) -> list[str]:
     """The `annotatorN` keys, in numeric order."""
     names = {key for item in items for key in item if re.fullmatch(r"annotator\d+", key)}
-    return sorted(names, key=lambda name: int(name[len("annotator"):]))
+    return sorted(names, key=lambda name: int(name[len("annotator") :]))
 
 
 def label_matrices(items: list[dict], annotators: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -59,9 +59,17 @@ def judgment_records(items: list[dict], annotators: list[str]) -> list[dict]:
         for annotator in annotators:
             if item.get(annotator) is None:
                 continue
-            records.append({"rater": annotator, "item": str(item["idx"]), "left": f"{item['idx']}/response1",
-                            "right": f"{item['idx']}/response2", "choice": CHOICE[int(item[annotator])],
-                            "left_length": _length(item["response1"]), "right_length": _length(item["response2"])})
+            records.append(
+                {
+                    "rater": annotator,
+                    "item": str(item["idx"]),
+                    "left": f"{item['idx']}/response1",
+                    "right": f"{item['idx']}/response2",
+                    "choice": CHOICE[int(item[annotator])],
+                    "left_length": _length(item["response1"]),
+                    "right_length": _length(item["response2"]),
+                }
+            )
     return records
 
 
@@ -73,8 +81,13 @@ def _length(response) -> int | None:
 def print_agreement(summary: dict) -> None:
     """The agreement figures, one per line."""
     print(f"{summary['items']} items, {summary['raters']} annotators")
-    for name in ("raw_agreement", "raw_agreement_no_ties", "fleiss_kappa", "krippendorff_alpha_nominal",
-                 "krippendorff_alpha_ordinal"):
+    for name in (
+        "raw_agreement",
+        "raw_agreement_no_ties",
+        "fleiss_kappa",
+        "krippendorff_alpha_nominal",
+        "krippendorff_alpha_ordinal",
+    ):
         print(f"  {name:<28} {summary[name]:.4f}")
     for pair in summary["cohen_kappa_pairs"]:
         print(f"  cohen_kappa {pair['rater_a']}-{pair['rater_b']:<12} {pair['kappa']:.4f}  ({pair['shared']} items)")
@@ -84,8 +97,10 @@ def print_annotators(rows: list[dict]) -> None:
     """Per-annotator tie rate, position and length bias, agreement with the other two."""
     print(f"\n{'annotator':<12} {'ties':>6} {'resp1 wins':>10} {'p(50%)':>9} {'longer wins':>11} {'w/ others':>9}")
     for row in rows:
-        print(f"{row['rater']:<12} {row['tie_rate']:6.1%} {row['left_win_rate']:10.1%} {row['position_p_value']:9.2g} "
-              f"{row['length_bias']:11.1%} {row['consensus_agreement']:9.1%}")
+        print(
+            f"{row['rater']:<12} {row['tie_rate']:6.1%} {row['left_win_rate']:10.1%} {row['position_p_value']:9.2g} "
+            f"{row['length_bias']:11.1%} {row['consensus_agreement']:9.1%}"
+        )
 
 
 def main() -> None:
@@ -112,8 +127,10 @@ def main() -> None:
     contested = contested_items(vote, support, min_agreement=args.min_agreement)
     decided = ~np.isnan(vote)
     same = float((fitted["consensus"][decided] == vote[decided]).mean())
-    print(f"\nmajority vote: {int(decided.sum())} items decided, {int(contested.sum())} below {args.min_agreement:.0%} "
-          f"support; Dawid-Skene agrees with the vote on {same:.1%} of the decided items")
+    print(
+        f"\nmajority vote: {int(decided.sum())} items decided, {int(contested.sum())} below {args.min_agreement:.0%} "
+        f"support; Dawid-Skene agrees with the vote on {same:.1%} of the decided items"
+    )
 
     # Leaderboard of the source models from the majority verdict of each item (no majority: a tie)
     pairs = [item["cmp_key"].split("_") for item in items]
@@ -122,15 +139,25 @@ def main() -> None:
     print(f"\nleaderboard from the {len(items)} majority verdicts (cmp_key: response1's model _ response2's model)")
     print(leaderboard_table(board))
 
-    print(json.dumps({
-        "items": summary["items"], "annotators": summary["raters"],
-        "fleiss_kappa": summary["fleiss_kappa"], "krippendorff_alpha_nominal": summary["krippendorff_alpha_nominal"],
-        "krippendorff_alpha_ordinal": summary["krippendorff_alpha_ordinal"],
-        "raw_agreement": summary["raw_agreement"], "raw_agreement_no_ties": summary["raw_agreement_no_ties"],
-        "cohen_kappa": {f"{p['rater_a']}-{p['rater_b']}": p["kappa"] for p in summary["cohen_kappa_pairs"]},
-        "dawid_skene_agrees_with_majority": same, "contested_items": int(contested.sum()),
-        "leaderboard": {policy: round(float(rating), 1) for policy, rating in zip(board.policies, board.ratings)},
-    }))
+    print(
+        json.dumps(
+            {
+                "items": summary["items"],
+                "annotators": summary["raters"],
+                "fleiss_kappa": summary["fleiss_kappa"],
+                "krippendorff_alpha_nominal": summary["krippendorff_alpha_nominal"],
+                "krippendorff_alpha_ordinal": summary["krippendorff_alpha_ordinal"],
+                "raw_agreement": summary["raw_agreement"],
+                "raw_agreement_no_ties": summary["raw_agreement_no_ties"],
+                "cohen_kappa": {f"{p['rater_a']}-{p['rater_b']}": p["kappa"] for p in summary["cohen_kappa_pairs"]},
+                "dawid_skene_agrees_with_majority": same,
+                "contested_items": int(contested.sum()),
+                "leaderboard": {
+                    policy: round(float(rating), 1) for policy, rating in zip(board.policies, board.ratings)
+                },
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

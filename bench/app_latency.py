@@ -33,8 +33,21 @@ PASSWORD = "bench-password-1"
 def serve(url: str):
     """`plumb collect serve` for campaign `load` on 127.0.0.1 in a child process; yields its base URL."""
     port = free_port()
-    command = [sys.executable, "-m", "plumb", "collect", "serve", "--campaign", "load", "--db", url,
-               "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "plumb",
+        "collect",
+        "serve",
+        "--campaign",
+        "load",
+        "--db",
+        url,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     base = f"http://127.0.0.1:{port}"
     with child_server(command, f"{base}/docs", timeout=120, quiet=True):
         yield base
@@ -74,8 +87,12 @@ def api_latencies(base: str, token: str, judgments: int) -> list[float]:
 def summary(latencies: list[float]) -> dict:
     """p50, p95 and max in milliseconds, and the share under 300 ms."""
     ms = np.array(latencies) * 1000
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
-            "max_ms": round(float(ms.max()), 1), "under_300ms": round(float((ms < 300).mean()), 3)}
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p95_ms": round(float(np.percentile(ms, 95)), 1),
+        "max_ms": round(float(ms.max()), 1),
+        "under_300ms": round(float((ms < 300).mean()), 3),
+    }
 
 
 def main() -> None:
@@ -95,8 +112,10 @@ def main() -> None:
             page = summary(page_latencies(base, args.judgments))
     print(f"{'path':<28} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'< 300 ms':>9}")
     for name, figures in (("REST submit + next", api), ("page judge -> next task", page)):
-        print(f"{name:<28} {figures['p50_ms']:>8} {figures['p95_ms']:>8} {figures['max_ms']:>8} "
-              f"{figures['under_300ms']:>9.0%}")
+        print(
+            f"{name:<28} {figures['p50_ms']:>8} {figures['p95_ms']:>8} {figures['max_ms']:>8} "
+            f"{figures['under_300ms']:>9.0%}"
+        )
     ratio = page["p50_ms"] / api["p50_ms"]
     print(f"page / REST at p50: {ratio:.1f}x")
     print(json.dumps({"judgments": args.judgments, "page": page, "rest": api, "p50_ratio": round(ratio, 2)}))

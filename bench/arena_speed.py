@@ -70,8 +70,10 @@ def recovery(policies: np.ndarray, ratings: np.ndarray, true_elo: np.ndarray) ->
     """Spearman rho and largest error (after centering both on 1000) against the true strengths."""
     truth = true_elo[[int(p.split("-")[1]) for p in policies]]
     truth = truth - truth.mean() + 1000
-    return {"spearman": float(spearmanr(ratings, truth).statistic),
-            "max_error_elo": float(np.abs(ratings - truth).max())}
+    return {
+        "spearman": float(spearmanr(ratings, truth).statistic),
+        "max_error_elo": float(np.abs(ratings - truth).max()),
+    }
 
 
 def bench_size(n: int, rounds: int, sklearn_max: int, rng: np.random.Generator, true_elo: np.ndarray) -> dict:
@@ -79,15 +81,25 @@ def bench_size(n: int, rounds: int, sklearn_max: int, rng: np.random.Generator, 
     battles = simulate(n, true_elo, rng)
     plumb_s, (policies, ours) = timed(plumb_fit, *battles)
     boot_s, board = timed(lambda: leaderboard(count_battles(*battles), rounds=rounds))
-    row = {"battles": n, "plumb_fit_s": plumb_s, "plumb_fit_and_bootstrap_s": boot_s, "bootstrap_rounds": board.rounds,
-           "plumb_recovery": recovery(policies, ours, true_elo),
-           "ci_width_mean_elo": float(np.mean(board.ci_high - board.ci_low))}
+    row = {
+        "battles": n,
+        "plumb_fit_s": plumb_s,
+        "plumb_fit_and_bootstrap_s": boot_s,
+        "bootstrap_rounds": board.rounds,
+        "plumb_recovery": recovery(policies, ours, true_elo),
+        "ci_width_mean_elo": float(np.mean(board.ci_high - board.ci_low)),
+    }
     if n <= sklearn_max:
         sklearn_s, (sk_policies, theirs) = timed(sklearn_fit, *battles)
         assert (sk_policies == policies).all()
-        row.update({"sklearn_fit_s": sklearn_s, "speedup": sklearn_s / plumb_s,
-                    "max_rating_difference_elo": float(np.abs(ours - theirs).max()),
-                    "sklearn_recovery": recovery(sk_policies, theirs, true_elo)})
+        row.update(
+            {
+                "sklearn_fit_s": sklearn_s,
+                "speedup": sklearn_s / plumb_s,
+                "max_rating_difference_elo": float(np.abs(ours - theirs).max()),
+                "sklearn_recovery": recovery(sk_policies, theirs, true_elo),
+            }
+        )
     return row
 
 
@@ -103,19 +115,24 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     true_elo = np.sort(rng.normal(1000, 150, POLICIES))
     print(f"{POLICIES} policies, true Elo {true_elo.min():.0f}..{true_elo.max():.0f}, {args.rounds} bootstrap rounds")
-    header = f"{'battles':>9}  {'plumb s':>8}  {'+boot s':>8}  {'sklearn s':>9}  {'ratio':>7}  {'max diff':>8}  " \
-             f"{'rho plumb/sk':>13}  {'max err plumb/sk':>16}"
+    header = (
+        f"{'battles':>9}  {'plumb s':>8}  {'+boot s':>8}  {'sklearn s':>9}  {'ratio':>7}  {'max diff':>8}  "
+        f"{'rho plumb/sk':>13}  {'max err plumb/sk':>16}"
+    )
     print(header)
     results = []
     for n in args.sizes:
         row = bench_size(n, args.rounds, args.sklearn_max, rng, true_elo)
         results.append(row)
         sk = row.get("sklearn_recovery", {"spearman": float("nan"), "max_error_elo": float("nan")})
-        print(f"{n:>9}  {row['plumb_fit_s']:8.3f}  {row['plumb_fit_and_bootstrap_s']:8.3f}  "
-              f"{row.get('sklearn_fit_s', float('nan')):9.3f}  {row.get('speedup', float('nan')):6.1f}x  "
-              f"{row.get('max_rating_difference_elo', float('nan')):8.4f}  "
-              f"{row['plumb_recovery']['spearman']:6.3f}/{sk['spearman']:6.3f}  "
-              f"{row['plumb_recovery']['max_error_elo']:7.1f}/{sk['max_error_elo']:7.1f}", flush=True)
+        print(
+            f"{n:>9}  {row['plumb_fit_s']:8.3f}  {row['plumb_fit_and_bootstrap_s']:8.3f}  "
+            f"{row.get('sklearn_fit_s', float('nan')):9.3f}  {row.get('speedup', float('nan')):6.1f}x  "
+            f"{row.get('max_rating_difference_elo', float('nan')):8.4f}  "
+            f"{row['plumb_recovery']['spearman']:6.3f}/{sk['spearman']:6.3f}  "
+            f"{row['plumb_recovery']['max_error_elo']:7.1f}/{sk['max_error_elo']:7.1f}",
+            flush=True,
+        )
     print(json.dumps({"policies": POLICIES, "results": results}))
 
 

@@ -53,11 +53,19 @@ def seed(url: str, *, raters: int, tasks: int) -> list[str]:
         campaign = create_campaign(session=session, name="load", kind="pairwise", definition=as_definition(spec))
         policies = [ensure_policy(session=session, campaign=campaign, name=name) for name in ("a", "b")]
         for i in range(tasks):
-            prompt = add_prompt(session=session, campaign=campaign, external_id=str(i),
-                                messages=[{"role": "user", "content": f"prompt {i}"}])
+            prompt = add_prompt(
+                session=session,
+                campaign=campaign,
+                external_id=str(i),
+                messages=[{"role": "user", "content": f"prompt {i}"}],
+            )
             for policy in policies:
-                add_candidate(session=session, prompt=prompt, policy=policy,
-                              completion=[{"role": "assistant", "content": f"answer {i} {policy.name}"}])
+                add_candidate(
+                    session=session,
+                    prompt=prompt,
+                    policy=policy,
+                    completion=[{"role": "assistant", "content": f"answer {i} {policy.name}"}],
+                )
         build_tasks(session=session, campaign=campaign, overlap=OVERLAP)
         tokens = [create_rater(session=session, name=f"r{i}")[1] for i in range(raters)]
     engine.dispose()
@@ -81,8 +89,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def child_server(command: list[str], ready_url: str, *, env: dict | None = None, timeout: float = 60,
-                 quiet: bool = False):
+def child_server(
+    command: list[str], ready_url: str, *, env: dict | None = None, timeout: float = 60, quiet: bool = False
+):
     """Run a server `command` (bound to 127.0.0.1) in a child process; yields once `ready_url` answers 200."""
     env = {**os.environ, **(env or {}), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     output = subprocess.DEVNULL if quiet else None
@@ -106,8 +115,22 @@ def child_server(command: list[str], ready_url: str, *, env: dict | None = None,
 def api_server(url: str):
     """Run the API with uvicorn on 127.0.0.1 in a child process; yields its base URL, stops it on exit."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "--factory", "collect.api:create_app", "--host", "127.0.0.1",
-               "--port", str(port), "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "120"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "collect.api:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--timeout-keep-alive",
+        "120",
+    ]
     base = f"http://127.0.0.1:{port}"
     with child_server(command, f"{base}/openapi.json", env={"PLUMB_DB": url}):  # the app factory reads PLUMB_DB
         yield base
@@ -123,8 +146,11 @@ async def rater(client, token: str, budget: dict, latencies: list[float], deadli
             if task is None:
                 return
             started = time.perf_counter()
-            response = await client.post("/api/campaigns/load/judgments", headers=headers,
-                                         json={"assignment_id": task["assignment_id"], "choice": "A slightly better"})
+            response = await client.post(
+                "/api/campaigns/load/judgments",
+                headers=headers,
+                json={"assignment_id": task["assignment_id"], "choice": "A slightly better"},
+            )
         except httpx.TransportError:  # no answer is no acknowledgement; what the server stored is counted anyway
             budget["errors"] += 1
             continue
@@ -141,8 +167,12 @@ async def drive(base: str, tokens: list[str], *, judgments: int, seconds: float)
         started = time.monotonic()
         await asyncio.gather(*(rater(client, token, budget, latencies, started + seconds) for token in tokens))
         wall = time.monotonic() - started
-    return {"acknowledged": budget["acknowledged"], "errors": budget["errors"], "wall": wall,
-            "latencies": sorted(latencies)}
+    return {
+        "acknowledged": budget["acknowledged"],
+        "errors": budget["errors"],
+        "wall": wall,
+        "latencies": sorted(latencies),
+    }
 
 
 def run(name: str, url: str, args) -> dict:
@@ -151,16 +181,29 @@ def run(name: str, url: str, args) -> dict:
     with api_server(url) as base:
         result = asyncio.run(drive(base, tokens, judgments=args.judgments, seconds=args.seconds))
     latencies = result["latencies"]
-    return {"database": name, "raters": args.raters, "acknowledged": result["acknowledged"], "errors": result["errors"],
-            "stored": stored_judgments(url), "per_second": result["acknowledged"] / result["wall"],
-            "p50_ms": 1000 * statistics.median(latencies),
-            "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]}
+    return {
+        "database": name,
+        "raters": args.raters,
+        "acknowledged": result["acknowledged"],
+        "errors": result["errors"],
+        "stored": stored_judgments(url),
+        "per_second": result["acknowledged"] / result["wall"],
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+    }
 
 
 # (heading, result key, format) of the printed table; errors: requests that got no HTTP answer at all.
-COLUMNS = (("database", "database", "<11"), ("raters", "raters", ">7"), ("judgments/s", "per_second", ">13.1f"),
-           ("p50 ms", "p50_ms", ">9.1f"), ("p99 ms", "p99_ms", ">9.1f"), ("acknowledged", "acknowledged", ">14"),
-           ("stored", "stored", ">8"), ("errors", "errors", ">8"))
+COLUMNS = (
+    ("database", "database", "<11"),
+    ("raters", "raters", ">7"),
+    ("judgments/s", "per_second", ">13.1f"),
+    ("p50 ms", "p50_ms", ">9.1f"),
+    ("p99 ms", "p99_ms", ">9.1f"),
+    ("acknowledged", "acknowledged", ">14"),
+    ("stored", "stored", ">8"),
+    ("errors", "errors", ">8"),
+)
 
 
 def print_table(results: list[dict]) -> None:

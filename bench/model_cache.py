@@ -43,10 +43,21 @@ def main() -> None:
     best = min(cached)
     print(f"python imports (torch, transformers):  {imports:6.2f} s  (not counted below)")
     print(f"first load (dequantize GGUF + cache):  {first:6.2f} s")
-    print(f"cached load (safetensors), best of {args.repeats}: {best:6.2f} s  (all: {', '.join(f'{c:.2f}' for c in cached)})")
+    print(
+        f"cached load (safetensors), best of {args.repeats}: {best:6.2f} s  "
+        f"(all: {', '.join(f'{c:.2f}' for c in cached)})"
+    )
     print(f"speed-up: {first / best:.1f}x   bench wall time {total:.0f} s")
-    print(json.dumps({"imports_s": round(imports, 3), "first_load_s": round(first, 3),
-                      "cached_load_s": round(best, 3), "speedup": round(first / best, 2)}))
+    print(
+        json.dumps(
+            {
+                "imports_s": round(imports, 3),
+                "first_load_s": round(first, 3),
+                "cached_load_s": round(best, 3),
+                "speedup": round(first / best, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -22,13 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from loop.demo_assets import to_pair  # noqa: E402  (hh-rlhf transcripts to contract pairs, as the demo's assets)
 
+
 def has_empty_response(pair: dict) -> bool:
     """True when the chosen or the rejected reply has no text (a few hh-rlhf transcripts end mid-turn)."""
     return any(not "".join(m["content"] for m in pair[side]).strip() for side in ("chosen", "rejected"))
 
 
 def convert(source: Path, target: Path) -> int:
-    """Write the pairs of an hh-rlhf file as contract JSONL, leaving out (and counting) empty replies; returns pairs written."""
+    """Write the pairs of an hh-rlhf file as contract JSONL, leaving out (and counting) empty replies: the count."""
     opener = gzip.open if source.suffix == ".gz" else open
     with opener(source, "rt", encoding="utf-8") as handle:
         pairs = [to_pair(json.loads(line)) for line in handle if line.strip()]
@@ -52,8 +53,12 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--freeze-layers", type=int, default=3, help="frozen lowest blocks (and embeddings)")
-    parser.add_argument("--dev-size", type=float, default=0.1,
-                        help="share of --train held out to pick the best epoch (0: train on all of it)")
+    parser.add_argument(
+        "--dev-size",
+        type=float,
+        default=0.1,
+        help="share of --train held out to pick the best epoch (0: train on all of it)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -61,17 +66,52 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 def train_flags(args, train_file: Path, output_dir: Path) -> list[str]:
     """`plumb reward train` flags; a dev share of the training file, never the eval file, picks the best epoch."""
     flags = [
-        "--model_name_or_path", "default", "--dataset_name", str(train_file), "--test_size", str(args.dev_size),
-        "--output_dir", str(output_dir), "--max_length", str(args.max_length),
-        "--num_train_epochs", str(args.epochs), "--learning_rate", str(args.learning_rate),
-        "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size", "32",
-        "--train_sampling_strategy", "group_by_length", "--gradient_checkpointing", "false",
-        "--center_rewards_coefficient", "0.01", "--warmup_steps", "10", "--seed", str(args.seed),
-        "--freeze_layers", str(args.freeze_layers), "--logging_steps", "10", "--report_to", "none",
+        "--model_name_or_path",
+        "default",
+        "--dataset_name",
+        str(train_file),
+        "--test_size",
+        str(args.dev_size),
+        "--output_dir",
+        str(output_dir),
+        "--max_length",
+        str(args.max_length),
+        "--num_train_epochs",
+        str(args.epochs),
+        "--learning_rate",
+        str(args.learning_rate),
+        "--per_device_train_batch_size",
+        str(args.batch_size),
+        "--per_device_eval_batch_size",
+        "32",
+        "--train_sampling_strategy",
+        "group_by_length",
+        "--gradient_checkpointing",
+        "false",
+        "--center_rewards_coefficient",
+        "0.01",
+        "--warmup_steps",
+        "10",
+        "--seed",
+        str(args.seed),
+        "--freeze_layers",
+        str(args.freeze_layers),
+        "--logging_steps",
+        "10",
+        "--report_to",
+        "none",
     ]
     if args.dev_size:
-        flags += ["--eval_strategy", "epoch", "--save_strategy", "epoch", "--save_total_limit", "1",
-                  "--early_stopping_patience", "1"]
+        flags += [
+            "--eval_strategy",
+            "epoch",
+            "--save_strategy",
+            "epoch",
+            "--save_total_limit",
+            "1",
+            "--early_stopping_patience",
+            "1",
+        ]
     else:
         flags += ["--save_strategy", "no"]
     return flags
@@ -95,17 +135,32 @@ def main(argv=None) -> dict:
     metrics = train.main(*parse_config(train.config_types(), train_flags(args, work / "train.jsonl", output_dir)))
     train_seconds = time.time() - started
 
-    report = evaluate.main(EvalArguments(model_name_or_path=str(output_dir), dataset_name=str(work / "eval.jsonl"),
-                                         dataset_split="train", max_length=args.max_length, seed=args.seed))
+    report = evaluate.main(
+        EvalArguments(
+            model_name_or_path=str(output_dir),
+            dataset_name=str(work / "eval.jsonl"),
+            dataset_split="train",
+            max_length=args.max_length,
+            seed=args.seed,
+        )
+    )
     print(evaluate.format_table(report))
     figures = {
-        "accuracy": round(report["accuracy"], 4), "accuracy_ci95": [round(x, 4) for x in report["accuracy_ci95"]],
-        "ece": round(report["ece"], 4), "length_baseline_accuracy": round(report["length_baseline_accuracy"], 4),
+        "accuracy": round(report["accuracy"], 4),
+        "accuracy_ci95": [round(x, 4) for x in report["accuracy_ci95"]],
+        "ece": round(report["ece"], 4),
+        "length_baseline_accuracy": round(report["length_baseline_accuracy"], 4),
         "reward_length_spearman": round(report["reward_length_spearman"], 4),
-        "train_seconds": round(train_seconds, 1), "trainer_runtime_seconds": round(metrics["train_runtime_s"], 1),
-        "train_pairs": train_pairs, "eval_pairs": eval_pairs, "max_length": args.max_length, "epochs": args.epochs,
-        "truncated_share_train": round(metrics["train_truncated_share"], 4), "dev_size": args.dev_size,
-        "freeze_layers": args.freeze_layers, "learning_rate": args.learning_rate,
+        "train_seconds": round(train_seconds, 1),
+        "trainer_runtime_seconds": round(metrics["train_runtime_s"], 1),
+        "train_pairs": train_pairs,
+        "eval_pairs": eval_pairs,
+        "max_length": args.max_length,
+        "epochs": args.epochs,
+        "truncated_share_train": round(metrics["train_truncated_share"], 4),
+        "dev_size": args.dev_size,
+        "freeze_layers": args.freeze_layers,
+        "learning_rate": args.learning_rate,
     }
     print(json.dumps(figures))
     return figures

@@ -1,7 +1,7 @@
 """Add a rater (or a reviewer or admin) and print their API token, which is shown only once.
 
-    plumb collect add-rater alice --role rater --db campaign.sqlite
-    echo "$PASSWORD" | plumb collect add-rater bob --role admin --password-stdin
+plumb collect add-rater alice --role rater --db campaign.sqlite
+echo "$PASSWORD" | plumb collect add-rater bob --role admin --password-stdin
 """
 
 import sys
@@ -15,8 +15,11 @@ def cli(argv: list[str], *, prog: str) -> int:
     parser = verb_parser(prog, __doc__)
     parser.add_argument("name", help="the rater's unique name")
     parser.add_argument("--role", choices=ROLES, default="rater", help="what they may do (default: rater)")
-    parser.add_argument("--password-stdin", action="store_true",
-                        help="read a password for the web app from standard input (stored as an argon2 hash)")
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read a password for the web app from standard input (stored as an argon2 hash)",
+    )
     args = parser.parse_args(argv)
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
     token = main(args.name, role=args.role, password=password, db=args.db)

@@ -31,7 +31,6 @@ from collect.store import (
     Task,
     campaign_by_name,
     live_judgments_query,
-    rater_by_name,
     record_event,
     require_role,
 )
@@ -75,30 +74,65 @@ def disagreement_queue(session, campaign: Campaign) -> list[int]:
     if not disputed:
         return []
     # Any new row, an undo included, is news the reviewer has not seen.
-    changed = dict(session.execute(select(Judgment.task_id, func.max(Judgment.created_at))
-                                   .where(Judgment.task_id.in_(disputed)).group_by(Judgment.task_id)).all())
-    decided = dict(session.execute(select(Adjudication.task_id, func.max(Adjudication.created_at))
-                                   .where(Adjudication.task_id.in_(disputed)).group_by(Adjudication.task_id)).all())
+    changed = dict(
+        session.execute(
+            select(Judgment.task_id, func.max(Judgment.created_at))
+            .where(Judgment.task_id.in_(disputed))
+            .group_by(Judgment.task_id)
+        ).all()
+    )
+    decided = dict(
+        session.execute(
+            select(Adjudication.task_id, func.max(Adjudication.created_at))
+            .where(Adjudication.task_id.in_(disputed))
+            .group_by(Adjudication.task_id)
+        ).all()
+    )
     waiting = [task_id for task_id in disputed if task_id not in decided or decided[task_id] < changed[task_id]]
     return sorted(waiting, key=lambda task_id: (changed[task_id], task_id))
 
 
 def review_item(session, task: Task) -> ReviewItem:
     """The task as a reviewer sees it: candidates and answers in canonical order, lettered A, B, ..."""
-    rows = dict((c.id, (c, name)) for c, name in session.execute(
-        select(Candidate, Policy.name).join(Policy).where(Candidate.id.in_(task.candidate_ids))))
-    candidates = [{"letter": LETTERS[k], "policy": rows[cid][1], "completion": rows[cid][0].completion}
-                  for k, cid in enumerate(task.candidate_ids)]
-    query = (live_judgments_query(task.campaign_id).where(Judgment.task_id == task.id)
-             .add_columns(Rater.name).join(Rater, Rater.id == Judgment.rater_id))
-    answers = [{"rater": name, "answer": describe_answer(task.kind, j), "rationale": j.rationale or "",
-                "flags": list(j.flags or []), "seconds": j.seconds_spent, "edit": j.edit}
-               for j, name in session.execute(query)]
+    rows = dict(
+        (c.id, (c, name))
+        for c, name in session.execute(
+            select(Candidate, Policy.name).join(Policy).where(Candidate.id.in_(task.candidate_ids))
+        )
+    )
+    candidates = [
+        {"letter": LETTERS[k], "policy": rows[cid][1], "completion": rows[cid][0].completion}
+        for k, cid in enumerate(task.candidate_ids)
+    ]
+    query = (
+        live_judgments_query(task.campaign_id)
+        .where(Judgment.task_id == task.id)
+        .add_columns(Rater.name)
+        .join(Rater, Rater.id == Judgment.rater_id)
+    )
+    answers = [
+        {
+            "rater": name,
+            "answer": describe_answer(task.kind, j),
+            "rationale": j.rationale or "",
+            "flags": list(j.flags or []),
+            "seconds": j.seconds_spent,
+            "edit": j.edit,
+        }
+        for j, name in session.execute(query)
+    ]
     spec = spec_of(session.get(Campaign, task.campaign_id))
-    choices = {"ranking": list(range(1, len(candidates) + 1)),
-               "rating": list(range(1, spec.rating_points + 1))}.get(task.kind, [])
-    return ReviewItem(task_id=task.id, kind=task.kind, prompt=session.get(Prompt, task.prompt_id).messages,
-                      candidates=candidates, answers=answers, score_choices=choices)
+    choices = {"ranking": list(range(1, len(candidates) + 1)), "rating": list(range(1, spec.rating_points + 1))}.get(
+        task.kind, []
+    )
+    return ReviewItem(
+        task_id=task.id,
+        kind=task.kind,
+        prompt=session.get(Prompt, task.prompt_id).messages,
+        candidates=candidates,
+        answers=answers,
+        score_choices=choices,
+    )
 
 
 def describe_answer(kind: str, answer) -> str:
@@ -121,9 +155,18 @@ def pairwise_answer(choice: str) -> dict:
     return {"preference": scale[choice]}
 
 
-def adjudicate(*, session, campaign: Campaign, reviewer: Rater, task_id: int, preference: int | None = None,
-               both_bad: bool = False, ranks: list[int] | None = None, ratings: list[int] | None = None,
-               note: str = "") -> Adjudication:
+def adjudicate(
+    *,
+    session,
+    campaign: Campaign,
+    reviewer: Rater,
+    task_id: int,
+    preference: int | None = None,
+    both_bad: bool = False,
+    ranks: list[int] | None = None,
+    ratings: list[int] | None = None,
+    note: str = "",
+) -> Adjudication:
     """Store the reviewer's final answer (canonical order) for a pool task of `campaign`, with an audit event."""
     if reviewer.role not in STAFF_ROLES:
         raise PermissionError("adjudicating is for reviewers and admins")
@@ -131,8 +174,9 @@ def adjudicate(*, session, campaign: Campaign, reviewer: Rater, task_id: int, pr
     if task is None or task.campaign_id != campaign.id:
         raise AdjudicationError(f"task {task_id} is not a task of campaign '{campaign.name}'")
     if task.is_gold or task.source != "pool":
-        raise AdjudicationError(f"task {task_id} is a {'gold task' if task.is_gold else 'battle'}: "
-                                "only pool tasks are adjudicated")
+        raise AdjudicationError(
+            f"task {task_id} is a {'gold task' if task.is_gold else 'battle'}: only pool tasks are adjudicated"
+        )
     spec = spec_of(campaign)
     if both_bad and not (spec.allow_both_bad and task.kind == "pairwise"):
         raise AdjudicationError("this campaign does not offer 'both bad'")
@@ -141,21 +185,32 @@ def adjudicate(*, session, campaign: Campaign, reviewer: Rater, task_id: int, pr
         raise AdjudicationError(f"rank the best candidate 1 (ties share a rank), got {ranks}")
     if task.kind == "rating" and not all(1 <= r <= spec.rating_points for r in ratings):
         raise AdjudicationError(f"ratings must be integers from 1 to {spec.rating_points}, got {ratings}")
-    answer = {"pairwise": {"preference": None if both_bad else preference, "both_bad": both_bad},
-              "ranking": {"ranks": ranks}, "rating": {"ratings": ratings}}[task.kind]
+    answer = {
+        "pairwise": {"preference": None if both_bad else preference, "both_bad": both_bad},
+        "ranking": {"ranks": ranks},
+        "rating": {"ratings": ratings},
+    }[task.kind]
     adjudication = Adjudication(task_id=task.id, reviewer_id=reviewer.id, note=note.strip(), **answer)
     session.add(adjudication)
     session.flush()
-    record_event(session=session, action="task.adjudicated", rater=reviewer, campaign=campaign, task_id=task.id,
-                 adjudication_id=adjudication.id)
+    record_event(
+        session=session,
+        action="task.adjudicated",
+        rater=reviewer,
+        campaign=campaign,
+        task_id=task.id,
+        adjudication_id=adjudication.id,
+    )
     return adjudication
 
 
 # What the review tab calls: one transaction each, the reviewer's role checked on the server.
 
 
-def next_review(sessions, *, campaign: str, reviewer_name: str, passed: list[int] = (), message: str = "") -> ReviewPage:
-    """The oldest disputed task not in `passed` (tasks the reviewer put off this session); `PermissionError` for raters."""
+def next_review(
+    sessions, *, campaign: str, reviewer_name: str, passed: list[int] = (), message: str = ""
+) -> ReviewPage:
+    """The oldest disputed task not in `passed` (put off this session); `PermissionError` for raters."""
     with sessions.begin() as session:
         _staff(session, reviewer_name)
         stored_campaign = campaign_by_name(session=session, name=campaign)
@@ -167,8 +222,17 @@ def next_review(sessions, *, campaign: str, reviewer_name: str, passed: list[int
         return ReviewPage(review_item(session, session.get(Task, pending[0])), len(queue), message)
 
 
-def submit_adjudication(sessions, *, campaign: str, reviewer_name: str, task_id: int | None, choice: str | None = None,
-                        scores: list[int | None] | None = None, note: str = "", passed: list[int] = ()) -> ReviewPage:
+def submit_adjudication(
+    sessions,
+    *,
+    campaign: str,
+    reviewer_name: str,
+    task_id: int | None,
+    choice: str | None = None,
+    scores: list[int | None] | None = None,
+    note: str = "",
+    passed: list[int] = (),
+) -> ReviewPage:
     """Adjudicate a task with a pairwise `choice` label or `scores` (ranks or ratings, A first); then the next task."""
     with sessions.begin() as session:
         reviewer = _staff(session, reviewer_name)
@@ -186,8 +250,13 @@ def submit_adjudication(sessions, *, campaign: str, reviewer_name: str, task_id:
                 raise AdjudicationError(f"give every candidate a {'rank' if kind == 'ranking' else 'rating'}")
             answer = {"ranks" if kind == "ranking" else "ratings": [int(score) for score in scores]}
         adjudicate(session=session, campaign=stored_campaign, reviewer=reviewer, task_id=task_id, note=note, **answer)
-    return next_review(sessions, campaign=campaign, reviewer_name=reviewer_name, passed=passed,
-                       message=f"Saved the decision on task {task_id}.")
+    return next_review(
+        sessions,
+        campaign=campaign,
+        reviewer_name=reviewer_name,
+        passed=passed,
+        message=f"Saved the decision on task {task_id}.",
+    )
 
 
 def _staff(session, name: str) -> Rater:

@@ -26,7 +26,6 @@ from collect.store import (
     create_rater,
     live_judgments_per_rater,
     live_judgments_query,
-    rater_by_name,
     require_role,
 )
 from collect.store.raters import all_raters, set_active, set_password, set_role
@@ -59,8 +58,10 @@ def rater_table(sessions, *, campaign: str, admin_name: str) -> list[dict]:
         _admin(session, admin_name)
         live = live_judgments_query(campaign_by_name(session=session, name=campaign).id).subquery()
         counts = dict(session.execute(select(live.c.rater_id, func.count()).group_by(live.c.rater_id)).all())
-        return [{"name": r.name, "role": r.role, "active": r.active, "judgments": counts.get(r.id, 0)}
-                for r in all_raters(session=session)]
+        return [
+            {"name": r.name, "role": r.role, "active": r.active, "judgments": counts.get(r.id, 0)}
+            for r in all_raters(session=session)
+        ]
 
 
 def add_rater(sessions, *, admin_name: str, name: str, role: str, password: str | None = None) -> str:
@@ -105,9 +106,17 @@ def reset_password(sessions, *, admin_name: str, name: str, password: str | None
 # Export and push
 
 
-def export_campaign(sessions, *, campaign: str, admin_name: str, format: str, output_root: str | Path,
-                    archive_dir: str | Path | None = None, per_rater: bool = False,
-                    include_identity_leaks: bool = False) -> ExportResult:
+def export_campaign(
+    sessions,
+    *,
+    campaign: str,
+    admin_name: str,
+    format: str,
+    output_root: str | Path,
+    archive_dir: str | Path | None = None,
+    per_rater: bool = False,
+    include_identity_leaks: bool = False,
+) -> ExportResult:
     """Export `campaign` in `format` to a new directory under `output_root`/exports (zipped into `archive_dir`)."""
     if format not in FORMATS:
         raise ValueError(f"unknown export format '{format}' (choose one of: {', '.join(FORMATS)})")
@@ -117,8 +126,13 @@ def export_campaign(sessions, *, campaign: str, admin_name: str, format: str, ou
         items = load_items(session, stored_campaign.id)
         guidelines = stored_campaign.definition.get("guidelines", "")
     directory = _new_directory(Path(output_root) / "exports", f"{campaign}-{format}")
-    args = ExportArguments(campaign=campaign, format=format, output_dir=str(directory), per_rater=per_rater,
-                           include_identity_leaks=include_identity_leaks)
+    args = ExportArguments(
+        campaign=campaign,
+        format=format,
+        output_dir=str(directory),
+        per_rater=per_rater,
+        include_identity_leaks=include_identity_leaks,
+    )
     dataset, summary = save_export(items, args, guidelines=guidelines)
     archive = None
     if archive_dir is not None:
@@ -126,15 +140,30 @@ def export_campaign(sessions, *, campaign: str, admin_name: str, format: str, ou
     return ExportResult(directory=directory, archive=archive, summary=summary, dataset=dataset)
 
 
-def push_campaign(sessions, *, campaign: str, admin_name: str, format: str, repo: str, output_root: str | Path,
-                  per_rater: bool = False, include_identity_leaks: bool = False) -> str:
+def push_campaign(
+    sessions,
+    *,
+    campaign: str,
+    admin_name: str,
+    format: str,
+    repo: str,
+    output_root: str | Path,
+    per_rater: bool = False,
+    include_identity_leaks: bool = False,
+) -> str:
     """Export as `export_campaign` does, then push the dataset and its card to the Hub repo `repo`."""
     repo = (repo or "").strip()
     if not repo:
         raise PushError("give the Hub dataset repo to push to (like team/preferences)")
-    result = export_campaign(sessions, campaign=campaign, admin_name=admin_name, format=format,
-                             output_root=output_root, per_rater=per_rater,
-                             include_identity_leaks=include_identity_leaks)
+    result = export_campaign(
+        sessions,
+        campaign=campaign,
+        admin_name=admin_name,
+        format=format,
+        output_root=output_root,
+        per_rater=per_rater,
+        include_identity_leaks=include_identity_leaks,
+    )
     push(result.dataset, result.directory, repo)
     return f"Pushed {result.summary['rows']} {format} rows to the Hub dataset repo '{repo}'."
 
@@ -159,16 +188,25 @@ def campaign_activity(sessions, *, campaign: str, staff_name: str) -> dict:
     with sessions.begin() as session:
         _staff(session, staff_name)
         stored_campaign = campaign_by_name(session=session, name=campaign)
-        times = sorted(session.scalars(live_judgments_query(stored_campaign.id).with_only_columns(
-            Judgment.created_at)))
+        times = sorted(session.scalars(live_judgments_query(stored_campaign.id).with_only_columns(Judgment.created_at)))
         per_rater = live_judgments_per_rater(session, stored_campaign.id)
-        tasks = session.scalars(select(Task).where(Task.campaign_id == stored_campaign.id, Task.source == "pool")
-                                .order_by(Task.id)).all()
-        adjudicated = set(session.scalars(select(Adjudication.task_id).join(Task)
-                                          .where(Task.campaign_id == stored_campaign.id)))
+        tasks = session.scalars(
+            select(Task).where(Task.campaign_id == stored_campaign.id, Task.source == "pool").order_by(Task.id)
+        ).all()
+        adjudicated = set(
+            session.scalars(select(Adjudication.task_id).join(Task).where(Task.campaign_id == stored_campaign.id))
+        )
         disputed = set(disagreement_queue(session, stored_campaign))
-        progress = [{"task": t.id, "gold": t.is_gold, "judgments": t.judgment_count, "target": t.target_overlap,
-                     "status": _status(t, t.id in disputed, t.id in adjudicated)} for t in tasks]
+        progress = [
+            {
+                "task": t.id,
+                "gold": t.is_gold,
+                "judgments": t.judgment_count,
+                "target": t.target_overlap,
+                "status": _status(t, t.id in disputed, t.id in adjudicated),
+            }
+            for t in tasks
+        ]
     return {"times": times, "per_rater": per_rater, "tasks": progress}
 
 
@@ -180,4 +218,3 @@ def _status(task: Task, disputed: bool, adjudicated: bool) -> str:
     if task.judgment_count >= task.target_overlap:
         return "complete"
     return "in progress" if task.judgment_count else "not started"
-

@@ -67,8 +67,9 @@ class JudgmentIn(BaseModel):
     rationale: str = Field("", max_length=10_000)
     flags: list[str] = []
     seconds_spent: float | None = Field(None, ge=0)
-    edit: str | None = Field(None, max_length=50_000,
-                             description="your improved version of the better response (campaigns with allow_edits)")
+    edit: str | None = Field(
+        None, max_length=50_000, description="your improved version of the better response (campaigns with allow_edits)"
+    )
 
 
 class AssignmentRef(BaseModel):
@@ -93,8 +94,13 @@ def create_app(db: str | None = None) -> FastAPI:
     app.exception_handler(TimeoutError)(_busy)
     app.include_router(_rating_routes())
     app.include_router(_campaign_routes())
-    app.add_api_route("/metrics", _metrics, methods=["GET"], response_class=PlainTextResponse,
-                      summary="Campaign progress in the Prometheus text format")
+    app.add_api_route(
+        "/metrics",
+        _metrics,
+        methods=["GET"],
+        response_class=PlainTextResponse,
+        summary="Campaign progress in the Prometheus text format",
+    )
     return app
 
 
@@ -112,14 +118,14 @@ def _store_error(request: Request, error: StoreError) -> JSONResponse:
 
 def _conflict(request: Request, error: IntegrityError) -> JSONResponse:
     # A unique index refused the write: the same answer arrived twice at once.
-    return JSONResponse({"detail": "conflicting concurrent submission; reload the task and try again"},
-                        status_code=409)
+    return JSONResponse({"detail": "conflicting concurrent submission; reload the task and try again"}, status_code=409)
 
 
 def _busy(request: Request, error: TimeoutError) -> JSONResponse:
     # SQLite's single writer was held for longer than the busy timeout: the client may retry.
-    return JSONResponse({"detail": f"the database is busy ({error}); retry shortly"}, status_code=503,
-                        headers={"Retry-After": "1"})
+    return JSONResponse(
+        {"detail": f"the database is busy ({error}); retry shortly"}, status_code=503, headers={"Retry-After": "1"}
+    )
 
 
 def _rater(session, credentials: HTTPAuthorizationCredentials | None) -> Rater:
@@ -141,10 +147,15 @@ def task_view(session, assignment: Assignment) -> TaskView:
         options.update(scale=spec.scale(), allow_edits=spec.allow_edits)
     elif task.kind == "rating":
         options["rating_points"] = spec.rating_points
-    return TaskView(assignment_id=assignment.id, task_id=task.id, kind=task.kind,
-                    prompt=session.get(Prompt, task.prompt_id).messages, expires_at=assignment.expires_at,
-                    candidates=[{"label": LABELS[i], "completion": c.completion} for i, c in enumerate(shown)],
-                    options=options)
+    return TaskView(
+        assignment_id=assignment.id,
+        task_id=task.id,
+        kind=task.kind,
+        prompt=session.get(Prompt, task.prompt_id).messages,
+        expires_at=assignment.expires_at,
+        candidates=[{"label": LABELS[i], "completion": c.completion} for i, c in enumerate(shown)],
+        options=options,
+    )
 
 
 def _answer(body: JudgmentIn) -> dict:
@@ -212,8 +223,14 @@ def _campaign_routes() -> APIRouter:
             return campaign_stats(session, campaign_by_name(session=session, name=name), _rater(session, credentials))
 
     @router.get("/campaigns/{name}/export")
-    def export(name: str, request: Request, format: str = "pairwise", per_rater: bool = False,
-               on_split: str = "drop", credentials=Depends(bearer)) -> dict:
+    def export(
+        name: str,
+        request: Request,
+        format: str = "pairwise",
+        per_rater: bool = False,
+        on_split: str = "drop",
+        credentials=Depends(bearer),
+    ) -> dict:
         """The campaign's dataset rows and summary in a contract format (reviewers and admins only)."""
         from collect.export import ExportArguments, export_rows, load_items, summarize
 
@@ -246,12 +263,16 @@ def campaign_stats(session, campaign: Campaign, rater: Rater | None = None) -> d
         "campaign": campaign.name,
         "tasks": session.scalar(select(func.count(Task.id)).where(in_campaign)),
         "gold_tasks": session.scalar(select(func.count(Task.id)).where(in_campaign, Task.is_gold.is_(True))),
-        "complete_tasks": session.scalar(select(func.count(Task.id)).where(
-            in_campaign, Task.is_gold.is_(False), Task.judgment_count >= Task.target_overlap)),
+        "complete_tasks": session.scalar(
+            select(func.count(Task.id)).where(
+                in_campaign, Task.is_gold.is_(False), Task.judgment_count >= Task.target_overlap
+            )
+        ),
         "judgments": session.scalar(select(func.count()).select_from(live)),
         "raters": session.scalar(select(func.count(func.distinct(live.c.rater_id)))),
         "my_judgments": session.scalar(select(func.count()).select_from(live).where(live.c.rater_id == rater.id))
-        if rater is not None else None,
+        if rater is not None
+        else None,
     }
 
 

@@ -47,15 +47,18 @@ def count_battles(model_a, model_b, winner, *, both_bad: str = "tie", source: st
     """
     if both_bad not in ("tie", "drop"):
         raise ValueError(f"both_bad must be 'tie' or 'drop', got {both_bad!r}")
-    model_a, model_b, winner = (list(column.tolist() if isinstance(column, np.ndarray) else column)
-                                for column in (model_a, model_b, winner))
+    model_a, model_b, winner = (
+        list(column.tolist() if isinstance(column, np.ndarray) else column) for column in (model_a, model_b, winner)
+    )
     n = len(winner)
     names, name_codes = factorize(model_a + model_b)
     for k, name in enumerate(names):
         if not isinstance(name, str) or not name:
             row = int(np.argmax(name_codes == k))
-            raise DataError(f"{source}: row {row % n}: field '{'model_b' if row >= n else 'model_a'}': "
-                            f"expected a non-empty name, got {name!r}")
+            raise DataError(
+                f"{source}: row {row % n}: field '{'model_b' if row >= n else 'model_a'}': "
+                f"expected a non-empty name, got {name!r}"
+            )
     a, b = name_codes[:n], name_codes[n:]
     if (a == b).any():
         row = int(np.argmax(a == b))
@@ -99,14 +102,16 @@ def win_matrix(cells: np.ndarray, counts: np.ndarray, policies: int) -> np.ndarr
     a, b, outcome = cells.T
     shares = OUTCOME_SHARES[outcome]  # (c, 2)
     rows = np.concatenate([a * policies + b, b * policies + a])
-    scatter = sparse.csr_matrix((np.concatenate(shares.T), (rows, np.tile(np.arange(len(cells)), 2))),
-                                shape=(policies * policies, len(cells)))
+    scatter = sparse.csr_matrix(
+        (np.concatenate(shares.T), (rows, np.tile(np.arange(len(cells)), 2))), shape=(policies * policies, len(cells))
+    )
     flat = (scatter @ np.atleast_2d(counts).T.astype(float)).T  # sums the duplicate (i, j) entries
     return flat.reshape(*np.shape(counts)[:-1], policies, policies)
 
 
-def bradley_terry(wins: np.ndarray, *, l2: float = 0.0, max_iter: int = 100, tol: float = 1e-10,
-                  max_step: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+def bradley_terry(
+    wins: np.ndarray, *, l2: float = 0.0, max_iter: int = 100, tol: float = 1e-10, max_step: float = 2.0
+) -> tuple[np.ndarray, np.ndarray]:
     """(strengths (..., n) in natural log-odds with mean 0, converged (...,) bool): the maximum likelihood
     Bradley-Terry fit of `wins` (..., n, n).
 
@@ -179,15 +184,26 @@ class Leaderboard:
         return np.divide(self.wins, games, out=np.full_like(games, np.nan), where=games > 0)
 
 
-def leaderboard(counts: BattleCounts, *, scale: float = 400.0, base: float = 10.0, anchor: float = 1000.0,
-                l2: float = 0.0, rounds: int = 100, confidence: float = 0.95, seed: int = 0) -> Leaderboard:
+def leaderboard(
+    counts: BattleCounts,
+    *,
+    scale: float = 400.0,
+    base: float = 10.0,
+    anchor: float = 1000.0,
+    l2: float = 0.0,
+    rounds: int = 100,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Leaderboard:
     """Fit the ratings of `counts`, bootstrap `rounds` resamplings for intervals, and sort best first."""
     check_connected(counts)
     n = len(counts.policies)
     strengths, converged = bradley_terry(win_matrix(counts.cells, counts.counts, n), l2=l2)
     if not converged:
-        raise DataError("battles: the ratings have no finite maximum: some policies won (or lost) every battle "
-                        "against the rest; collect more battles or set l2 > 0 (e.g. 0.01)")
+        raise DataError(
+            "battles: the ratings have no finite maximum: some policies won (or lost) every battle "
+            "against the rest; collect more battles or set l2 > 0 (e.g. 0.01)"
+        )
     elo = dict(scale=scale, base=base, anchor=anchor)
     ratings = to_elo(strengths, **elo)
     low = high = np.full(n, np.nan)
@@ -201,9 +217,17 @@ def leaderboard(counts: BattleCounts, *, scale: float = 400.0, base: float = 10.
             low, high = np.percentile(to_elo(boot[ok], **elo), [tail, 100 - tail], axis=0)
     order = np.argsort(-ratings, kind="stable")
     wins = win_matrix(counts.cells, counts.counts, n)[np.ix_(order, order)]
-    return Leaderboard(policies=[str(p) for p in counts.policies[order]], ratings=ratings[order],
-                       ci_low=low[order], ci_high=high[order], wins=wins, battles=counts.battles,
-                       dropped=counts.dropped, rounds=used, confidence=confidence)
+    return Leaderboard(
+        policies=[str(p) for p in counts.policies[order]],
+        ratings=ratings[order],
+        ci_low=low[order],
+        ci_high=high[order],
+        wins=wins,
+        battles=counts.battles,
+        dropped=counts.dropped,
+        rounds=used,
+        confidence=confidence,
+    )
 
 
 def _number(value: float, digits: int = 1):
@@ -218,10 +242,11 @@ def leaderboard_table(board: Leaderboard) -> str:
     games = board.games.sum(axis=1)
     for i, policy in enumerate(board.policies):
         shown = "" if np.isnan(board.ci_low[i]) else f"{board.ci_low[i]:7.1f} .. {board.ci_high[i]:7.1f}"
-        lines.append(f"{i + 1:>4}  {policy:<{width}}  {board.ratings[i]:7.1f}  {shown:>17}  "
-                     f"{int(games[i]):>8}  {board.wins[i].sum() / games[i]:8.1%}")
-    lines.append(f"{board.battles} battles ({board.dropped} 'both bad' dropped), "
-                 f"{board.rounds} bootstrap rounds")
+        lines.append(
+            f"{i + 1:>4}  {policy:<{width}}  {board.ratings[i]:7.1f}  {shown:>17}  "
+            f"{int(games[i]):>8}  {board.wins[i].sum() / games[i]:8.1%}"
+        )
+    lines.append(f"{board.battles} battles ({board.dropped} 'both bad' dropped), {board.rounds} bootstrap rounds")
     return "\n".join(lines)
 
 
@@ -229,13 +254,27 @@ def leaderboard_json(board: Leaderboard) -> dict:
     """The leaderboard as plain JSON types: ratings with intervals, win-rate and battle-count matrices."""
     games, rates = board.games, board.win_rates
     return {
-        "battles": board.battles, "dropped": board.dropped, "bootstrap_rounds": board.rounds,
+        "battles": board.battles,
+        "dropped": board.dropped,
+        "bootstrap_rounds": board.rounds,
         "confidence": board.confidence,
-        "ratings": [{"rank": i + 1, "policy": p, "rating": _number(board.ratings[i]),
-                     "ci_low": _number(board.ci_low[i]), "ci_high": _number(board.ci_high[i]),
-                     "battles": int(games[i].sum())} for i, p in enumerate(board.policies)],
-        "win_rate": {a: {b: _number(rates[i, j], 4) for j, b in enumerate(board.policies) if games[i, j]}
-                     for i, a in enumerate(board.policies)},
-        "battle_count": {a: {b: int(games[i, j]) for j, b in enumerate(board.policies) if games[i, j]}
-                         for i, a in enumerate(board.policies)},
+        "ratings": [
+            {
+                "rank": i + 1,
+                "policy": p,
+                "rating": _number(board.ratings[i]),
+                "ci_low": _number(board.ci_low[i]),
+                "ci_high": _number(board.ci_high[i]),
+                "battles": int(games[i].sum()),
+            }
+            for i, p in enumerate(board.policies)
+        ],
+        "win_rate": {
+            a: {b: _number(rates[i, j], 4) for j, b in enumerate(board.policies) if games[i, j]}
+            for i, a in enumerate(board.policies)
+        },
+        "battle_count": {
+            a: {b: int(games[i, j]) for j, b in enumerate(board.policies) if games[i, j]}
+            for i, a in enumerate(board.policies)
+        },
     }

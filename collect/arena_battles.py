@@ -36,9 +36,9 @@ from collect.store import (
     Rater,
     StoreError,
     Task,
-    campaign_by_name,
     add_candidate,
     add_prompt,
+    campaign_by_name,
     ensure_policy,
     rater_by_name,
     record_event,
@@ -50,8 +50,12 @@ logger = logging.getLogger(__name__)
 
 # Chatbot Arena's four answers: a 7-point scale asks too much of a rater's own quick prompt.
 # Display order is canonical order in a battle (A is the task's first candidate), so these are stored as they are.
-ARENA_VOTES = {"A is better": {"preference": 2}, "B is better": {"preference": -2}, "Tie": {"preference": 0},
-               BOTH_BAD: {"both_bad": True}}
+ARENA_VOTES = {
+    "A is better": {"preference": 2},
+    "B is better": {"preference": -2},
+    "Tie": {"preference": 0},
+    BOTH_BAD: {"both_bad": True},
+}
 SIDES = "AB"
 # A stream function: (policy's model spec, prompt messages, generation settings) -> text pieces.
 Stream = Callable[[str, list[dict], dict], Iterator[str]]
@@ -156,8 +160,9 @@ class Battle:
         self.stopped.set()
 
 
-def start_battle(spec: CampaignSpec, *, rater: str, prompt: str, rng: random.Random | None = None,
-                 now: float | None = None) -> Battle:
+def start_battle(
+    spec: CampaignSpec, *, rater: str, prompt: str, rng: random.Random | None = None, now: float | None = None
+) -> Battle:
     """A new battle of two different policies of the campaign, drawn at random (their order too) for `prompt`."""
     if not spec.arena:  # the tab is hidden then, but its events can still be called through the API
         raise ArenaError("This campaign has no arena.")
@@ -168,9 +173,14 @@ def start_battle(spec: CampaignSpec, *, rater: str, prompt: str, rng: random.Ran
     if len(spec.policies) < 2:
         raise ArenaError("The arena needs a campaign with at least two policies.")
     first, second = (rng or random.SystemRandom()).sample(spec.policies, 2)
-    return Battle(rater=rater, prompt=prompt.strip(), sides=(Side(first), Side(second)),
-                  min_seconds=float(spec.arena_min_seconds), max_new_tokens=spec.arena_max_new_tokens,
-                  created_at=time.monotonic() if now is None else now)
+    return Battle(
+        rater=rater,
+        prompt=prompt.strip(),
+        sides=(Side(first), Side(second)),
+        min_seconds=float(spec.arena_min_seconds),
+        max_new_tokens=spec.arena_max_new_tokens,
+        created_at=time.monotonic() if now is None else now,
+    )
 
 
 def check_rater(sessions, name: str) -> None:
@@ -190,8 +200,12 @@ def arena_generation(policy: PolicySpec, max_new_tokens: int) -> dict:
 def run_battle(battle: Battle, stream: Stream) -> list[threading.Thread]:
     """Start both answers streaming into `battle`, each in its own thread; returns the threads (already running)."""
     messages = [{"role": "user", "content": battle.prompt}]
-    threads = [threading.Thread(target=_run_side, args=(battle, index, stream, messages), daemon=True,
-                                name=f"plumb-arena-{SIDES[index]}") for index in range(2)]
+    threads = [
+        threading.Thread(
+            target=_run_side, args=(battle, index, stream, messages), daemon=True, name=f"plumb-arena-{SIDES[index]}"
+        )
+        for index in range(2)
+    ]
     for thread in threads:
         thread.start()
     return threads
@@ -256,8 +270,11 @@ def follow(battle: Battle, *, poll_seconds: float = 0.1) -> Iterator[Progress]:
 
 def names_own_model(text: str, policy: PolicySpec) -> bool:
     """Whether `text` names the policy or one of its aliases: case-insensitive, as whole words."""
-    return any(re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, flags=re.IGNORECASE)
-               for name in [policy.name, *(policy.aliases or default_aliases(policy))] if name.strip())
+    return any(
+        re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, flags=re.IGNORECASE)
+        for name in [policy.name, *(policy.aliases or default_aliases(policy))]
+        if name.strip()
+    )
 
 
 def default_aliases(policy: PolicySpec) -> list[str]:
@@ -288,8 +305,9 @@ def _family(repo_name: str) -> list[str]:
     return sorted({name for name in (letters, first_word) if len(name) >= 3}, key=len)
 
 
-def record_vote(*, session: Session, campaign: Campaign, battle: Battle, rater: Rater, vote: str,
-                now: float | None = None) -> Judgment:
+def record_vote(
+    *, session: Session, campaign: Campaign, battle: Battle, rater: Rater, vote: str, now: float | None = None
+) -> Judgment:
     """Store a voted battle: prompt, both answers as shown, an arena task, the voter's assignment and judgment.
 
     Refuses (`ArenaError`) a vote before `battle.can_vote`, a second vote on the battle
@@ -309,34 +327,73 @@ def record_vote(*, session: Session, campaign: Campaign, battle: Battle, rater: 
     if refusal:
         raise ArenaError(refusal)
     now = time.monotonic() if now is None else now
-    prompt = add_prompt(session=session, campaign=campaign, external_id=external_id,
-                        messages=[{"role": "user", "content": battle.prompt}])
+    prompt = add_prompt(
+        session=session,
+        campaign=campaign,
+        external_id=external_id,
+        messages=[{"role": "user", "content": battle.prompt}],
+    )
     candidates = []
     for side in battle.sides:
         policy = ensure_policy(session=session, campaign=campaign, name=side.policy.name, spec=side.policy.model)
-        settings = {**settings_of(side.policy), **arena_generation(side.policy, battle.max_new_tokens),
-                    "finished": side.finished and side.shown == side.text}
-        candidates.append(add_candidate(session=session, prompt=prompt, policy=policy, settings=settings,
-                                        completion=[{"role": "assistant", "content": side.shown}]))
-    task = Task(campaign_id=campaign.id, prompt_id=prompt.id, kind="pairwise", source="arena", target_overlap=1,
-                candidate_ids=[c.id for c in candidates])
+        settings = {
+            **settings_of(side.policy),
+            **arena_generation(side.policy, battle.max_new_tokens),
+            "finished": side.finished and side.shown == side.text,
+        }
+        candidates.append(
+            add_candidate(
+                session=session,
+                prompt=prompt,
+                policy=policy,
+                settings=settings,
+                completion=[{"role": "assistant", "content": side.shown}],
+            )
+        )
+    task = Task(
+        campaign_id=campaign.id,
+        prompt_id=prompt.id,
+        kind="pairwise",
+        source="arena",
+        target_overlap=1,
+        candidate_ids=[c.id for c in candidates],
+    )
     session.add(task)
     session.flush()
     voted_at = utcnow()
-    assignment = Assignment(task_id=task.id, rater_id=rater.id, candidate_order=[0, 1], state="judged",
-                            leased_at=voted_at - timedelta(seconds=now - battle.created_at), expires_at=voted_at)
+    assignment = Assignment(
+        task_id=task.id,
+        rater_id=rater.id,
+        candidate_order=[0, 1],
+        state="judged",
+        leased_at=voted_at - timedelta(seconds=now - battle.created_at),
+        expires_at=voted_at,
+    )
     session.add(assignment)
     session.flush()
     leaks = battle.leaks()
-    judgment = record_judgment(session=session, assignment=assignment, flags=[IDENTITY_LEAK] if leaks else [],
-                               seconds_spent=now - battle.created_at, **ARENA_VOTES[vote])
-    record_event(session=session, action="arena.voted", rater=rater, campaign=campaign, task_id=task.id,
-                 vote=vote, identity_leak=leaks)
+    judgment = record_judgment(
+        session=session,
+        assignment=assignment,
+        flags=[IDENTITY_LEAK] if leaks else [],
+        seconds_spent=now - battle.created_at,
+        **ARENA_VOTES[vote],
+    )
+    record_event(
+        session=session,
+        action="arena.voted",
+        rater=rater,
+        campaign=campaign,
+        task_id=task.id,
+        vote=vote,
+        identity_leak=leaks,
+    )
     return judgment
 
 
-def cast_vote(sessions, *, campaign: str, battle: Battle, rater_name: str, vote: str,
-              now: float | None = None) -> Judgment:
+def cast_vote(
+    sessions, *, campaign: str, battle: Battle, rater_name: str, vote: str, now: float | None = None
+) -> Judgment:
     """Record the rater's vote on `battle` in one committed transaction, then stop its streams.
 
     `ArenaError` when the vote is refused, including the loser of two votes racing on one
@@ -346,8 +403,14 @@ def cast_vote(sessions, *, campaign: str, battle: Battle, rater_name: str, vote:
         try:
             with sessions.begin() as session:
                 rater = rater_by_name(session=session, name=rater_name)
-                judgment = record_vote(session=session, campaign=campaign_by_name(session=session, name=campaign),
-                                       battle=battle, rater=rater, vote=vote, now=now)
+                judgment = record_vote(
+                    session=session,
+                    campaign=campaign_by_name(session=session, name=campaign),
+                    battle=battle,
+                    rater=rater,
+                    vote=vote,
+                    now=now,
+                )
         except IntegrityError as error:
             raise ArenaError("You already voted on this battle. Start a new battle.") from error
         battle.vote = vote

@@ -16,8 +16,13 @@ KINDS = ("pairwise", "ranking", "rating")
 STRATEGY_NAMES = ("fewest-judgments-first", "random", "priority")
 # The scale practitioners use (Anthropic HH, Llama 2): display-A's preference, strongest first.
 PAIRWISE_SCALE = (
-    ("A much better", 3), ("A better", 2), ("A slightly better", 1), ("Tie", 0),
-    ("B slightly better", -1), ("B better", -2), ("B much better", -3),
+    ("A much better", 3),
+    ("A better", 2),
+    ("A slightly better", 1),
+    ("Tie", 0),
+    ("B slightly better", -1),
+    ("B better", -2),
+    ("B much better", -3),
 )
 BOTH_BAD = "Both bad"
 DEFAULT_FLAGS = ("unsafe", "factually wrong", "broken")
@@ -103,8 +108,11 @@ def _check(spec: CampaignSpec, where: str) -> None:
         ("name", isinstance(spec.name, str) and spec.name.strip() != "", "a non-empty string"),
         ("kind", spec.kind in KINDS, f"one of {', '.join(KINDS)}"),
         ("raters_per_task", _is_int(spec.raters_per_task) and spec.raters_per_task >= 1, "an integer of at least 1"),
-        ("max_raters_per_task", _is_int(spec.max_raters_per_task) and spec.max_raters_per_task >= spec.raters_per_task,
-         "an integer no smaller than raters_per_task"),
+        (
+            "max_raters_per_task",
+            _is_int(spec.max_raters_per_task) and spec.max_raters_per_task >= spec.raters_per_task,
+            "an integer no smaller than raters_per_task",
+        ),
         ("gold_share", isinstance(spec.gold_share, (int, float)) and 0 <= spec.gold_share < 1, "a number in [0, 1)"),
         ("lease_minutes", isinstance(spec.lease_minutes, (int, float)) and spec.lease_minutes > 0, "a positive number"),
         ("strategy", spec.strategy in STRATEGY_NAMES, f"one of {', '.join(STRATEGY_NAMES)}"),
@@ -115,10 +123,16 @@ def _check(spec: CampaignSpec, where: str) -> None:
         ("allow_edits", isinstance(spec.allow_edits, bool), "true or false"),
         ("undo_minutes", isinstance(spec.undo_minutes, (int, float)) and spec.undo_minutes > 0, "a positive number"),
         ("arena", isinstance(spec.arena, bool), "true or false"),
-        ("arena_min_seconds", isinstance(spec.arena_min_seconds, (int, float)) and spec.arena_min_seconds >= 0,
-         "a number of seconds, 0 or more"),
-        ("arena_max_new_tokens", _is_int(spec.arena_max_new_tokens) and spec.arena_max_new_tokens >= 1,
-         "an integer of at least 1"),
+        (
+            "arena_min_seconds",
+            isinstance(spec.arena_min_seconds, (int, float)) and spec.arena_min_seconds >= 0,
+            "a number of seconds, 0 or more",
+        ),
+        (
+            "arena_max_new_tokens",
+            _is_int(spec.arena_max_new_tokens) and spec.arena_max_new_tokens >= 1,
+            "an integer of at least 1",
+        ),
     ]
     for key, ok, expected in checks:
         if not ok:

@@ -10,13 +10,19 @@ VERBS = {
     "add-rater": ("collect.add_rater", "add a rater, reviewer or admin and print their API token"),
     "import": ("collect.import_prompts", "create a campaign from its YAML and import prompts (and candidates)"),
     "generate": ("collect.generate", "generate candidates from each policy (transformers or an OpenAI-compatible URL)"),
-    "simulate": ("collect.simulate",
-                 "simulated raters judge a campaign through the real scheduler, following a reward model or dataset"),
+    "simulate": (
+        "collect.simulate",
+        "simulated raters judge a campaign through the real scheduler, following a reward model or dataset",
+    ),
     "export": ("collect.export", "export judgments as a TRL dataset: pairwise, ranking, kto or sft"),
-    "quality": ("collect.quality_report",
-                "agreement (kappa, alpha, raw), per-rater reliability, aggregated labels, reward-model agreement"),
-    "leaderboard": ("collect.leaderboard",
-                    "Bradley-Terry ratings (Elo scale) of policies from battles, bootstrap intervals, win-rate plots"),
+    "quality": (
+        "collect.quality_report",
+        "agreement (kappa, alpha, raw), per-rater reliability, aggregated labels, reward-model agreement",
+    ),
+    "leaderboard": (
+        "collect.leaderboard",
+        "Bradley-Terry ratings (Elo scale) of policies from battles, bootstrap intervals, win-rate plots",
+    ),
     "serve-api": ("collect.api", "serve the REST API (next task, judgments, undo, stats, export)"),
     "serve": ("collect.serve", "serve the Gradio rater app, the REST API and its docs in one process"),
 }
@@ -40,8 +46,13 @@ def run_store_verbs(verbs: dict, argv: list[str], *, prog: str, description: str
 
 def verb_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """The argument parser of a collect verb: its module docstring as help, and the `--db` option all verbs share."""
-    parser = argparse.ArgumentParser(prog=prog, description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", default=None, help="database: a SQLite file path, sqlite:///FILE or "
-                        "postgresql://USER@HOST/NAME (default: $PLUMB_DB, else collect.sqlite in the Plumb data dir)")
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="database: a SQLite file path, sqlite:///FILE or "
+        "postgresql://USER@HOST/NAME (default: $PLUMB_DB, else collect.sqlite in the Plumb data dir)",
+    )
     return parser

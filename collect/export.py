@@ -33,9 +33,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from collect.majority import SPLIT_RULES, Outcome, agreement, aggregate_pairwise, aggregate_ranks, aggregate_ratings
-from collect.scheduling import judgment_label
 from collect.judgment_records import IDENTITY_LEAK, battle_records, judgment_records
+from collect.majority import SPLIT_RULES, Outcome, aggregate_pairwise, aggregate_ranks, aggregate_ratings, agreement
+from collect.scheduling import judgment_label
 from collect.store import (
     RATER_KINDS,
     Adjudication,
@@ -65,20 +65,37 @@ class ExportArguments:
 
     campaign: str = field(default="demo", metadata={"help": "Name of the campaign to export."})
     format: str = field(default="pairwise", metadata={"help": f"Dataset format: {', '.join(FORMATS)}."})
-    output_dir: str = field(default="outputs/collect-export",
-                            metadata={"help": "Where the dataset (save_to_disk), summary.json and README.md go."})
-    db: str | None = field(default=None, metadata={"help": "Database URL or SQLite file (default: $PLUMB_DB, "
-                                                           "else collect.sqlite in the Plumb data dir)."})
-    per_rater: bool = field(default=False,
-                            metadata={"help": "One row per rater's own judgment instead of one per task's majority."})
-    on_split: str = field(default="drop", metadata={
-        "help": "When raters split evenly: 'drop' the task, or decide by the sign of the summed 'strength'."})
-    both_bad_as_negatives: bool = field(default=False, metadata={
-        "help": "kto: a 'both bad' majority gives every candidate an undesirable row (other formats leave it out)."})
+    output_dir: str = field(
+        default="outputs/collect-export",
+        metadata={"help": "Where the dataset (save_to_disk), summary.json and README.md go."},
+    )
+    db: str | None = field(
+        default=None,
+        metadata={
+            "help": "Database URL or SQLite file (default: $PLUMB_DB, else collect.sqlite in the Plumb data dir)."
+        },
+    )
+    per_rater: bool = field(
+        default=False, metadata={"help": "One row per rater's own judgment instead of one per task's majority."}
+    )
+    on_split: str = field(
+        default="drop",
+        metadata={"help": "When raters split evenly: 'drop' the task, or decide by the sign of the summed 'strength'."},
+    )
+    both_bad_as_negatives: bool = field(
+        default=False,
+        metadata={
+            "help": "kto: a 'both bad' majority gives every candidate an undesirable row (other formats leave it out)."
+        },
+    )
     min_judgments: int = field(default=1, metadata={"help": "Leave out tasks with fewer live judgments than this."})
     include_gold: bool = field(default=False, metadata={"help": "Export gold (quality-check) tasks too."})
-    include_identity_leaks: bool = field(default=False, metadata={
-        "help": "Keep arena votes flagged 'identity leak' (an answer named its own model): left out by default."})
+    include_identity_leaks: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep arena votes flagged 'identity leak' (an answer named its own model): left out by default."
+        },
+    )
     push_to_hub: str | None = field(default=None, metadata={"help": "Hub dataset repo to push to, with its card."})
 
     def __post_init__(self):
@@ -134,7 +151,7 @@ def main(args: ExportArguments) -> dict:
 
 
 def save_export(items: list["TaskItem"], args: ExportArguments, *, guidelines: str = "") -> tuple:
-    """Rows of `items` in `args.format`, saved to `args.output_dir` with summary.json and README.md: (dataset, summary)."""
+    """Rows of `items` in `args.format`, saved to `args.output_dir` with summary.json, README.md: (dataset, summary)."""
     import datasets
 
     rows, left_out = export_rows(items, args)
@@ -144,8 +161,14 @@ def save_export(items: list["TaskItem"], args: ExportArguments, *, guidelines: s
     dataset.save_to_disk(str(output))
     (output / "summary.json").write_text(json.dumps(summary, indent=2))
     write_dataset_card(output, summary, guidelines)
-    logger.info("Exported %d %s rows from %d tasks to %s; left out: %s", len(rows), args.format, len(items),
-                output, summary["left_out"] or "none")
+    logger.info(
+        "Exported %d %s rows from %d tasks to %s; left out: %s",
+        len(rows),
+        args.format,
+        len(items),
+        output,
+        summary["left_out"] or "none",
+    )
     return dataset, summary
 
 
@@ -153,31 +176,50 @@ def load_items(session, campaign_id: int) -> list[TaskItem]:
     """Every task of the campaign with its prompt, candidates and live (non-retracted) judgments."""
     tasks = session.scalars(select(Task).where(Task.campaign_id == campaign_id).order_by(Task.id)).all()
     prompts = {p.id: p for p in session.scalars(select(Prompt).where(Prompt.campaign_id == campaign_id))}
-    candidates = {c.id: (c, name) for c, name in session.execute(
-        select(Candidate, Policy.name).join(Policy).join(Prompt, Prompt.id == Candidate.prompt_id)
-        .where(Prompt.campaign_id == campaign_id))}
+    candidates = {
+        c.id: (c, name)
+        for c, name in session.execute(
+            select(Candidate, Policy.name)
+            .join(Policy)
+            .join(Prompt, Prompt.id == Candidate.prompt_id)
+            .where(Prompt.campaign_id == campaign_id)
+        )
+    }
     judgments, rater_kinds = defaultdict(list), {}
-    query = (live_judgments_query(campaign_id).add_columns(Rater.name, Rater.kind)
-             .join(Rater, Rater.id == Judgment.rater_id))
+    query = (
+        live_judgments_query(campaign_id).add_columns(Rater.name, Rater.kind).join(Rater, Rater.id == Judgment.rater_id)
+    )
     for judgment, rater_name, rater_kind in session.execute(query):
         judgments[judgment.task_id].append((rater_name, judgment))
         rater_kinds[rater_name] = rater_kind
     orders = defaultdict(dict)
     for task_id, assignment_id, order in session.execute(
-            select(Assignment.task_id, Assignment.id, Assignment.candidate_order).join(Task)
-            .where(Task.campaign_id == campaign_id)):
+        select(Assignment.task_id, Assignment.id, Assignment.candidate_order)
+        .join(Task)
+        .where(Task.campaign_id == campaign_id)
+    ):
         orders[task_id][assignment_id] = order
     adjudications = {}  # ascending ids: the newest of a task is written last
-    for adjudication in session.scalars(select(Adjudication).join(Task).where(Task.campaign_id == campaign_id)
-                                        .order_by(Adjudication.created_at, Adjudication.id)):
+    for adjudication in session.scalars(
+        select(Adjudication)
+        .join(Task)
+        .where(Task.campaign_id == campaign_id)
+        .order_by(Adjudication.created_at, Adjudication.id)
+    ):
         adjudications[adjudication.task_id] = adjudication
     return [
-        TaskItem(task=task, prompt_id=prompts[task.prompt_id].external_id, prompt=prompts[task.prompt_id].messages,
-                 completions=[candidates[cid][0].completion for cid in task.candidate_ids],
-                 policies=[candidates[cid][1] for cid in task.candidate_ids], judgments=judgments[task.id],
-                 shown_orders=orders[task.id], adjudication=adjudications.get(task.id),
-                 finished=[candidates[cid][0].settings.get("finished", True) for cid in task.candidate_ids],
-                 rater_kinds={name: rater_kinds[name] for name, _ in judgments[task.id]})
+        TaskItem(
+            task=task,
+            prompt_id=prompts[task.prompt_id].external_id,
+            prompt=prompts[task.prompt_id].messages,
+            completions=[candidates[cid][0].completion for cid in task.candidate_ids],
+            policies=[candidates[cid][1] for cid in task.candidate_ids],
+            judgments=judgments[task.id],
+            shown_orders=orders[task.id],
+            adjudication=adjudications.get(task.id),
+            finished=[candidates[cid][0].settings.get("finished", True) for cid in task.candidate_ids],
+            rater_kinds={name: rater_kinds[name] for name, _ in judgments[task.id]},
+        )
         for task in tasks
     ]
 
@@ -207,10 +249,16 @@ def export_rows(items: list[TaskItem], args: ExportArguments) -> tuple[list[dict
         groups = [[pair] for pair in item.judgments] if args.per_rater else [item.judgments]
         for group in groups:
             adjudication = item.adjudication if not args.per_rater else None
-            meta = {"task_id": item.task.id, "prompt_id": item.prompt_id, "raters": [name for name, _ in group],
-                    "agreement": item_agreement, "judgments": len(item.judgments),
-                    "adjudicated": adjudication is not None, "source": item.task.source,
-                    "simulated": any(item.rater_kinds.get(name) == "simulated" for name, _ in group)}
+            meta = {
+                "task_id": item.task.id,
+                "prompt_id": item.prompt_id,
+                "raters": [name for name, _ in group],
+                "agreement": item_agreement,
+                "judgments": len(item.judgments),
+                "adjudicated": adjudication is not None,
+                "source": item.task.source,
+                "simulated": any(item.rater_kinds.get(name) == "simulated" for name, _ in group),
+            }
             edits = [(name, j) for name, j in group if j.edit]
             if args.format == "sft" and edits:
                 rows.extend(edit_rows(item, edits, meta))
@@ -252,8 +300,15 @@ def pairwise_rows(item: TaskItem, outcome: Outcome, meta: dict, args) -> tuple[l
     rows = []
     for better, worse in ranking_pairs(outcome.ranks):
         margin = outcome.margin if outcome.margin is not None else float(outcome.ranks[worse] - outcome.ranks[better])
-        rows.append({"prompt": item.prompt, "chosen": item.completions[better], "rejected": item.completions[worse],
-                     "margin": margin, "meta": {**meta, "policies": [item.policies[better], item.policies[worse]]}})
+        rows.append(
+            {
+                "prompt": item.prompt,
+                "chosen": item.completions[better],
+                "rejected": item.completions[worse],
+                "margin": margin,
+                "meta": {**meta, "policies": [item.policies[better], item.policies[worse]]},
+            }
+        )
     return rows, None
 
 
@@ -261,8 +316,14 @@ def ranking_rows(item: TaskItem, outcome: Outcome, meta: dict, args) -> tuple[li
     """One ranking of all candidates (ties share a rank)."""
     if outcome.ranks is None:
         return [], outcome.reason
-    return [{"prompt": item.prompt, "completions": item.completions, "ranks": outcome.ranks,
-             "meta": {**meta, "policies": item.policies}}], None
+    return [
+        {
+            "prompt": item.prompt,
+            "completions": item.completions,
+            "ranks": outcome.ranks,
+            "meta": {**meta, "policies": item.policies},
+        }
+    ], None
 
 
 def kto_rows(item: TaskItem, outcome: Outcome, meta: dict, args) -> tuple[list[dict], str | None]:
@@ -274,8 +335,15 @@ def kto_rows(item: TaskItem, outcome: Outcome, meta: dict, args) -> tuple[list[d
     else:
         best, worst = min(outcome.ranks), max(outcome.ranks)
         labelled = [(k, rank == best) for k, rank in enumerate(outcome.ranks) if rank in (best, worst)]
-    return [{"prompt": item.prompt, "completion": item.completions[k], "label": label,
-             "meta": {**meta, "policies": [item.policies[k]]}} for k, label in labelled], None
+    return [
+        {
+            "prompt": item.prompt,
+            "completion": item.completions[k],
+            "label": label,
+            "meta": {**meta, "policies": [item.policies[k]]},
+        }
+        for k, label in labelled
+    ], None
 
 
 def sft_rows(item: TaskItem, outcome: Outcome, meta: dict, args) -> tuple[list[dict], str | None]:
@@ -285,20 +353,28 @@ def sft_rows(item: TaskItem, outcome: Outcome, meta: dict, args) -> tuple[list[d
     best = [k for k, rank in enumerate(outcome.ranks) if rank == 1]
     if len(best) > 1:
         return [], "tie for best"
-    return [{"messages": item.prompt + item.completions[best[0]],
-             "meta": {**meta, "policies": [item.policies[best[0]]], "edited": False}}], None
+    return [
+        {
+            "messages": item.prompt + item.completions[best[0]],
+            "meta": {**meta, "policies": [item.policies[best[0]]], "edited": False},
+        }
+    ], None
 
 
 def edit_rows(item: TaskItem, edits: list[tuple[str, Judgment]], meta: dict) -> list[dict]:
-    """SFT rows whose assistant turn is a rater's edit: one per distinct text, naming its editors and the policy improved."""
+    """SFT rows whose assistant turn is a rater's edit: one per distinct text, naming its editors and the policy."""
     by_text = defaultdict(list)
     for name, judgment in edits:
         by_text[judgment.edit.strip()].append((name, judgment))
     rows = []
     for text, editors in by_text.items():
         improved = sorted({item.policies[k] for _, j in editors if (k := _better_candidate(j)) is not None})
-        rows.append({"messages": item.prompt + [{"role": "assistant", "content": text}],
-                     "meta": {**meta, "raters": [name for name, _ in editors], "policies": improved, "edited": True}})
+        rows.append(
+            {
+                "messages": item.prompt + [{"role": "assistant", "content": text}],
+                "meta": {**meta, "raters": [name for name, _ in editors], "policies": improved, "edited": True},
+            }
+        )
     return rows
 
 
@@ -335,8 +411,12 @@ def summarize(items: list[TaskItem], rows: list[dict], left_out: Counter, args: 
     judged = [item for item in items if item.judgments]
     agreements = [agreement([judgment_label(j) for _, j in item.judgments]) for item in judged]
     return {
-        "campaign": args.campaign, "format": args.format, "per_rater": args.per_rater, "rows": len(rows),
-        "tasks": len(items), "judgments": sum(len(item.judgments) for item in items),
+        "campaign": args.campaign,
+        "format": args.format,
+        "per_rater": args.per_rater,
+        "rows": len(rows),
+        "tasks": len(items),
+        "judgments": sum(len(item.judgments) for item in items),
         "raters": len({name for item in items for name, _ in item.judgments}),
         "mean_agreement": round(sum(agreements) / len(agreements), 4) if agreements else None,
         "adjudicated_tasks": sum(item.adjudication is not None for item in judged),
@@ -359,12 +439,16 @@ def write_dataset_card(output: Path, summary: dict, guidelines: str) -> Path:
     simulated = summary["judgments_by_rater_kind"].get("simulated", 0)
     who = f"Judgments ({simulated} of {summary['judgments']} by simulated raters)" if simulated else "Human judgments"
     return write_card(
-        output, title=f"Preference data: campaign '{summary['campaign']}' ({summary['format']})",
+        output,
+        title=f"Preference data: campaign '{summary['campaign']}' ({summary['format']})",
         summary=f"{who} collected with Plumb and exported in TRL's conversational format"
-                + (", one row per rater." if summary["per_rater"] else ", aggregated across raters by majority."),
+        + (", one row per rater." if summary["per_rater"] else ", aggregated across raters by majority."),
         metadata={"library_name": "datasets", "tags": ["plumb", "trl", "preference", summary["format"]]},
-        sections={"Counts": metrics_table(counts), "Left out, and why": left_out,
-                  "Guidelines given to raters": guidelines or "_none_"},
+        sections={
+            "Counts": metrics_table(counts),
+            "Left out, and why": left_out,
+            "Guidelines given to raters": guidelines or "_none_",
+        },
     )
 
 
@@ -386,8 +470,11 @@ def push(dataset, output: Path, repo: str) -> None:
         raise PushError(f"'{repo}' is not a Hub repo id (like team/preferences): {error}") from None
     try:
         dataset.push_to_hub(repo)
-        HfApi().upload_file(path_or_fileobj=str(output / "README.md"), path_in_repo="README.md", repo_id=repo,
-                            repo_type="dataset")
+        HfApi().upload_file(
+            path_or_fileobj=str(output / "README.md"), path_in_repo="README.md", repo_id=repo, repo_type="dataset"
+        )
     except Exception as error:  # network, token and permission errors come from several libraries' hierarchies
-        raise PushError(f"could not push to the Hub dataset repo '{repo}': {type(error).__name__}: {error} "
-                        f"(the export is saved in {output})") from error
+        raise PushError(
+            f"could not push to the Hub dataset repo '{repo}': {type(error).__name__}: {error} "
+            f"(the export is saved in {output})"
+        ) from error

@@ -59,8 +59,11 @@ def label_studio_row(task: dict, index: int, *, source: str) -> dict:
     compared = _pairwise_fields(task) or [k for k in data if k != prompt_key and isinstance(data[k], str)][:2]
     if len(compared) != 2:
         raise DataError(f"{where}: expected two answers to compare, found {compared}")
-    return {"prompt_id": f"label-studio-{task.get('id', index)}", "prompt": data[prompt_key],
-            "candidates": _candidates(data, compared, "label-studio", where)}
+    return {
+        "prompt_id": f"label-studio-{task.get('id', index)}",
+        "prompt": data[prompt_key],
+        "candidates": _candidates(data, compared, "label-studio", where),
+    }
 
 
 def _pairwise_fields(task: dict) -> list[str]:
@@ -74,7 +77,9 @@ def _pairwise_fields(task: dict) -> list[str]:
 
 
 def _is_argilla_v1_question(value) -> bool:
-    return isinstance(value, list) and bool(value) and isinstance(value[0], dict) and {"user_id", "value"} <= set(value[0])
+    return (
+        isinstance(value, list) and bool(value) and isinstance(value[0], dict) and {"user_id", "value"} <= set(value[0])
+    )
 
 
 def argilla_row(record: dict, index: int, *, source: str) -> dict:
@@ -84,13 +89,19 @@ def argilla_row(record: dict, index: int, *, source: str) -> dict:
     prompt_key = _prompt_key(fields, where)
     ranked = _ranked_fields(record)
     if not ranked:  # no answers yet: the response-like text fields
-        ranked = [key for key, value in fields.items()
-                  if isinstance(value, str) and key.startswith(("response", "reply", "generation", "answer"))]
+        ranked = [
+            key
+            for key, value in fields.items()
+            if isinstance(value, str) and key.startswith(("response", "reply", "generation", "answer"))
+        ]
     if len(ranked) < 2:
         raise DataError(f"{where}: expected at least two response fields, found {ranked}")
     record_id = record.get("external_id") or record.get("id") or index
-    return {"prompt_id": f"argilla-{record_id}", "prompt": fields[prompt_key],
-            "candidates": _candidates(fields, ranked, "argilla", where)}
+    return {
+        "prompt_id": f"argilla-{record_id}",
+        "prompt": fields[prompt_key],
+        "candidates": _candidates(fields, ranked, "argilla", where),
+    }
 
 
 def _ranked_fields(record: dict) -> list[str]:

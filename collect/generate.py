@@ -45,8 +45,14 @@ def cli(argv: list[str], *, prog: str) -> int:
     return 0
 
 
-def main(campaign_name: str, *, policies: list[str] | None = None, batch_size: int = 8, db: str | None = None,
-         generators: dict[str, Generator] | None = None) -> dict:
+def main(
+    campaign_name: str,
+    *,
+    policies: list[str] | None = None,
+    batch_size: int = 8,
+    db: str | None = None,
+    generators: dict[str, Generator] | None = None,
+) -> dict:
     """Generate what is missing for each policy and build the tasks; returns new candidates per policy and new tasks.
 
     `generators` replaces the generator of a policy by name (tests, custom backends).
@@ -77,8 +83,9 @@ def settings_of(policy: PolicySpec) -> dict:
     return {"backend": backend, "model": policy.model, **policy.generation}
 
 
-def generate_missing(sessions, campaign_name: str, policy: PolicySpec, generator: Generator, *, batch_size: int,
-                     limit: int | None = None) -> int:
+def generate_missing(
+    sessions, campaign_name: str, policy: PolicySpec, generator: Generator, *, batch_size: int, limit: int | None = None
+) -> int:
     """Answer, batch by batch, the prompts the policy has not answered (the first `limit` of them, in prompt order);
     each batch commits. Returns how many."""
     with sessions.begin() as session:
@@ -87,9 +94,12 @@ def generate_missing(sessions, campaign_name: str, policy: PolicySpec, generator
         answered = select(Candidate.prompt_id).where(Candidate.policy_id == stored.id)
         # A rater's arena prompt was answered by the two policies of its battle; the others' answers would go unused.
         battles = select(Task.prompt_id).where(Task.campaign_id == campaign.id, Task.source == "arena")
-        todo = session.execute(select(Prompt.id, Prompt.messages).where(
-            Prompt.campaign_id == campaign.id, Prompt.id.not_in(answered), Prompt.id.not_in(battles))
-            .order_by(Prompt.id).limit(limit)).all()
+        todo = session.execute(
+            select(Prompt.id, Prompt.messages)
+            .where(Prompt.campaign_id == campaign.id, Prompt.id.not_in(answered), Prompt.id.not_in(battles))
+            .order_by(Prompt.id)
+            .limit(limit)
+        ).all()
     settings = settings_of(policy)
     with tqdm(total=len(todo), desc=f"generate {policy.name}", unit="prompt") as progress:
         for start in range(0, len(todo), batch_size):
@@ -97,8 +107,13 @@ def generate_missing(sessions, campaign_name: str, policy: PolicySpec, generator
             texts = generator([messages for _, messages in batch])
             with sessions.begin() as session:
                 for (prompt_id, _), text in zip(batch, texts):
-                    add_candidate(session=session, prompt=session.get(Prompt, prompt_id), policy=stored,
-                                  completion=[{"role": "assistant", "content": text}], settings=settings)
+                    add_candidate(
+                        session=session,
+                        prompt=session.get(Prompt, prompt_id),
+                        policy=stored,
+                        completion=[{"role": "assistant", "content": text}],
+                        settings=settings,
+                    )
                 record_event(session=session, action="candidates.generated", policy=policy.name, count=len(batch))
             progress.update(len(batch))
     return len(todo)

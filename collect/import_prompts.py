@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collect.campaign import as_definition, load_campaign, spec_of
-from collect.foreign_exports import to_import_rows
 from collect.cli import verb_parser
+from collect.foreign_exports import to_import_rows
 from collect.store import (
     CampaignError,
     add_candidate,
@@ -88,8 +88,12 @@ def main(campaign_file: str, *, source: str | None = None, split: str | None = N
             except CampaignError as error:
                 raise DataError(f"{source}: row {index}: {error}") from None
         tasks = build_tasks(session=session, campaign=campaign, overlap=spec.raters_per_task, gold_answers=gold)
-        counts = {"campaign": spec.name, "rows": len(rows), "new_tasks": len(tasks),
-                  **campaign_counts(session=session, campaign=campaign)}
+        counts = {
+            "campaign": spec.name,
+            "rows": len(rows),
+            "new_tasks": len(tasks),
+            **campaign_counts(session=session, campaign=campaign),
+        }
     logger.info("Imported %d rows into campaign '%s': %s", len(rows), spec.name, counts)
     return counts
 
@@ -101,8 +105,14 @@ def store_row(session, campaign, row: ImportRow) -> dict[int, dict]:
     for policy_name, completion, settings in row.candidates:
         policy = ensure_policy(session=session, campaign=campaign, name=policy_name)
         samples = sum(1 for name, *_ in row.candidates[: len(candidate_ids)] if name == policy_name)
-        candidate = add_candidate(session=session, prompt=prompt, policy=policy, completion=completion,
-                                  settings={"source": "import", **settings}, sample_index=samples)
+        candidate = add_candidate(
+            session=session,
+            prompt=prompt,
+            policy=policy,
+            completion=completion,
+            settings={"source": "import", **settings},
+            sample_index=samples,
+        )
         candidate_ids.append(candidate.id)
     if row.gold_ranks is None:
         return {}
@@ -147,8 +157,9 @@ def parse_row(record: dict) -> ImportRow:
     if gold is not None:
         gold_ranks = gold.get("ranks") if isinstance(gold, dict) else None
         if not isinstance(gold_ranks, list) or len(gold_ranks) != len(candidates) or len(candidates) < 2:
-            raise DataError(f"field 'gold': expected {{\"ranks\": [...]}} with one rank per candidate (at least 2), "
-                            f"got {gold!r}")
+            raise DataError(
+                f"field 'gold': expected {{\"ranks\": [...]}} with one rank per candidate (at least 2), got {gold!r}"
+            )
     return ImportRow(prompt_id=str(prompt_id), messages=messages, candidates=candidates, gold_ranks=gold_ranks)
 
 
@@ -168,8 +179,9 @@ def _prompt_messages(record: dict) -> list:
 
 def _candidate(entry, index: int) -> tuple[str, list, dict]:
     if not isinstance(entry, dict) or not isinstance(entry.get("policy"), str) or "completion" not in entry:
-        raise DataError(f"field 'candidates': entry {index} must be {{\"policy\": NAME, \"completion\": ...}}, "
-                        f"got {entry!r}"[:200])
+        raise DataError(
+            f'field \'candidates\': entry {index} must be {{"policy": NAME, "completion": ...}}, got {entry!r}'[:200]
+        )
     completion = entry["completion"]
     problem = message_problem(completion)
     if problem:

@@ -1,7 +1,7 @@
 """Create or upgrade the preference database to the newest schema (Alembic migrations shipped with Plumb).
 
-    plumb collect init --db campaign.sqlite
-    plumb collect init --db postgresql://plumb@localhost/plumb
+plumb collect init --db campaign.sqlite
+plumb collect init --db postgresql://plumb@localhost/plumb
 """
 
 import logging

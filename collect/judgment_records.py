@@ -32,10 +32,19 @@ def _record(item, rater_name: str, judgment) -> dict:
     else:
         choice = "left" if shown > 0 else "right" if shown < 0 else "tie"
     text_length = [sum(len(m["content"]) for m in item.completions[k]) for k in order]
-    return {"rater": rater_name, "item": f"task-{item.task.id}", "left": left, "right": right, "choice": choice,
-            "strength": abs(shown) if choice in ("left", "right") else None, "left_length": text_length[0],
-            "right_length": text_length[1], "seconds": judgment.seconds_spent, "gold": _gold(item),
-            "simulated": item.rater_kinds.get(rater_name) == "simulated"}
+    return {
+        "rater": rater_name,
+        "item": f"task-{item.task.id}",
+        "left": left,
+        "right": right,
+        "choice": choice,
+        "strength": abs(shown) if choice in ("left", "right") else None,
+        "left_length": text_length[0],
+        "right_length": text_length[1],
+        "seconds": judgment.seconds_spent,
+        "gold": _gold(item),
+        "simulated": item.rater_kinds.get(rater_name) == "simulated",
+    }
 
 
 def _gold(item) -> str | None:
@@ -63,7 +72,14 @@ def battle_records(items, *, include_identity_leaks: bool = False) -> list[dict]
             if IDENTITY_LEAK in (judgment.flags or []) and not include_identity_leaks:
                 continue
             preference = judgment.preference or 0  # canonical: positive when the first candidate is better
-            winner = ("both_bad" if judgment.both_bad else
-                      "model_a" if preference > 0 else "model_b" if preference < 0 else "tie")
+            winner = (
+                "both_bad"
+                if judgment.both_bad
+                else "model_a"
+                if preference > 0
+                else "model_b"
+                if preference < 0
+                else "tie"
+            )
             battles.append({"model_a": item.policies[0], "model_b": item.policies[1], "winner": winner})
     return battles

@@ -30,8 +30,10 @@ class LeaderboardArguments:
 
     battles: str = field(
         default="builtin:demo-battles",
-        metadata={"help": "Battles (columns model_a, model_b, winner): builtin:NAME, a JSONL/Parquet/CSV file or a "
-                  "saved dataset directory."},
+        metadata={
+            "help": "Battles (columns model_a, model_b, winner): builtin:NAME, a JSONL/Parquet/CSV file or a "
+            "saved dataset directory."
+        },
     )
     split: str = field(default="train", metadata={"help": "Split to read when `battles` has several."})
     output_dir: str = field(default="outputs/leaderboard", metadata={"help": "Where the JSON, plots and config go."})
@@ -73,8 +75,16 @@ def main(args: LeaderboardArguments) -> dict:
     counts = count_battles(*(list(records[c]) for c in COLUMNS), both_bad=args.both_bad, source=args.battles)
 
     # Ratings
-    board = leaderboard(counts, scale=args.scale, base=args.base, anchor=args.anchor, l2=args.l2,
-                        rounds=args.bootstrap_rounds, confidence=args.confidence, seed=args.seed)
+    board = leaderboard(
+        counts,
+        scale=args.scale,
+        base=args.base,
+        anchor=args.anchor,
+        l2=args.l2,
+        rounds=args.bootstrap_rounds,
+        confidence=args.confidence,
+        seed=args.seed,
+    )
     print(leaderboard_table(board))
 
     # Save

@@ -51,8 +51,9 @@ def ensure_campaign(sessions, *, campaign: str, campaign_file: str | None, db: s
 def ensure_demo_raters(sessions, *, host: str) -> list[tuple[str, str, str]]:
     """Add the demo accounts that are missing; returns (name, role, password) of each, for the start-up message."""
     if host not in LOCAL_HOSTS:
-        raise CampaignError(f"demo_raters: the demo accounts have published passwords; serve them on 127.0.0.1, "
-                            f"not {host}")
+        raise CampaignError(
+            f"demo_raters: the demo accounts have published passwords; serve them on 127.0.0.1, not {host}"
+        )
     with sessions.begin() as session:
         for name, role in DEMO_RATERS:
             try:
@@ -82,8 +83,14 @@ class CandidateFiller:
         for policy in self.spec.policies:
             if policy.name not in self.generators:
                 self.generators[policy.name] = make_generator(policy, self.models)
-            generate_missing(self.sessions, self.campaign, policy, self.generators[policy.name],
-                             batch_size=self.batch_size, limit=prompts)
+            generate_missing(
+                self.sessions,
+                self.campaign,
+                policy,
+                self.generators[policy.name],
+                batch_size=self.batch_size,
+                limit=prompts,
+            )
         with self.sessions.begin() as session:
             campaign = campaign_by_name(session=session, name=self.campaign)
             return len(build_tasks(session=session, campaign=campaign, overlap=self.spec.raters_per_task))

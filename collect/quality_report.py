@@ -17,7 +17,11 @@ from typing import Literal
 import numpy as np
 
 from collect.quality.aggregate import (
-    contested_items, dawid_skene, majority_vote, model_agreement, reliability_weights,
+    contested_items,
+    dawid_skene,
+    majority_vote,
+    model_agreement,
+    reliability_weights,
 )
 from collect.quality.agreement import agreement_summary
 from collect.quality.judgments import judgment_table, label_matrix, preference
@@ -40,8 +44,10 @@ class QualityArguments:
     output_dir: str = field(default="outputs/quality", metadata={"help": "Where quality.json and consensus.jsonl go."})
     model_rater: str | None = field(
         default=None,
-        metadata={"help": "Rater id of a reward model's pre-labels: left out of the human agreement and compared "
-                  "to the consensus."},
+        metadata={
+            "help": "Rater id of a reward model's pre-labels: left out of the human agreement and compared "
+            "to the consensus."
+        },
     )
     min_shared_items: int = field(
         default=10, metadata={"help": "Shared items a pair of raters needs for Cohen's kappa."}
@@ -56,8 +62,10 @@ class QualityArguments:
     )
     speed_ratio: float = field(
         default=0.3,
-        metadata={"help": "A rater whose median time is under this share of everyone's median (or over its inverse) "
-                  "is a speed outlier."},
+        metadata={
+            "help": "A rater whose median time is under this share of everyone's median (or over its inverse) "
+            "is a speed outlier."
+        },
     )
     aggregation: Literal["majority", "dawid_skene"] = field(
         default="majority",
@@ -103,8 +111,9 @@ def main(args: QualityArguments) -> dict:
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "quality.json").write_text(json.dumps(report, indent=2))
-    write_consensus(output_dir / "consensus.jsonl", humans, items, consensus, support, contested,
-                    exclude=args.exclude_contested)
+    write_consensus(
+        output_dir / "consensus.jsonl", humans, items, consensus, support, contested, exclude=args.exclude_contested
+    )
     save_resolved_config(output_dir, args)
     logger.info("Quality report written to %s", output_dir.resolve())
     return report
@@ -119,9 +128,14 @@ def quality_figures(humans, args: QualityArguments, *, model=None) -> tuple[dict
     agreement = agreement_summary(labels, ordinal, raters, min_shared=args.min_shared_items)
 
     # Raters
-    rows = rater_report(humans, min_gold=args.min_gold, gold_threshold=args.gold_threshold,
-                        min_repeats=args.min_repeats, consistency_threshold=args.consistency_threshold,
-                        speed_ratio=args.speed_ratio)
+    rows = rater_report(
+        humans,
+        min_gold=args.min_gold,
+        gold_threshold=args.gold_threshold,
+        min_repeats=args.min_repeats,
+        consistency_threshold=args.consistency_threshold,
+        speed_ratio=args.speed_ratio,
+    )
 
     # Aggregation
     if args.aggregation == "dawid_skene":
@@ -131,9 +145,15 @@ def quality_figures(humans, args: QualityArguments, *, model=None) -> tuple[dict
         consensus, support = majority_vote(labels, reliability_weights(rows, flagged_weight=args.flagged_weight))
     contested = contested_items(consensus, support, min_agreement=args.min_agreement)
     model_report = model_labels_agreement(model, items, consensus) if model is not None else None
-    report = {"agreement": agreement, "raters": rows, "aggregation": args.aggregation,
-              "items": len(items), "contested_items": int(contested.sum()),
-              "contested": [str(item) for item in items[contested]], "reward_model": model_report}
+    report = {
+        "agreement": agreement,
+        "raters": rows,
+        "aggregation": args.aggregation,
+        "items": len(items),
+        "contested_items": int(contested.sum()),
+        "contested": [str(item) for item in items[contested]],
+        "reward_model": model_report,
+    }
     return report, (items, consensus, support, contested)
 
 
@@ -158,9 +178,18 @@ def write_consensus(path: Path, humans, items, consensus, support, contested, *,
                 continue
             a, b = sorted((humans.left[judgment], humans.right[judgment]))  # the orientation `preference` uses
             winner = None if np.isnan(consensus[i]) else {-1: a, 0: "tie", 1: b}[int(consensus[i])]
-            out.write(json.dumps({"item": str(items[i]), "candidates": [str(a), str(b)], "winner": str(winner)
-                                  if winner else None, "support": round(float(support[i]), 4),
-                                  "contested": bool(contested[i])}) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "item": str(items[i]),
+                        "candidates": [str(a), str(b)],
+                        "winner": str(winner) if winner else None,
+                        "support": round(float(support[i]), 4),
+                        "contested": bool(contested[i]),
+                    }
+                )
+                + "\n"
+            )
             written += 1
     return written
 
@@ -181,26 +210,42 @@ def format_report(report: dict) -> str:
     agreement = report["agreement"]
     lines = [f"{agreement['items']} items, {agreement['raters']} raters"]
     if report.get("simulated_judgments") is not None:  # so nobody reads simulated labels as people's
-        lines.append(f"  simulated judgments          {report['simulated_judgments']} (by simulated raters, not people)")
+        lines.append(
+            f"  simulated judgments          {report['simulated_judgments']} (by simulated raters, not people)"
+        )
     for name in ("raw_agreement", "raw_agreement_no_ties"):
         lines.append(f"  {name:<28} {_shown(agreement[name], 'coef')}")
     for name in ("fleiss_kappa", "krippendorff_alpha_nominal", "krippendorff_alpha_ordinal"):
         lines.append(f"  {name:<28} {_shown(agreement[name], 'coef')}")
     lines.append(f"  cohen_kappa (pairs)          {len(agreement['cohen_kappa_pairs'])} pairs with enough shared items")
-    columns = [("rater", "rater", 12, None), ("judgments", "n", 5, "int"), ("gold_accuracy", "gold", 5, "share"),
-               ("self_consistency", "repeat", 6, "share"), ("intransitivity", "cycles", 6, "share"),
-               ("length_bias", "longer", 6, "share"), ("consensus_agreement", "w/ others", 9, "share"),
-               ("left_win_rate", "left", 5, "share"), ("position_p_value", "p(left)", 7, "p"),
-               ("tie_rate", "ties", 5, "share"), ("median_seconds", "med s", 6, "p"), ("speed", "speed", 5, None)]
+    columns = [
+        ("rater", "rater", 12, None),
+        ("judgments", "n", 5, "int"),
+        ("gold_accuracy", "gold", 5, "share"),
+        ("self_consistency", "repeat", 6, "share"),
+        ("intransitivity", "cycles", 6, "share"),
+        ("length_bias", "longer", 6, "share"),
+        ("consensus_agreement", "w/ others", 9, "share"),
+        ("left_win_rate", "left", 5, "share"),
+        ("position_p_value", "p(left)", 7, "p"),
+        ("tie_rate", "ties", 5, "share"),
+        ("median_seconds", "med s", 6, "p"),
+        ("speed", "speed", 5, None),
+    ]
     lines.append("")
     lines.append("  ".join(f"{title:>{width}}" for _, title, width, _ in columns) + "  flags")
     for row in report["raters"]:
         cells = [str(row[key]) if kind in (None, "int") else _shown(row[key], kind) for key, _, _, kind in columns]
-        lines.append("  ".join(f"{cell:>{width}}" for cell, (_, _, width, _) in zip(cells, columns))
-                     + "  " + ",".join(row["flags"]))
+        lines.append(
+            "  ".join(f"{cell:>{width}}" for cell, (_, _, width, _) in zip(cells, columns))
+            + "  "
+            + ",".join(row["flags"])
+        )
     lines.append(f"\n{report['aggregation']}: {report['contested_items']} of {report['items']} items contested")
     if report["reward_model"]:
         model = report["reward_model"]
-        lines.append(f"reward model vs consensus: {_shown(model['agreement'])} agree on {model['items']} items, "
-                     f"{_shown(model['agreement_no_ties'])} without ties, kappa {_shown(model['kappa'], 'coef')}")
+        lines.append(
+            f"reward model vs consensus: {_shown(model['agreement'])} agree on {model['items']} items, "
+            f"{_shown(model['agreement_no_ties'])} without ties, kappa {_shown(model['kappa'], 'coef')}"
+        )
     return "\n".join(lines)

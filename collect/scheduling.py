@@ -45,8 +45,9 @@ def set_priorities(*, session: Session, priorities: dict[int, float]) -> None:
         session.execute(update(Task).where(Task.id == task_id).values(priority=float(score)))
 
 
-def next_task(*, session: Session, campaign: Campaign, rater: Rater, rng: random.Random | None = None,
-              now: datetime | None = None) -> Assignment | None:
+def next_task(
+    *, session: Session, campaign: Campaign, rater: Rater, rng: random.Random | None = None, now: datetime | None = None
+) -> Assignment | None:
     """Lease the rater's next task, or return their unexpired lease; None when nothing is left for them.
 
     Never a task they judged or skipped; overlap respected; gold tasks mixed in at the
@@ -55,9 +56,16 @@ def next_task(*, session: Session, campaign: Campaign, rater: Rater, rng: random
     rng = rng or random.SystemRandom()
     now = now or utcnow()
     spec = spec_of(campaign)
-    held = session.scalar(select(Assignment).join(Task).where(
-        Task.campaign_id == campaign.id, Assignment.rater_id == rater.id,
-        Assignment.state == "leased", Assignment.expires_at > now))
+    held = session.scalar(
+        select(Assignment)
+        .join(Task)
+        .where(
+            Task.campaign_id == campaign.id,
+            Assignment.rater_id == rater.id,
+            Assignment.state == "leased",
+            Assignment.expires_at > now,
+        )
+    )
     if held is not None:
         return held
     # A gold task at the configured share (a regular one when no gold is left for them), else a regular
@@ -74,23 +82,34 @@ def next_task(*, session: Session, campaign: Campaign, rater: Rater, rng: random
 
 
 def _slots_in_use(rater: Rater, now: datetime):
-    leases = select(func.count(Assignment.id)).where(
-        Assignment.task_id == Task.id, Assignment.state == "leased", Assignment.expires_at > now,
-        Assignment.rater_id != rater.id).scalar_subquery()
+    leases = (
+        select(func.count(Assignment.id))
+        .where(
+            Assignment.task_id == Task.id,
+            Assignment.state == "leased",
+            Assignment.expires_at > now,
+            Assignment.rater_id != rater.id,
+        )
+        .scalar_subquery()
+    )
     return Task.judgment_count + leases
 
 
 def _eligible(campaign: Campaign, rater: Rater, *, gold: bool, now: datetime):
-    done = select(Assignment.id).where(Assignment.task_id == Task.id, Assignment.rater_id == rater.id,
-                                       Assignment.state != "leased").exists()
+    done = (
+        select(Assignment.id)
+        .where(Assignment.task_id == Task.id, Assignment.rater_id == rater.id, Assignment.state != "leased")
+        .exists()
+    )
     conditions = [Task.campaign_id == campaign.id, Task.source == "pool", Task.is_gold.is_(gold), ~done]
     if not gold:  # a gold task is a check every rater may take once, so it has no overlap limit
         conditions.append(_slots_in_use(rater, now) < Task.target_overlap)
     return and_(*conditions)
 
 
-def _lock_free_task(session: Session, campaign: Campaign, rater: Rater, spec: CampaignSpec, *, gold: bool,
-                    now: datetime) -> Task | None:
+def _lock_free_task(
+    session: Session, campaign: Campaign, rater: Rater, spec: CampaignSpec, *, gold: bool, now: datetime
+) -> Task | None:
     order = STRATEGIES[spec.strategy](_slots_in_use(rater, now))
     query = select(Task).where(_eligible(campaign, rater, gold=gold, now=now)).order_by(*order).limit(1)
     if session.get_bind().dialect.name != "postgresql":
@@ -107,13 +126,15 @@ def _lock_free_task(session: Session, campaign: Campaign, rater: Rater, spec: Ca
         passed_over.append(task.id)  # filled by a lease that committed after our first look; keep looking
 
 
-def _lease(session: Session, task: Task, rater: Rater, spec: CampaignSpec, *, rng: random.Random,
-           now: datetime) -> Assignment:
+def _lease(
+    session: Session, task: Task, rater: Rater, spec: CampaignSpec, *, rng: random.Random, now: datetime
+) -> Assignment:
     order = list(range(len(task.candidate_ids)))
     rng.shuffle(order)
     expires = now + timedelta(minutes=spec.lease_minutes)
-    assignment = session.scalar(select(Assignment).where(Assignment.task_id == task.id,
-                                                         Assignment.rater_id == rater.id))
+    assignment = session.scalar(
+        select(Assignment).where(Assignment.task_id == task.id, Assignment.rater_id == rater.id)
+    )
     if assignment is None:  # a lease of theirs that expired is renewed in place, keeping one row per pair
         assignment = Assignment(task_id=task.id, rater_id=rater.id)
         session.add(assignment)
@@ -147,10 +168,20 @@ def to_canonical(assignment: Assignment, *, preference=None, ranks=None, ratings
     return out
 
 
-def submit_judgment(*, session: Session, rater: Rater, assignment_id: int, preference: int | None = None,
-                    both_bad: bool = False, ranks: list[int] | None = None, ratings: list[int] | None = None,
-                    rationale: str = "", flags: list[str] | None = None,
-                    seconds_spent: float | None = None, edit: str | None = None) -> Judgment:
+def submit_judgment(
+    *,
+    session: Session,
+    rater: Rater,
+    assignment_id: int,
+    preference: int | None = None,
+    both_bad: bool = False,
+    ranks: list[int] | None = None,
+    ratings: list[int] | None = None,
+    rationale: str = "",
+    flags: list[str] | None = None,
+    seconds_spent: float | None = None,
+    edit: str | None = None,
+) -> Judgment:
     """Record the rater's answer (in display order) to an assignment; a second answer replaces the first.
 
     `edit` is the rater's improved version of the better response (pairwise tasks of a
@@ -171,8 +202,16 @@ def submit_judgment(*, session: Session, rater: Rater, assignment_id: int, prefe
     if edit is not None and task.kind != "pairwise":
         raise JudgmentError(f"an improved response goes with a pairwise judgment, not a {task.kind} one")
     answer = to_canonical(assignment, preference=preference, ranks=ranks, ratings=ratings)
-    judgment = record_judgment(session=session, assignment=assignment, both_bad=both_bad, rationale=rationale,
-                               flags=flags, seconds_spent=seconds_spent, edit=edit, **answer)
+    judgment = record_judgment(
+        session=session,
+        assignment=assignment,
+        both_bad=both_bad,
+        rationale=rationale,
+        flags=flags,
+        seconds_spent=seconds_spent,
+        edit=edit,
+        **answer,
+    )
     _grow_overlap_on_disagreement(session, task, spec)
     return judgment
 
@@ -229,15 +268,21 @@ def undo_last(*, session: Session, campaign: Campaign, rater: Rater, now: dateti
     Only within the campaign's `undo_minutes` of submitting it: later, a judgment may already
     have been exported or adjudicated, and changing it is a reviewer's decision.
     """
-    latest = session.scalars(live_judgments_query(campaign.id).where(Judgment.rater_id == rater.id)
-                             .where(Task.source == "pool").order_by(None).order_by(Judgment.id.desc())
-                             .limit(1)).first()
+    latest = session.scalars(
+        live_judgments_query(campaign.id)
+        .where(Judgment.rater_id == rater.id)
+        .where(Task.source == "pool")
+        .order_by(None)
+        .order_by(Judgment.id.desc())
+        .limit(1)
+    ).first()
     if latest is None:
         raise JudgmentError("nothing to undo")
     spec, now = spec_of(campaign), now or utcnow()
     if now - latest.created_at > timedelta(minutes=spec.undo_minutes):
-        raise JudgmentError(f"your last judgment is more than {spec.undo_minutes:g} minutes old: ask a reviewer "
-                            "to change it")
+        raise JudgmentError(
+            f"your last judgment is more than {spec.undo_minutes:g} minutes old: ask a reviewer to change it"
+        )
     retract_judgment(session=session, judgment=latest)
     assignment = session.get(Assignment, latest.assignment_id)
     assignment.state, assignment.expires_at = "leased", now + timedelta(minutes=spec.lease_minutes)

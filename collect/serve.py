@@ -23,25 +23,54 @@ class ServeArguments:
     """Which campaign of which database to serve, and where to listen."""
 
     campaign: str = field(default="demo", metadata={"help": "Name of the campaign raters judge (pairwise)."})
-    db: str | None = field(default=None, metadata={"help": "Database URL or SQLite file (default: $PLUMB_DB, "
-                                                           "else collect.sqlite in the Plumb data dir)."})
+    db: str | None = field(
+        default=None,
+        metadata={
+            "help": "Database URL or SQLite file (default: $PLUMB_DB, else collect.sqlite in the Plumb data dir)."
+        },
+    )
     host: str = field(default="127.0.0.1", metadata={"help": "Address to listen on (default: this machine only)."})
     port: int = field(default=7860, metadata={"help": "Port of the page and the API."})
-    share: bool = field(default=False, metadata={"help": "A public Gradio share link (not available when mounted "
-                                                         "on the API: put a reverse proxy in front instead)."})
-    output_dir: str = field(default="outputs/collect-serve",
-                            metadata={"help": "Where the resolved config of this server is written."})
-    init_db: bool = field(default=False, metadata={"help": "Create or upgrade the database first (`plumb collect "
-                                                           "init`); a SQLite file's folder is created too."})
-    campaign_file: str | None = field(default=None, metadata={
-        "help": "A campaign YAML to import, with its prompts, when the store has no campaign named `campaign`."})
-    demo_raters: bool = field(default=False, metadata={
-        "help": "Add the demo accounts (alice, bob: raters; rita: reviewer; adam: admin; password NAME-demo) and "
-                "print them; only on 127.0.0.1."})
-    generate_first: int = field(default=0, metadata={
-        "help": "Before serving, have every policy answer this many prompts that have no candidates yet (0: none)."})
-    generate_rest: bool = field(default=False, metadata={
-        "help": "While serving, answer the remaining prompts in the background; their tasks join the pool."})
+    share: bool = field(
+        default=False,
+        metadata={
+            "help": "A public Gradio share link (not available when mounted "
+            "on the API: put a reverse proxy in front instead)."
+        },
+    )
+    output_dir: str = field(
+        default="outputs/collect-serve", metadata={"help": "Where the resolved config of this server is written."}
+    )
+    init_db: bool = field(
+        default=False,
+        metadata={
+            "help": "Create or upgrade the database first (`plumb collect "
+            "init`); a SQLite file's folder is created too."
+        },
+    )
+    campaign_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "A campaign YAML to import, with its prompts, when the store has no campaign named `campaign`."
+        },
+    )
+    demo_raters: bool = field(
+        default=False,
+        metadata={
+            "help": "Add the demo accounts (alice, bob: raters; rita: reviewer; adam: admin; password NAME-demo) and "
+            "print them; only on 127.0.0.1."
+        },
+    )
+    generate_first: int = field(
+        default=0,
+        metadata={
+            "help": "Before serving, have every policy answer this many prompts that have no candidates yet (0: none)."
+        },
+    )
+    generate_rest: bool = field(
+        default=False,
+        metadata={"help": "While serving, answer the remaining prompts in the background; their tasks join the pool."},
+    )
     generation_batch_size: int = field(default=8, metadata={"help": "Prompts per generate() call."})
 
 
@@ -96,8 +125,9 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as error:
-            raise ConfigError(f"port: cannot listen on {host}:{port} ({error.strerror}); "
-                              f"choose another with --port") from None
+            raise ConfigError(
+                f"port: cannot listen on {host}:{port} ({error.strerror}); choose another with --port"
+            ) from None
 
 
 def main(args: ServeArguments) -> None:

@@ -30,7 +30,12 @@ from sqlalchemy import select
 from collect.campaign import spec_of
 from collect.scheduling import next_task, submit_judgment
 from collect.simulated_raters import (
-    SimulatedRaterParams, pairwise_answer, ranking_answer, rater_params, rating_answer, rating_edges,
+    SimulatedRaterParams,
+    pairwise_answer,
+    ranking_answer,
+    rater_params,
+    rating_answer,
+    rating_edges,
 )
 from collect.store import (
     Campaign,
@@ -61,25 +66,44 @@ class SimulateArguments:
 
     campaign: str = field(default="demo", metadata={"help": "Name of the campaign to judge."})
     raters: int = field(default=3, metadata={"help": "Number of simulated raters: sim-1..sim-N, reused if they exist."})
-    oracle: str = field(default=DATASET_ORACLE, metadata={
-        "help": "A reward model directory (comma-separated: an ensemble's mean), or 'dataset': each candidate's "
-                "imported oracle_score."})
-    temperature: float = field(default=1.0, metadata={
-        "help": "Bradley-Terry temperature: P(agree with the oracle) = sigmoid(|score gap| / temperature); 0: always."})
-    position_bias: float = field(default=0.0, metadata={
-        "help": "Probability of just picking the answer shown first (rankings: keeping the shown order)."})
+    oracle: str = field(
+        default=DATASET_ORACLE,
+        metadata={
+            "help": "A reward model directory (comma-separated: an ensemble's mean), or 'dataset': each candidate's "
+            "imported oracle_score."
+        },
+    )
+    temperature: float = field(
+        default=1.0,
+        metadata={
+            "help": "Bradley-Terry temperature: P(agree with the oracle) = sigmoid(|score gap| / temperature); "
+            "0: always."
+        },
+    )
+    position_bias: float = field(
+        default=0.0,
+        metadata={"help": "Probability of just picking the answer shown first (rankings: keeping the shown order)."},
+    )
     tie_margin: float = field(default=0.0, metadata={"help": "Oracle score gaps below this are answered 'tie'."})
-    both_bad_below: float | None = field(default=None, metadata={
-        "help": "When both oracle scores are below this, answer 'both bad' (unset: never)."})
-    strength_step: float = field(default=1.0, metadata={
-        "help": "Preference strength 1..3 is ceil(|score gap| / strength_step)."})
-    rater_spread: float = field(default=0.0, metadata={
-        "help": "Per-rater variation: std of each rater's log-temperature and logit position bias."})
+    both_bad_below: float | None = field(
+        default=None, metadata={"help": "When both oracle scores are below this, answer 'both bad' (unset: never)."}
+    )
+    strength_step: float = field(
+        default=1.0, metadata={"help": "Preference strength 1..3 is ceil(|score gap| / strength_step)."}
+    )
+    rater_spread: float = field(
+        default=0.0,
+        metadata={"help": "Per-rater variation: std of each rater's log-temperature and logit position bias."},
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the raters' draws and of the order they are shown."})
     max_judgments: int | None = field(default=None, metadata={"help": "Stop after this many judgments."})
     batch_size: int = field(default=32, metadata={"help": "Batch size of the reward model oracle's scoring."})
-    db: str | None = field(default=None, metadata={"help": "Database URL or SQLite file (default: $PLUMB_DB, "
-                                                           "else collect.sqlite in the Plumb data dir)."})
+    db: str | None = field(
+        default=None,
+        metadata={
+            "help": "Database URL or SQLite file (default: $PLUMB_DB, else collect.sqlite in the Plumb data dir)."
+        },
+    )
 
     def __post_init__(self):
         self.params()  # a bad value is refused when the config is read, naming the key
@@ -89,9 +113,14 @@ class SimulateArguments:
 
     def params(self) -> SimulatedRaterParams:
         """The noise model these arguments describe."""
-        return SimulatedRaterParams(temperature=self.temperature, position_bias=self.position_bias,
-                                    tie_margin=self.tie_margin, both_bad_below=self.both_bad_below,
-                                    strength_step=self.strength_step, rater_spread=self.rater_spread)
+        return SimulatedRaterParams(
+            temperature=self.temperature,
+            position_bias=self.position_bias,
+            tie_margin=self.tie_margin,
+            both_bad_below=self.both_bad_below,
+            strength_step=self.strength_step,
+            rater_spread=self.rater_spread,
+        )
 
 
 def config_types() -> tuple:
@@ -111,12 +140,30 @@ def cli(argv: list[str], *, prog: str) -> int:
 def main(args: SimulateArguments) -> dict:
     """Run the simulated raters on the campaign in `args.db`; returns the summary."""
     with opened_store(args.db) as sessions:
-        return simulate(sessions, args.campaign, raters=args.raters, oracle=args.oracle, params=args.params(),
-                        seed=args.seed, max_judgments=args.max_judgments, batch_size=args.batch_size)
+        return simulate(
+            sessions,
+            args.campaign,
+            raters=args.raters,
+            oracle=args.oracle,
+            params=args.params(),
+            seed=args.seed,
+            max_judgments=args.max_judgments,
+            batch_size=args.batch_size,
+        )
 
 
-def simulate(sessions, campaign_name: str, *, raters: int, oracle: str | Callable, params: SimulatedRaterParams,
-             seed: int = 0, max_judgments: int | None = None, batch_size: int = 32, progress: bool = True) -> dict:
+def simulate(
+    sessions,
+    campaign_name: str,
+    *,
+    raters: int,
+    oracle: str | Callable,
+    params: SimulatedRaterParams,
+    seed: int = 0,
+    max_judgments: int | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> dict:
     """Let `raters` simulated raters judge the campaign until nothing is left for them (or `max_judgments`).
 
     `oracle`: a reward model directory (or several, comma-separated), "dataset", or a callable
@@ -154,17 +201,30 @@ def simulate(sessions, campaign_name: str, *, raters: int, oracle: str | Callabl
                 if max_judgments is not None and made >= max_judgments:
                     break
                 with sessions.begin() as session:
-                    answered = judge_next(session, campaign.id, name, own[name], scores, answer_rngs[name],
-                                          shuffle_rng, edges=edges, rationale_required=spec.rationale == "required")
+                    answered = judge_next(
+                        session,
+                        campaign.id,
+                        name,
+                        own[name],
+                        scores,
+                        answer_rngs[name],
+                        shuffle_rng,
+                        edges=edges,
+                        rationale_required=spec.rationale == "required",
+                    )
                 if answered is None:
                     active.remove(name)
                     continue
                 tally.update(answered)
                 made += 1
                 bar.update(1)
-    summary = {"campaign": campaign_name, "raters": names, "judgments": made,
-               "oracle": oracle if isinstance(oracle, str) else getattr(oracle, "__name__", "callable"),
-               **simulation_rates(tally)}
+    summary = {
+        "campaign": campaign_name,
+        "raters": names,
+        "judgments": made,
+        "oracle": oracle if isinstance(oracle, str) else getattr(oracle, "__name__", "callable"),
+        **simulation_rates(tally),
+    }
     logger.info("Simulated raters made %d judgments in campaign '%s': %s", made, campaign_name, summary)
     return summary
 
@@ -187,23 +247,38 @@ def simulated_raters(session, count: int) -> list[str]:
 
 def pool_candidates(session, campaign: Campaign) -> dict[int, tuple[list, dict]]:
     """{candidate id: (conversation: prompt + completion messages, settings)} of the campaign's pool tasks."""
-    wanted = {cid for ids in session.scalars(select(Task.candidate_ids).where(
-        Task.campaign_id == campaign.id, Task.source == "pool")) for cid in ids}
-    rows = session.execute(select(Candidate, Prompt.messages).join(Prompt, Prompt.id == Candidate.prompt_id)
-                           .where(Prompt.campaign_id == campaign.id).order_by(Candidate.id))
-    return {candidate.id: (messages + candidate.completion, candidate.settings or {})
-            for candidate, messages in rows if candidate.id in wanted}
+    wanted = {
+        cid
+        for ids in session.scalars(
+            select(Task.candidate_ids).where(Task.campaign_id == campaign.id, Task.source == "pool")
+        )
+        for cid in ids
+    }
+    rows = session.execute(
+        select(Candidate, Prompt.messages)
+        .join(Prompt, Prompt.id == Candidate.prompt_id)
+        .where(Prompt.campaign_id == campaign.id)
+        .order_by(Candidate.id)
+    )
+    return {
+        candidate.id: (messages + candidate.completion, candidate.settings or {})
+        for candidate, messages in rows
+        if candidate.id in wanted
+    }
 
 
-def oracle_scores(oracle: str | Callable, candidates: dict[int, tuple[list, dict]], *, batch_size: int = 32,
-                  progress: bool = True) -> dict[int, float]:
+def oracle_scores(
+    oracle: str | Callable, candidates: dict[int, tuple[list, dict]], *, batch_size: int = 32, progress: bool = True
+) -> dict[int, float]:
     """The oracle's score of every candidate: its imported `oracle_score`, a reward model's, or a callable's."""
     ids = list(candidates)
     if isinstance(oracle, str) and oracle == DATASET_ORACLE:
         missing = [cid for cid in ids if not isinstance(candidates[cid][1].get("oracle_score"), (int, float))]
         if missing:
-            raise SimulationError(f"{len(missing)} candidate(s) (ids {missing[:5]}...) have no oracle_score: import "
-                                  "candidates with \"oracle_score\": NUMBER, or give --oracle a reward model directory")
+            raise SimulationError(
+                f"{len(missing)} candidate(s) (ids {missing[:5]}...) have no oracle_score: import "
+                'candidates with "oracle_score": NUMBER, or give --oracle a reward model directory'
+            )
         return {cid: float(candidates[cid][1]["oracle_score"]) for cid in ids}
     conversations = [candidates[cid][0] for cid in ids]
     if callable(oracle):
@@ -220,14 +295,33 @@ def reward_model_scores(spec: str, conversations: list[list[dict]], *, batch_siz
     # Lazily: collect may import reward only to score, and `import collect` must stay free of torch.
     from reward.score import load_reward_model, model_paths, score_conversations, trained_max_length
 
-    return np.mean([score_conversations(load_reward_model(path), conversations, max_length=trained_max_length(path),
-                                        batch_size=batch_size, progress=progress)
-                    for path in model_paths(spec)], axis=0)
+    return np.mean(
+        [
+            score_conversations(
+                load_reward_model(path),
+                conversations,
+                max_length=trained_max_length(path),
+                batch_size=batch_size,
+                progress=progress,
+            )
+            for path in model_paths(spec)
+        ],
+        axis=0,
+    )
 
 
-def judge_next(session, campaign_id: int, rater_name: str, params: SimulatedRaterParams, scores: dict[int, float],
-               rng: random.Random, shuffle_rng: random.Random, *, edges: list[float] | None = None,
-               rationale_required: bool = False) -> Counter | None:
+def judge_next(
+    session,
+    campaign_id: int,
+    rater_name: str,
+    params: SimulatedRaterParams,
+    scores: dict[int, float],
+    rng: random.Random,
+    shuffle_rng: random.Random,
+    *,
+    edges: list[float] | None = None,
+    rationale_required: bool = False,
+) -> Counter | None:
     """Lease the rater's next task and answer it from the oracle's scores as shown; its tally, or None when done."""
     campaign = session.get(Campaign, campaign_id)
     rater = session.scalar(select(Rater).where(Rater.name == rater_name))
@@ -237,13 +331,19 @@ def judge_next(session, campaign_id: int, rater_name: str, params: SimulatedRate
     task = session.get(Task, assignment.task_id)
     shown = [scores[task.candidate_ids[k]] for k in assignment.candidate_order]  # display order, A first
     answer = answer_in_display_order(task.kind, shown, params, rng, edges=edges)
-    submit_judgment(session=session, rater=rater, assignment_id=assignment.id, **answer,
-                    rationale="simulated rater" if rationale_required else "")
+    submit_judgment(
+        session=session,
+        rater=rater,
+        assignment_id=assignment.id,
+        **answer,
+        rationale="simulated rater" if rationale_required else "",
+    )
     return answer_tally(answer, shown)
 
 
-def answer_in_display_order(kind: str, shown: list[float], params: SimulatedRaterParams, rng: random.Random, *,
-                            edges: list[float] | None = None) -> dict:
+def answer_in_display_order(
+    kind: str, shown: list[float], params: SimulatedRaterParams, rng: random.Random, *, edges: list[float] | None = None
+) -> dict:
     """The keyword answer `submit_judgment` takes for a task of `kind` whose oracle scores are `shown`."""
     if kind == "pairwise":
         return pairwise_answer(shown[0], shown[1], params, rng)
@@ -282,8 +382,13 @@ def answer_tally(answer: dict, shown: list[float]) -> Counter:
 
 def simulation_rates(tally: Counter) -> dict:
     """tie_rate, both_bad_rate (of all compared pairs), first_shown_rate, oracle_agreement (of decisive ones)."""
+
     def share(part: str, whole: str):
         return round(tally[part] / tally[whole], 4) if tally[whole] else None
 
-    return {"tie_rate": share("ties", "pairs"), "both_bad_rate": share("both_bad", "pairs"),
-            "first_shown_rate": share("first_shown", "decisive"), "oracle_agreement": share("agree", "signed")}
+    return {
+        "tie_rate": share("ties", "pairs"),
+        "both_bad_rate": share("both_bad", "pairs"),
+        "first_shown_rate": share("first_shown", "decisive"),
+        "oracle_agreement": share("agree", "signed"),
+    }

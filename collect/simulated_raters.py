@@ -39,11 +39,13 @@ class SimulatedRaterParams:
     rater_spread: float = 0.0  # std of each rater's log-temperature and logit position bias around these values
 
     def __post_init__(self):
-        checks = [("temperature", self.temperature >= 0, "0 or more"),
-                  ("position_bias", 0 <= self.position_bias <= 1, "a probability in [0, 1]"),
-                  ("tie_margin", self.tie_margin >= 0, "0 or more"),
-                  ("strength_step", self.strength_step > 0, "positive"),
-                  ("rater_spread", self.rater_spread >= 0, "0 or more")]
+        checks = [
+            ("temperature", self.temperature >= 0, "0 or more"),
+            ("position_bias", 0 <= self.position_bias <= 1, "a probability in [0, 1]"),
+            ("tie_margin", self.tie_margin >= 0, "0 or more"),
+            ("strength_step", self.strength_step > 0, "positive"),
+            ("rater_spread", self.rater_spread >= 0, "0 or more"),
+        ]
         for name, ok, expected in checks:
             if not ok:
                 raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
@@ -94,9 +96,13 @@ def rater_params(params: SimulatedRaterParams, rater_name: str, seed: int) -> Si
     rng = random.Random(f"{seed}:{rater_name}")  # str seeds hash with SHA-512: stable across runs and machines
     z_temperature, z_bias = rng.gauss(0, 1), rng.gauss(0, 1)
     spread = params.rater_spread
-    return replace(params, temperature=params.temperature * math.exp(spread * z_temperature),
-                   position_bias=sigmoid(logit(params.position_bias) + spread * z_bias)
-                   if 0 < params.position_bias < 1 else params.position_bias)
+    return replace(
+        params,
+        temperature=params.temperature * math.exp(spread * z_temperature),
+        position_bias=sigmoid(logit(params.position_bias) + spread * z_bias)
+        if 0 < params.position_bias < 1
+        else params.position_bias,
+    )
 
 
 def pairwise_answer(score_a: float, score_b: float, params: SimulatedRaterParams, rng: random.Random) -> dict:
@@ -142,8 +148,9 @@ def rating_edges(scores, points: int) -> list[float]:
     return np.quantile(np.asarray(scores, dtype=float), [k / points for k in range(1, points)]).tolist()
 
 
-def rating_answer(scores: list[float], edges: list[float], params: SimulatedRaterParams,
-                  rng: random.Random) -> list[int]:
+def rating_answer(
+    scores: list[float], edges: list[float], params: SimulatedRaterParams, rng: random.Random
+) -> list[int]:
     """Likert ratings 1..len(edges) + 1 of candidates: the quantile bin of score + temperature * (Gumbel - gamma).
 
     Mean-zero noise of the same temperature as the pairwise rule; position bias does not apply

@@ -1,8 +1,10 @@
 """`plumb loop VERB`: the whole loop, round after round: run it, see where it stands, write its report."""
 
 VERBS = {
-    "run": ("loop.run", "run (or resume) the loop's rounds from one config: candidates, judgments, export, reward, "
-                        "align, eval"),
+    "run": (
+        "loop.run",
+        "run (or resume) the loop's rounds from one config: candidates, judgments, export, reward, align, eval",
+    ),
     "status": ("loop.status", "where a run stands: each round's stages, done, cut off or to do"),
     "report": ("loop.report", "write the run's report across rounds: report.md with plots, report.json"),
 }

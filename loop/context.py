@@ -69,8 +69,9 @@ class LoopRun:
         if self._gold is None:
             from loop.gold_judge import gold_judge
 
-            self._gold = gold_judge(self.args.gold_backbone, pairs=self.args.gold_pairs,
-                                    config=self.args.gold_settings or None)
+            self._gold = gold_judge(
+                self.args.gold_backbone, pairs=self.args.gold_pairs, config=self.args.gold_settings or None
+            )
         return str(self._gold)
 
     def judge(self, round_number: int) -> str:

@@ -58,8 +58,11 @@ def read_pairs(path: Path) -> tuple[list[dict], int]:
     """The contract pairs of an hh-rlhf file, and how many were left out for an empty reply."""
     with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8") as handle:
         pairs = [to_pair(json.loads(line)) for line in handle if line.strip()]
-    kept = [pair for pair in pairs if all("".join(m["content"] for m in pair[side]).strip()
-                                          for side in ("chosen", "rejected"))]
+    kept = [
+        pair
+        for pair in pairs
+        if all("".join(m["content"] for m in pair[side]).strip() for side in ("chosen", "rejected"))
+    ]
     return kept, len(pairs) - len(kept)
 
 
@@ -90,9 +93,14 @@ def choose_prompts(pairs: list[dict], rng: random.Random) -> tuple[list[dict], l
             openings.setdefault(normalise(text), text)
     keys = sorted(openings)
     rng.shuffle(keys)
-    rows = [{"prompt": [{"role": "user", "content": openings[key]}],
-             "prompt_id": "hh-" + hashlib.sha1(key.encode()).hexdigest()[:10]} for key in keys]
-    return rows[:PROMPTS_TRAIN], rows[PROMPTS_TRAIN:PROMPTS_TRAIN + PROMPTS_TEST]
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": openings[key]}],
+            "prompt_id": "hh-" + hashlib.sha1(key.encode()).hexdigest()[:10],
+        }
+        for key in keys
+    ]
+    return rows[:PROMPTS_TRAIN], rows[PROMPTS_TRAIN : PROMPTS_TRAIN + PROMPTS_TEST]
 
 
 def split_gold(pairs: list[dict], shipped: set[str], rng: random.Random) -> tuple[list[dict], list[dict], int]:
@@ -123,15 +131,23 @@ def build(data: Path, out: Path = ASSETS) -> dict:
     prompts_train, prompts_test = choose_prompts(pairs, rng)
     shipped = {normalise(row["prompt"][0]["content"]) for row in prompts_train + prompts_test}
     gold_train, gold_test, left_out = split_gold(pairs, shipped, rng)
-    splits = {"prompts-train": prompts_train, "prompts-test": prompts_test,
-              "gold-train": gold_train, "gold-test": gold_test}
+    splits = {
+        "prompts-train": prompts_train,
+        "prompts-test": prompts_test,
+        "gold-train": gold_train,
+        "gold-test": gold_test,
+    }
     out.mkdir(parents=True, exist_ok=True)
     for name, rows in splits.items():
         write_jsonl(rows, out / f"{name}.jsonl")
     shutil.copyfile(data.parent / "LICENSE", out / "LICENSE")
     counts = {name: len(rows) for name, rows in splits.items()}
-    counts.update(source_pairs=len(pairs) + empty, empty_reply=empty, shared_opening=left_out,
-                  single_turn_gold=sum(len(p["prompt"]) == 1 for p in gold_train + gold_test))
+    counts.update(
+        source_pairs=len(pairs) + empty,
+        empty_reply=empty,
+        shared_opening=left_out,
+        single_turn_gold=sum(len(p["prompt"]) == 1 for p in gold_train + gold_test),
+    )
     (out / "README.md").write_text(readme(counts), encoding="utf-8")
     return counts
 
@@ -150,15 +166,15 @@ Reinforcement Learning from Human Feedback". Each pair is one crowdworker's choi
 harmless of two assistant replies.
 
 Built by `python -m loop.demo_assets --data ../shared/data/hh-rlhf-harmless/pairs.jsonl.gz` from
-{counts['source_pairs']:,} of its pairs ({counts['empty_reply']} left out for an empty reply); same input, same output.
+{counts["source_pairs"]:,} of its pairs ({counts["empty_reply"]} left out for an empty reply); same input, same output.
 Read with `plumb.data.load_contract("builtin:hh-harmless", kind, split=FILE_STEM)`.
 
 | file | kind | rows | what |
 |---|---|---|---|
-| `prompts-train.jsonl` | prompts | {counts['prompts-train']} | prompts the loop's rounds draw from |
-| `prompts-test.jsonl` | prompts | {counts['prompts-test']} | held-out prompts of the loop's evaluation |
-| `gold-train.jsonl` | pairwise | {counts['gold-train']} | human pairs the gold judge is trained on |
-| `gold-test.jsonl` | pairwise | {counts['gold-test']} | human pairs the gold judge is checked on |
+| `prompts-train.jsonl` | prompts | {counts["prompts-train"]} | prompts the loop's rounds draw from |
+| `prompts-test.jsonl` | prompts | {counts["prompts-test"]} | held-out prompts of the loop's evaluation |
+| `gold-train.jsonl` | pairwise | {counts["gold-train"]} | human pairs the gold judge is trained on |
+| `gold-test.jsonl` | pairwise | {counts["gold-test"]} | human pairs the gold judge is checked on |
 
 Prompts (`prompt_id` is `hh-` and a hash of the normalised text): distinct opening human turns
 of multi-turn conversations, {PROMPT_CHARS[0]} to {PROMPT_CHARS[1]} characters, in seeded random order; each is
@@ -166,9 +182,9 @@ asked as a single-turn prompt.
 
 Pairs: `prompt` is the conversation both transcripts share, `chosen` and `rejected` the last
 assistant turns. Every pair whose opening human turn equals a shipped prompt (lower case,
-whitespace collapsed) is left out ({counts['shared_opening']} pairs), so the gold judge never saw a demo
+whitespace collapsed) is left out ({counts["shared_opening"]} pairs), so the gold judge never saw a demo
 prompt and the loop never trains on the judge's pairs. The rest are split by opening turn,
-about {GOLD_TEST_SHARE:.0%} of them held out; {counts['single_turn_gold']} of the pairs are single-turn.
+about {GOLD_TEST_SHARE:.0%} of them held out; {counts["single_turn_gold"]} of the pairs are single-turn.
 """
 
 

@@ -52,13 +52,27 @@ GOLD_SETTINGS = {
 }
 # Given by gold_judge's arguments or by what a cached judge must be: not settings.
 FIXED = {
-    "model_name_or_path", "dataset_name", "dataset_train_split", "dataset_test_split", "output_dir",
-    "report_to", "eval_strategy", "save_strategy", "early_stopping_patience", "bf16", "fp16",
+    "model_name_or_path",
+    "dataset_name",
+    "dataset_train_split",
+    "dataset_test_split",
+    "output_dir",
+    "report_to",
+    "eval_strategy",
+    "save_strategy",
+    "early_stopping_patience",
+    "bf16",
+    "fp16",
 }
 
 
-def gold_judge(backbone: str = "default", *, pairs: str = "builtin:hh-harmless", config: dict | None = None,
-               home: Path | None = None) -> Path:
+def gold_judge(
+    backbone: str = "default",
+    *,
+    pairs: str = "builtin:hh-harmless",
+    config: dict | None = None,
+    home: Path | None = None,
+) -> Path:
     """The directory of the gold judge for this backbone, pairs source and settings; built on first use.
 
     `pairs` is `builtin:NAME` or a directory holding gold-train.jsonl and gold-test.jsonl (pairwise);
@@ -85,8 +99,13 @@ def gold_judge(backbone: str = "default", *, pairs: str = "builtin:hh-harmless",
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    logger.info("Gold judge: built in %.0f s, held-out accuracy %.3f on %d pairs: %s",
-                record["build_seconds"], record["held_out_accuracy"], record["held_out_pairs"], target)
+    logger.info(
+        "Gold judge: built in %.0f s, held-out accuracy %.3f on %d pairs: %s",
+        record["build_seconds"],
+        record["held_out_accuracy"],
+        record["held_out_pairs"],
+        target,
+    )
     return target
 
 
@@ -121,12 +140,14 @@ def judge_dir(backbone: str, pairs: str, settings: dict, *, home: Path | None = 
 def pairs_files(pairs: str) -> list[Path]:
     """The gold-train and gold-test files of a pairs source (builtin:NAME or a directory)."""
     if pairs.startswith(BUILTIN):
-        return [builtin_path(pairs[len(BUILTIN):], split) for split in SPLITS]
+        return [builtin_path(pairs[len(BUILTIN) :], split) for split in SPLITS]
     files = [Path(pairs).expanduser() / f"{split}.jsonl" for split in SPLITS]
     missing = [str(path) for path in files if not path.is_file()]
     if missing:
-        raise FileNotFoundError(f"gold judge pairs: {pairs} must be builtin:NAME or a directory with "
-                                f"{' and '.join(f'{s}.jsonl' for s in SPLITS)} (missing: {', '.join(missing)})")
+        raise FileNotFoundError(
+            f"gold judge pairs: {pairs} must be builtin:NAME or a directory with "
+            f"{' and '.join(f'{s}.jsonl' for s in SPLITS)} (missing: {', '.join(missing)})"
+        )
     return files
 
 
@@ -134,14 +155,24 @@ def build(backbone: str, pairs: str, settings: dict, output_dir: Path) -> dict:
     """Train the judge into `output_dir` with `plumb reward train`'s code; write and return its record."""
     from reward import train
 
-    logger.info("Gold judge: training %s on %s [%s], checked on [%s]; once, cached in %s",
-                backbone, pairs, SPLITS[0], SPLITS[1], output_dir.parent)
+    logger.info(
+        "Gold judge: training %s on %s [%s], checked on [%s]; once, cached in %s",
+        backbone,
+        pairs,
+        SPLITS[0],
+        SPLITS[1],
+        output_dir.parent,
+    )
     started = time.time()
     metrics = train.main(*reward_arguments(backbone, pairs, settings, output_dir))
     record = {
-        "backbone": backbone, "pairs": pairs, "settings": settings,
-        "held_out_accuracy": metrics["eval_accuracy"], "held_out_accuracy_ci95": metrics["eval_accuracy_ci95"],
-        "held_out_pairs": metrics["eval_pairs"], "train_pairs": metrics["train_pairs"],
+        "backbone": backbone,
+        "pairs": pairs,
+        "settings": settings,
+        "held_out_accuracy": metrics["eval_accuracy"],
+        "held_out_accuracy_ci95": metrics["eval_accuracy_ci95"],
+        "held_out_pairs": metrics["eval_pairs"],
+        "train_pairs": metrics["train_pairs"],
         "build_seconds": round(time.time() - started, 1),
     }
     (output_dir / RECORD).write_text(json.dumps(record, indent=2))
@@ -151,9 +182,16 @@ def build(backbone: str, pairs: str, settings: dict, output_dir: Path) -> dict:
 def reward_arguments(backbone: str, pairs: str, settings: dict, output_dir: Path) -> tuple:
     """(RewardScriptArguments, RewardConfig, ModelConfig) for one build: each setting goes to the class that has it."""
     values = {
-        "dtype": "float32", **settings, "model_name_or_path": backbone,
-        "dataset_name": pairs, "dataset_train_split": SPLITS[0], "dataset_test_split": SPLITS[1],
-        "output_dir": str(output_dir), "report_to": [], "eval_strategy": "no", "save_strategy": "no",
+        "dtype": "float32",
+        **settings,
+        "model_name_or_path": backbone,
+        "dataset_name": pairs,
+        "dataset_train_split": SPLITS[0],
+        "dataset_test_split": SPLITS[1],
+        "output_dir": str(output_dir),
+        "report_to": [],
+        "eval_strategy": "no",
+        "save_strategy": "no",
         "bf16": False,  # TRL's default refuses a CPU-only machine, and a 22M-parameter judge gains nothing from it
     }
     arguments = []

@@ -45,8 +45,12 @@ def is_done(manifest: dict, key: str) -> bool:
 def mark_started(run_dir, manifest: dict, key: str) -> None:
     """Record that a stage starts now (and how often it was started before)."""
     entry = manifest["stages"].get(key, {})
-    manifest["stages"][key] = {"state": "running", "started": time.time(), "attempts": entry.get("attempts", 0) + 1,
-                               "pid": os.getpid()}
+    manifest["stages"][key] = {
+        "state": "running",
+        "started": time.time(),
+        "attempts": entry.get("attempts", 0) + 1,
+        "pid": os.getpid(),
+    }
     write_manifest(run_dir, manifest)
 
 

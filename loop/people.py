@@ -26,8 +26,11 @@ def label_target(run: LoopRun, campaign: str) -> int:
 
     with opened_store(run.db) as sessions, sessions() as session:
         stored = campaign_by_name(session=session, name=campaign)
-        tasks = session.scalar(select(func.count(Task.id)).where(
-            Task.campaign_id == stored.id, Task.source == "pool", Task.is_gold.is_(False)))
+        tasks = session.scalar(
+            select(func.count(Task.id)).where(
+                Task.campaign_id == stored.id, Task.source == "pool", Task.is_gold.is_(False)
+            )
+        )
         return tasks * spec_of(stored).raters_per_task
 
 
@@ -38,8 +41,9 @@ def live_count(sessions, campaign: str) -> dict[str, int]:
     with sessions() as session:
         stored = campaign_by_name(session=session, name=campaign)
         query = live_judgments_query(stored.id).where(Task.source == "pool", Task.is_gold.is_(False)).subquery()
-        rows = session.execute(select(Rater.kind, func.count()).join(query, query.c.rater_id == Rater.id)
-                               .group_by(Rater.kind)).all()
+        rows = session.execute(
+            select(Rater.kind, func.count()).join(query, query.c.rater_id == Rater.id).group_by(Rater.kind)
+        ).all()
     return {kind: count for kind, count in rows}
 
 
@@ -75,21 +79,32 @@ def serving(run: LoopRun, round_number: int, campaign: str):
     if run.args.serve == "app":
         from collect.serve import build_server
 
-        app = build_server(ServeArguments(campaign=campaign, db=run.db, host=run.args.host, port=run.args.port,
-                                          output_dir=str(run.stage_dir(round_number, "judgments") / "serve")))
+        app = build_server(
+            ServeArguments(
+                campaign=campaign,
+                db=run.db,
+                host=run.args.host,
+                port=run.args.port,
+                output_dir=str(run.stage_dir(round_number, "judgments") / "serve"),
+            )
+        )
     else:
         from collect.api import create_app
 
         app = create_app(run.db)
-    server = uvicorn.Server(uvicorn.Config(app, host=run.args.host, port=run.args.port, log_level="warning",
-                                           timeout_graceful_shutdown=5))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=run.args.host, port=run.args.port, log_level="warning", timeout_graceful_shutdown=5)
+    )
     thread = threading.Thread(target=server.run, name="plumb-loop-server", daemon=True)
     thread.start()
     while not server.started and thread.is_alive():
         time.sleep(0.05)
     url = f"http://{run.args.host}:{run.args.port}/"
-    print(f"Round {round_number}: raters judge campaign '{campaign}' at {url} (REST API at {url}api). "
-          f"Add raters with `plumb collect add-rater NAME --db {run.db}`; Ctrl-C stops, a rerun continues.", flush=True)
+    print(
+        f"Round {round_number}: raters judge campaign '{campaign}' at {url} (REST API at {url}api). "
+        f"Add raters with `plumb collect add-rater NAME --db {run.db}`; Ctrl-C stops, a rerun continues.",
+        flush=True,
+    )
     try:
         yield server
     finally:

@@ -21,7 +21,9 @@ REPORT_MD = "report.md"
 
 def cli(argv: list[str], *, prog: str) -> int:
     """Parse the run directory, then write the report."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run_dir", help="the run directory of `plumb loop run` (its output_dir)")
     path = write_report(parser.parse_args(argv).run_dir)
     print(path.read_text())
@@ -40,6 +42,7 @@ def round_rows(manifest: dict) -> list[dict]:
 
 def round_figures(manifest: dict, number: int) -> dict:
     """One round's figures; a stage that has not finished leaves its figures None."""
+
     def get(stage, key, default=None):
         result = result_of(manifest, number, stage)
         return default if result is None else result.get(key, default)
@@ -100,14 +103,19 @@ def markdown(rows: list[dict], stopped: str | None, plots: list[str]) -> str:
     lines = ["# The loop, round by round", ""]
     simulated = sum(row["labels_simulated"] or 0 for row in rows)
     human = sum(row["labels_human"] or 0 for row in rows)
-    lines.append(f"Labels: {human} from people, {simulated} from simulated raters"
-                 + (" (simulated raters follow an oracle with noise; see the run's config)." if simulated else "."))
+    lines.append(
+        f"Labels: {human} from people, {simulated} from simulated raters"
+        + (" (simulated raters follow an oracle with noise; see the run's config)." if simulated else ".")
+    )
     judges = {row["judge"] for row in rows if row["judge"]}
     if judges:
         lines.append(f"Judge of the win rates (not used in training): {', '.join(sorted(judges))}.")
-    lines += ["", "| round | labels | agreement | reward acc. | ECE | win vs SFT (95% CI) | win, similar length (n) "
-              "| win vs previous | KL (nats) | mean length (SFT) | minutes |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| round | labels | agreement | reward acc. | ECE | win vs SFT (95% CI) | win, similar length (n) "
+        "| win vs previous | KL (nats) | mean length (SFT) | minutes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         lines.append(
             f"| {row['round']} | {row['labels'] if row['labels'] is not None else '–'} | {_value(row['agreement'], 2)} "
@@ -115,12 +123,18 @@ def markdown(rows: list[dict], stopped: str | None, plots: list[str]) -> str:
             f"| {_value(row['win_rate_vs_sft'])} ({_interval(row['win_rate_vs_sft_ci95'])}) "
             f"| {_value(row['win_rate_vs_sft_length_matched'])} ({row['length_matched_prompts'] or 0}) "
             f"| {_value(row['win_rate_vs_previous'])} | {_value(row['kl'], 2)} "
-            f"| {_value(row['mean_length'], 0)} ({_value(row['sft_mean_length'], 0)}) | {row['seconds'] / 60:.1f} |")
-    lines += ["", "Win rates count ties as half; \"similar length\" keeps the prompts whose two answers differ by at most "
-              "20% in length. Mean length is in characters. Stage times (s): "]
+            f"| {_value(row['mean_length'], 0)} ({_value(row['sft_mean_length'], 0)}) | {row['seconds'] / 60:.1f} |"
+        )
+    lines += [
+        "",
+        'Win rates count ties as half; "similar length" keeps the prompts whose two answers differ by at most '
+        "20% in length. Mean length is in characters. Stage times (s): ",
+    ]
     for row in rows:
-        lines.append(f"- round {row['round']}: " + ", ".join(f"{stage} {_value(sec, 0)}"
-                                                           for stage, sec in row["stage_seconds"].items()))
+        lines.append(
+            f"- round {row['round']}: "
+            + ", ".join(f"{stage} {_value(sec, 0)}" for stage, sec in row["stage_seconds"].items())
+        )
     if stopped:
         lines += ["", f"**Stopped:** {stopped}"]
     lines += [""] + [f"![{name}]({name})" for name in plots]
@@ -134,10 +148,12 @@ def plot_rounds(rows: list[dict], run_dir: Path) -> list[str]:
     rounds = [row["round"] for row in rows]
     figure = Figure(figsize=(8, 3.6), layout="constrained")
     left, right = figure.subplots(1, 2)
-    for key, label, marker in (("win_rate_vs_sft", "win rate vs SFT", "o"),
-                               ("win_rate_vs_sft_length_matched", "… similar length", "s"),
-                               ("win_rate_vs_previous", "win rate vs previous round", "^"),
-                               ("reward_accuracy", "reward model accuracy", "d")):
+    for key, label, marker in (
+        ("win_rate_vs_sft", "win rate vs SFT", "o"),
+        ("win_rate_vs_sft_length_matched", "… similar length", "s"),
+        ("win_rate_vs_previous", "win rate vs previous round", "^"),
+        ("reward_accuracy", "reward model accuracy", "d"),
+    ):
         points = [(row["round"], row[key], row.get(f"{key}_ci95")) for row in rows if row[key] is not None]
         if not points:
             continue

@@ -111,5 +111,9 @@ def check_sections(run: LoopRun) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         placeholders = {"dataset_name": scratch, "output_dir": scratch}
         for section, values, types in training.sections(run):
-            stage_config(types, {**values, **placeholders}, Path(scratch) / f"{section}.yaml",
-                                  where=f"{where}: section '{section}'")
+            stage_config(
+                types,
+                {**values, **placeholders},
+                Path(scratch) / f"{section}.yaml",
+                where=f"{where}: section '{section}'",
+            )

@@ -27,8 +27,10 @@ def round_prompts(run: LoopRun, round_number: int) -> list[dict]:
     records = load_records(args.prompts, args.prompts_split)
     start, stop = (round_number - 1) * args.prompts_per_round, round_number * args.prompts_per_round
     if stop > len(records):
-        raise DataError(f"{args.prompts} [{args.prompts_split}]: round {round_number} needs prompts {start + 1}-{stop}, "
-                        f"but there are {len(records)}: lower prompts_per_round or rounds, or add prompts")
+        raise DataError(
+            f"{args.prompts} [{args.prompts_split}]: round {round_number} needs prompts {start + 1}-{stop}, "
+            f"but there are {len(records)}: lower prompts_per_round or rounds, or add prompts"
+        )
     return [prompt_row(records[i], i) for i in range(start, stop)]
 
 
@@ -48,15 +50,27 @@ def campaign_definition(run: LoopRun, round_number: int) -> dict:
     """The round's campaign YAML: the config's campaign settings with the round's name and policies."""
     args = run.args
     policy = run.policy_at_start(round_number)
-    policies = [{"name": f"round-{round_number}-sample-{i}", "model": policy, "generation": dict(args.generation)}
-                for i in range(1, args.samples_per_prompt + 1)]
+    policies = [
+        {"name": f"round-{round_number}-sample-{i}", "model": policy, "generation": dict(args.generation)}
+        for i in range(1, args.samples_per_prompt + 1)
+    ]
     if "sft" in args.compare_with and round_number > 1:  # in round 1 the samples are the SFT policy's
         policies.append({"name": "sft", "model": args.sft_policy, "generation": dict(args.generation)})
     if "previous" in args.compare_with and round_number > 1:
-        policies.append({"name": f"round-{round_number - 1}", "model": run.policy_at_start(round_number - 1),
-                         "generation": dict(args.generation)})
-    return {"kind": "pairwise", **args.campaign, "name": run.campaign_name(round_number), "policies": policies,
-            "arena": False}
+        policies.append(
+            {
+                "name": f"round-{round_number - 1}",
+                "model": run.policy_at_start(round_number - 1),
+                "generation": dict(args.generation),
+            }
+        )
+    return {
+        "kind": "pairwise",
+        **args.campaign,
+        "name": run.campaign_name(round_number),
+        "policies": policies,
+        "arena": False,
+    }
 
 
 def candidates(run: LoopRun, round_number: int) -> dict:
@@ -86,8 +100,13 @@ def candidates(run: LoopRun, round_number: int) -> dict:
     made = generate.main(spec.name, batch_size=run.args.generation_batch_size, db=run.db, generators=generators)
     with opened_store(run.db) as sessions, sessions() as session:
         counts = campaign_counts(session=session, campaign=campaign_by_name(session=session, name=spec.name))
-    return {"campaign": spec.name, "policy": run.policy_at_start(round_number), "prompts_file": str(prompts_file),
-            "new_candidates": sum(made["candidates"].values()), **counts}
+    return {
+        "campaign": spec.name,
+        "policy": run.policy_at_start(round_number),
+        "prompts_file": str(prompts_file),
+        "new_candidates": sum(made["candidates"].values()),
+        **counts,
+    }
 
 
 # Judgments
@@ -106,8 +125,14 @@ def judgments(run: LoopRun, round_number: int) -> dict:
 
     oracle = run.gold_judge() if run.args.oracle == "gold" else run.args.oracle
     with opened_store(run.db) as sessions:
-        summary = simulate(sessions, campaign, raters=run.args.simulated_raters, oracle=oracle,
-                           params=SimulatedRaterParams(**run.args.simulated), seed=run.args.seed + round_number)
+        summary = simulate(
+            sessions,
+            campaign,
+            raters=run.args.simulated_raters,
+            oracle=oracle,
+            params=SimulatedRaterParams(**run.args.simulated),
+            seed=run.args.seed + round_number,
+        )
     return {"mode": "simulated", "oracle": oracle, **summary}
 
 
@@ -126,13 +151,16 @@ def export(run: LoopRun, round_number: int) -> dict:
     folder = run.stage_dir(round_number, "export")
     campaign = run.result(round_number, "candidates")["campaign"]
     quality = quality_report(run, campaign, folder)
-    summary = export_main(ExportArguments(campaign=campaign, format="pairwise", db=run.db,
-                                          output_dir=str(folder / "round-pairs")))
+    summary = export_main(
+        ExportArguments(campaign=campaign, format="pairwise", db=run.db, output_dir=str(folder / "round-pairs"))
+    )
     rows = [dict(row) for row in load_records(str(folder / "round-pairs"))]
     rows = strongest_pairs(rows, run.args.pairs_per_prompt)
     if len(rows) < 2:
-        raise DataError(f"round {round_number}: the export of campaign '{campaign}' has {len(rows)} pairs "
-                        f"({summary['left_out'] or 'nothing left out'}); a round needs labels to learn from")
+        raise DataError(
+            f"round {round_number}: the export of campaign '{campaign}' has {len(rows)} pairs "
+            f"({summary['left_out'] or 'nothing left out'}); a round needs labels to learn from"
+        )
     train, test = split_by_prompt(rows_to_dataset(rows), test_size=run.args.test_size, seed=run.args.seed)
     train = [dict(row) for row in train]
     if run.args.data == "all":
@@ -143,9 +171,16 @@ def export(run: LoopRun, round_number: int) -> dict:
     for name, split in (("train", train), ("test", [dict(row) for row in test])):
         (pairs / f"{name}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in split))
     kinds = summary.get("judgments_by_rater_kind", {})
-    return {"pairs": str(pairs), "train_pairs": len(train), "test_pairs": len(test), "round_pairs": len(rows),
-            "labels": sum(kinds.values()), "labels_by_kind": kinds, "left_out": summary["left_out"],
-            "agreement": quality}
+    return {
+        "pairs": str(pairs),
+        "train_pairs": len(train),
+        "test_pairs": len(test),
+        "round_pairs": len(rows),
+        "labels": sum(kinds.values()),
+        "labels_by_kind": kinds,
+        "left_out": summary["left_out"],
+        "agreement": quality,
+    }
 
 
 def read_pairs(path: Path) -> list[dict]:
@@ -176,8 +211,7 @@ def quality_report(run: LoopRun, campaign: str, folder: Path) -> dict | None:
 
     if run.args.campaign.get("kind", "pairwise") != "pairwise":
         return None
-    export_main(ExportArguments(campaign=campaign, format="judgments", db=run.db,
-                                output_dir=str(folder / "judgments")))
+    export_main(ExportArguments(campaign=campaign, format="judgments", db=run.db, output_dir=str(folder / "judgments")))
     try:
         report = quality_main(QualityArguments(judgments=str(folder / "judgments"), output_dir=str(folder / "quality")))
     except DataError as error:

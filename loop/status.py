@@ -1,6 +1,6 @@
 """`plumb loop status RUN_DIR`: where a run stands: each round's stages, done, cut off or to do, with their times.
 
-    plumb loop status outputs/loop-demo
+plumb loop status outputs/loop-demo
 """
 
 import argparse
@@ -12,7 +12,9 @@ from loop.manifest import MANIFEST, STAGES, read_manifest, stage_key
 
 def cli(argv: list[str], *, prog: str) -> int:
     """Parse the run directory, then print its status."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run_dir", help="the run directory of `plumb loop run` (its output_dir)")
     run_dir = Path(parser.parse_args(argv).run_dir)
     if not (run_dir / MANIFEST).is_file():
@@ -44,6 +46,7 @@ def status_text(manifest: dict) -> str:
     if manifest.get("stopped"):
         lines.append(f"stopped: {manifest['stopped']}")
     elif not pending:
-        lines.append(f"rounds 1-{numbers[-1] if numbers else 0} complete: `plumb loop run --config FILE --rounds N` "
-                     "adds rounds")
+        lines.append(
+            f"rounds 1-{numbers[-1] if numbers else 0} complete: `plumb loop run --config FILE --rounds N` adds rounds"
+        )
     return "\n".join(lines)

@@ -16,11 +16,17 @@ STAGES = {
     "collect": ("collect.cli", "people in the loop: campaigns, candidates, rating tasks, quality, leaderboard, export"),
     "sft": ("sft.cli", "supervised fine-tuning of a policy (TRL SFTTrainer)"),
     "reward": ("reward.cli", "reward models: train, evaluate, score, push (TRL RewardTrainer)"),
-    "align": ("align.cli", "align a policy: DPO, PPO-style online RL (RLOO/GRPO), best-of-n, evaluation against the reference"),
+    "align": (
+        "align.cli",
+        "align a policy: DPO, PPO-style online RL (RLOO/GRPO), best-of-n, evaluation against the reference",
+    ),
     "loop": ("loop.cli", "the whole loop, round after round: candidates, raters, reward, align, eval, report"),
 }
 COMMANDS = {
-    "doctor": ("plumb.doctor", "check Python, torch and its device, the offline models, tracking and the data directory"),
+    "doctor": (
+        "plumb.doctor",
+        "check Python, torch and its device, the offline models, tracking and the data directory",
+    ),
 }
 EXIT_USAGE = 2
 

@@ -156,8 +156,10 @@ def _default_precision_off_without_accelerator(parser, actions, file_values, arg
         return
     for key in present:
         if file_values.get(key) is True:
-            raise ConfigError(f"{where}: key '{key}': mixed precision needs a GPU and none was found; "
-                              f"remove the key (Plumb then picks what the machine supports) or set it to false")
+            raise ConfigError(
+                f"{where}: key '{key}': mixed precision needs a GPU and none was found; "
+                f"remove the key (Plumb then picks what the machine supports) or set it to false"
+            )
         given = key in file_values or any(a == f"--{key}" or a.startswith(f"--{key}=") for a in argv)
         if not given:
             parser.set_defaults(**{key: False})
@@ -198,7 +200,7 @@ def save_resolved_config(output_dir: str | os.PathLike, *configs) -> Path:
 
 
 def peek_value(argv: list[str], key: str, default=None):
-    """The value of one key before full parsing (flag, else the --config file, else `default`), for choosing dataclasses."""
+    """The value of one key before full parsing (flag, else --config file, else `default`), to choose dataclasses."""
     config_path, rest = _pop_config_flag(list(argv))
     for i, arg in enumerate(rest):
         if arg == f"--{key}" and i + 1 < len(rest):

@@ -184,7 +184,7 @@ def _kinds_help() -> str:
 
 
 def validate(rows, kind: str, *, source: str = "dataset") -> None:
-    """Raise `DataError` naming the row (0-based) and field of the first row of a Dataset or dicts that breaks `kind`."""
+    """Raise `DataError` naming the row (0-based) and field of the first row (Dataset or dicts) that breaks `kind`."""
     if kind not in KINDS:
         raise DataError(f"unknown data kind '{kind}' (choose one of: {', '.join(KINDS)})")
     columns = rows.column_names if hasattr(rows, "column_names") else list(rows[0]) if rows else []
@@ -378,8 +378,15 @@ def messages_to_prompt_completion(dataset):
     return datasets.Dataset.from_list(rows)
 
 
-def load_train_test(source: str, kind: str | tuple[str, ...], *, train_split: str = "train",
-                    test_split: str | None = "test", test_size: float = 0.1, seed: int = 0):
+def load_train_test(
+    source: str,
+    kind: str | tuple[str, ...],
+    *,
+    train_split: str = "train",
+    test_split: str | None = "test",
+    test_size: float = 0.1,
+    seed: int = 0,
+):
     """(train, test) for `kind`: the source's own test split when it has one, else `test_size` held out of train."""
     train = load_contract(source, kind, train_split)
     has_splits = not Path(source).expanduser().is_file()
@@ -413,8 +420,9 @@ def split_by_prompt(dataset, *, test_size: float, seed: int = 0):
     keys = [prompt_key(row) for row in dataset]
     groups = list(dict.fromkeys(keys))
     if len(groups) < 2:
-        raise DataError(f"cannot hold out part of {len(dataset)} rows that all share one prompt: "
-                        "give a test split or more prompts")
+        raise DataError(
+            f"cannot hold out part of {len(dataset)} rows that all share one prompt: give a test split or more prompts"
+        )
     order = np.random.default_rng(seed).permutation(len(groups))
     size = {group: 0 for group in groups}
     for key in keys:

@@ -41,7 +41,12 @@ def report() -> tuple[list[tuple[str, str]], bool]:
         ("default policy", policy_row),
         ("default reward", reward_row),
         ("tracking", f"wandb {wandb_mode()}, tensorboard"),
-        ("hub", "offline (HF_HUB_OFFLINE=1)" if os.environ.get("HF_HUB_OFFLINE") == "1" else "online when a Hub id is named"),
+        (
+            "hub",
+            "offline (HF_HUB_OFFLINE=1)"
+            if os.environ.get("HF_HUB_OFFLINE") == "1"
+            else "online when a Hub id is named",
+        ),
         ("data dir", f"{data_dir()}  (set PLUMB_HOME to move it)"),
     ]
     return rows, policy_ok and reward_ok

@@ -75,8 +75,9 @@ def openai_generator(url: str, generation: dict, *, client=None) -> Generator:
     return generate
 
 
-def generate_all(generator: Generator, prompts: list[list[dict]], *, batch_size: int = 8,
-                 desc: str = "Generating") -> list[str]:
+def generate_all(
+    generator: Generator, prompts: list[list[dict]], *, batch_size: int = 8, desc: str = "Generating"
+) -> list[str]:
     """One response per prompt, in batches, with a progress bar."""
     from tqdm.auto import tqdm
 
@@ -110,8 +111,13 @@ def stream_local(model, tokenizer, messages: list[dict], generation: dict) -> It
     def run() -> None:
         try:
             with torch.no_grad():
-                model.generate(**inputs, pad_token_id=tokenizer.pad_token_id, streamer=streamer,
-                               stopping_criteria=StoppingCriteriaList([_StopWhenClosed()]), **generation)
+                model.generate(
+                    **inputs,
+                    pad_token_id=tokenizer.pad_token_id,
+                    streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([_StopWhenClosed()]),
+                    **generation,
+                )
         except Exception as error:  # handed to the reader, who would otherwise wait for text forever
             failure.append(error)
             streamer.end()
@@ -143,7 +149,7 @@ def stream_openai(url: str, messages: list[dict], generation: dict, *, client=No
                 # Server-sent events: "data: {json}" lines, then "data: [DONE]"; comments and blank lines skipped.
                 if not line.startswith("data:"):
                     continue
-                data = line[len("data:"):].strip()
+                data = line[len("data:") :].strip()
                 if data == "[DONE]":
                     break
                 try:

@@ -163,7 +163,7 @@ def prepare_encoder_tokenizer(tokenizer) -> None:
 
 
 def load_policy(spec: str = DEFAULT, *, merge_adapter: bool = False, **model_kwargs):
-    """Return (model, tokenizer) for a causal LM: "default", a Hub id, a local directory (model or LoRA adapter) or a GGUF file."""
+    """(model, tokenizer) of a causal LM: "default", a Hub id, a local folder (model or LoRA adapter) or a GGUF file."""
     from transformers import AutoModelForCausalLM
 
     source = resolve_policy(spec)

@@ -7,12 +7,14 @@ from plumb.arguments import TrainingScriptArguments
 
 @dataclass
 class RewardScriptArguments(TrainingScriptArguments):
-    """The shared training script arguments, with pairwise preferences as data, plus margin, freezing, early stopping."""
+    """The shared training script arguments, with pairwise preferences as data; margin, freezing, early stopping."""
 
     dataset_name: str | None = field(
         default="builtin:prefs",
-        metadata={"help": "Pairwise preferences (prompt, chosen, rejected, optional margin): builtin:NAME, a "
-                  "JSONL/JSON/Parquet/CSV file, a saved dataset directory or a Hub id."},
+        metadata={
+            "help": "Pairwise preferences (prompt, chosen, rejected, optional margin): builtin:NAME, a "
+            "JSONL/JSON/Parquet/CSV file, a saved dataset directory or a Hub id."
+        },
     )
     use_margin: bool = field(
         default=True,
@@ -20,18 +22,24 @@ class RewardScriptArguments(TrainingScriptArguments):
     )
     early_stopping_patience: int | None = field(
         default=None,
-        metadata={"help": "Stop after this many evaluations without a better held-out accuracy, and keep the best "
-                  "checkpoint (needs eval_strategy and save_strategy of steps or epoch)."},
+        metadata={
+            "help": "Stop after this many evaluations without a better held-out accuracy, and keep the best "
+            "checkpoint (needs eval_strategy and save_strategy of steps or epoch)."
+        },
     )
     freeze_layers: int = field(
         default=0,
-        metadata={"help": "Freeze the token embeddings and the lowest N transformer blocks (0: train everything): "
-                  "faster steps on a CPU and less overfitting on a few thousand pairs. Ignored with use_peft."},
+        metadata={
+            "help": "Freeze the token embeddings and the lowest N transformer blocks (0: train everything): "
+            "faster steps on a CPU and less overfitting on a few thousand pairs. Ignored with use_peft."
+        },
     )
     merge_adapter: bool = field(  # on by default here: eval, score and align load the folder as one model
         default=True,
-        metadata={"help": "With use_peft: save the LoRA adapter merged into the backbone, so the folder loads with "
-                  "AutoModelForSequenceClassification alone."},
+        metadata={
+            "help": "With use_peft: save the LoRA adapter merged into the backbone, so the folder loads with "
+            "AutoModelForSequenceClassification alone."
+        },
     )
     bootstrap_samples: int = field(
         default=1000,
@@ -45,18 +53,24 @@ class ScoringArguments:
 
     model_name_or_path: str = field(
         default="outputs/reward-demo",
-        metadata={"help": "A trained reward model directory; several comma-separated directories form an ensemble "
-                  "(mean and spread of their rewards)."},
+        metadata={
+            "help": "A trained reward model directory; several comma-separated directories form an ensemble "
+            "(mean and spread of their rewards)."
+        },
     )
     dataset_name: str = field(
         default="builtin:prefs",
-        metadata={"help": "The data: builtin:NAME, a JSONL/JSON/Parquet/CSV file, a saved dataset directory or a Hub id."},
+        metadata={
+            "help": "The data: builtin:NAME, a JSONL/JSON/Parquet/CSV file, a saved dataset directory or a Hub id."
+        },
     )
     dataset_split: str = field(default="test", metadata={"help": "The split to use."})
     max_length: int | None = field(
         default=None,
-        metadata={"help": "Longest input in tokens, the end kept (default: the model's training max_length, from "
-                  "its plumb_config.yaml, else 512)."},
+        metadata={
+            "help": "Longest input in tokens, the end kept (default: the model's training max_length, from "
+            "its plumb_config.yaml, else 512)."
+        },
     )
     batch_size: int = field(default=32, metadata={"help": "Conversations scored per forward pass."})
 
@@ -73,10 +87,12 @@ class EvalArguments(ScoringArguments):
     num_bins: int = field(default=10, metadata={"help": "Confidence bins for the calibration error and the diagram."})
     seed: int = field(default=0, metadata={"help": "Seed of the bootstrap."})
     min_accuracy: float | None = field(
-        default=None, metadata={"help": "Exit with status 1 when held-out accuracy is below this."},
+        default=None,
+        metadata={"help": "Exit with status 1 when held-out accuracy is below this."},
     )
     max_ece: float | None = field(
-        default=None, metadata={"help": "Exit with status 1 when the expected calibration error is above this."},
+        default=None,
+        metadata={"help": "Exit with status 1 when the expected calibration error is above this."},
     )
 
 

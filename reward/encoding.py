@@ -92,9 +92,14 @@ def log_truncation(count: TruncationCount, *, name: str, max_length: int | None)
         logger.info(
             "%s: %d of %d pairs (%.0f%%) were longer than max_length=%s and lost their oldest tokens; "
             "%d responses were themselves longer than that.",
-            name, count.truncated_pairs, count.pairs, 100 * count.truncated_pairs / count.pairs, max_length,
+            name,
+            count.truncated_pairs,
+            count.pairs,
+            100 * count.truncated_pairs / count.pairs,
+            max_length,
             count.responses_cut,
         )
     if count.identical_after_truncation:
-        logger.warning("%s: %d pairs are identical after truncation and teach nothing.", name,
-                       count.identical_after_truncation)
+        logger.warning(
+            "%s: %d pairs are identical after truncation and teach nothing.", name, count.identical_after_truncation
+        )

@@ -34,7 +34,7 @@ def config_types() -> tuple:
 
 def cli(argv: list[str], *, prog: str) -> int:
     """Parse flags, evaluate, print the table; the exit status is 1 when the gate fails."""
-    args, = parse_config(config_types(), argv, prog=prog)
+    (args,) = parse_config(config_types(), argv, prog=prog)
     report = main(args)
     print(format_table(report))
     failures = gate_failures(report, min_accuracy=args.min_accuracy, max_ece=args.max_ece)
@@ -50,10 +50,12 @@ def main(args: EvalArguments) -> dict:
     pairs = load_pairs(args.dataset_name, args.dataset_split)
     max_length = args.max_length or trained_max_length(paths[0])
     chosen, rejected = score_pairs(reward_models, pairs, max_length=max_length, batch_size=args.batch_size)
-    report = evaluate_scores(pairs, chosen, rejected, bootstrap_samples=args.bootstrap_samples,
-                             num_bins=args.num_bins, seed=args.seed)
-    report.update(model=args.model_name_or_path, dataset=f"{args.dataset_name} [{args.dataset_split}]",
-                  max_length=max_length)
+    report = evaluate_scores(
+        pairs, chosen, rejected, bootstrap_samples=args.bootstrap_samples, num_bins=args.num_bins, seed=args.seed
+    )
+    report.update(
+        model=args.model_name_or_path, dataset=f"{args.dataset_name} [{args.dataset_split}]", max_length=max_length
+    )
     output_dir = Path(args.output_dir or paths[0])
     write_report(report, output_dir)
     return report
@@ -81,8 +83,9 @@ def evaluate_scores(pairs, chosen, rejected, *, bootstrap_samples=1000, num_bins
         "accuracy_ci95": [low, high],
         "ece": m.expected_calibration_error(probability, num_bins=num_bins),
         "length_baseline_accuracy": m.longer_is_better_accuracy(chosen_length, rejected_length),
-        "reward_length_spearman": m.spearman(np.concatenate([chosen, rejected]),
-                                             np.concatenate([chosen_length, rejected_length])),
+        "reward_length_spearman": m.spearman(
+            np.concatenate([chosen, rejected]), np.concatenate([chosen_length, rejected_length])
+        ),
         "mean_margin": float(np.mean(chosen - rejected)),
         "reliability": m.reliability_bins(probability, num_bins=num_bins),
     }
@@ -119,7 +122,7 @@ def rater_count(meta: dict) -> int:
 
 
 def agreement_report(pairs, correct) -> dict:
-    """Accuracy by the raters' agreement level and, over pairs with several raters, their own agreement (the ceiling)."""
+    """Accuracy by the raters' agreement level and, over pairs with several raters, their agreement (the ceiling)."""
     metas = _meta(pairs)
     known = [i for i, meta in enumerate(metas) if isinstance(meta.get("agreement"), (int, float))]
     if not known:
@@ -181,12 +184,24 @@ def plot_reliability(bins: list[dict], path: Path, *, accuracy: float, ece: floa
     figure, axis = plt.subplots(figsize=(5, 5))
     axis.plot([0.5, 1.0], [0.5, 1.0], linestyle="--", color="grey", label="perfectly calibrated")
     width = bins[0]["high"] - bins[0]["low"]
-    axis.bar([b["low"] for b in filled], [b["accuracy"] for b in filled], width=width, align="edge",
-             edgecolor="black", alpha=0.7, label="reward model")
+    axis.bar(
+        [b["low"] for b in filled],
+        [b["accuracy"] for b in filled],
+        width=width,
+        align="edge",
+        edgecolor="black",
+        alpha=0.7,
+        label="reward model",
+    )
     for b in filled:
         axis.annotate(str(b["count"]), (b["low"] + width / 2, b["accuracy"]), ha="center", va="bottom", fontsize=7)
-    axis.set(xlim=(0.5, 1.0), ylim=(0.0, 1.05), xlabel="confidence  max(p, 1-p),  p = sigmoid(r_chosen - r_rejected)",
-             ylabel="accuracy in bin", title=f"Reliability: accuracy {accuracy:.3f}, ECE {ece:.3f}")
+    axis.set(
+        xlim=(0.5, 1.0),
+        ylim=(0.0, 1.05),
+        xlabel="confidence  max(p, 1-p),  p = sigmoid(r_chosen - r_rejected)",
+        ylabel="accuracy in bin",
+        title=f"Reliability: accuracy {accuracy:.3f}, ECE {ece:.3f}",
+    )
     axis.legend(loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=100)

@@ -49,11 +49,15 @@ def reliability_bins(probabilities, *, num_bins: int = 10) -> list[dict]:
     for b in range(num_bins):
         members = index == b
         count = int(members.sum())
-        bins.append({
-            "low": float(edges[b]), "high": float(edges[b + 1]), "count": count,
-            "confidence": float(confidence[members].mean()) if count else None,
-            "accuracy": float(correct[members].mean()) if count else None,
-        })
+        bins.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "count": count,
+                "confidence": float(confidence[members].mean()) if count else None,
+                "accuracy": float(correct[members].mean()) if count else None,
+            }
+        )
     return bins
 
 

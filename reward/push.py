@@ -22,11 +22,31 @@ from reward.config import PushArguments
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "eval_report.json"  # written by reward.evaluate (kept here too so the card needs no torch import)
-TABLE_KEYS = ("pairs", "accuracy", "length_baseline_accuracy", "agreement_ceiling", "ece", "reward_length_spearman",
-              "mean_margin")
-CONFIG_KEYS = ("model_name_or_path", "dataset_name", "dataset_train_split", "dataset_test_split", "max_length",
-               "num_train_epochs", "max_steps", "learning_rate", "per_device_train_batch_size", "lr_scheduler_type",
-               "center_rewards_coefficient", "use_peft", "lora_r", "seed")
+TABLE_KEYS = (
+    "pairs",
+    "accuracy",
+    "length_baseline_accuracy",
+    "agreement_ceiling",
+    "ece",
+    "reward_length_spearman",
+    "mean_margin",
+)
+CONFIG_KEYS = (
+    "model_name_or_path",
+    "dataset_name",
+    "dataset_train_split",
+    "dataset_test_split",
+    "max_length",
+    "num_train_epochs",
+    "max_steps",
+    "learning_rate",
+    "per_device_train_batch_size",
+    "lr_scheduler_type",
+    "center_rewards_coefficient",
+    "use_peft",
+    "lora_r",
+    "seed",
+)
 
 
 def config_types() -> tuple:
@@ -50,20 +70,26 @@ def main(args: PushArguments) -> str:
         raise ConfigError("command line: name the Hub repository: plumb reward push REPO --model_dir DIR")
     model_dir = Path(args.model_dir)
     if not (model_dir / "config.json").is_file():
-        raise ConfigError(f"{model_dir}: no trained model here (config.json is missing); train one with "
-                          "`plumb reward train` first")
+        raise ConfigError(
+            f"{model_dir}: no trained model here (config.json is missing); train one with `plumb reward train` first"
+        )
     write_reward_card(model_dir, repo_id=args.repo_id)
     load_reward_model(str(model_dir))  # refuse to publish a folder that does not load as a reward model
     if args.dry_run:
-        logger.info("Dry run: %s is ready to push to %s (card written, model loads); nothing uploaded.",
-                    model_dir, args.repo_id)
+        logger.info(
+            "Dry run: %s is ready to push to %s (card written, model loads); nothing uploaded.", model_dir, args.repo_id
+        )
         return str(model_dir)
     from huggingface_hub import HfApi
 
     api = HfApi()
     url = api.create_repo(args.repo_id, private=args.private, exist_ok=True)
-    api.upload_folder(repo_id=args.repo_id, folder_path=str(model_dir), commit_message=args.commit_message,
-                      ignore_patterns=["checkpoint-*", "runs/*", "wandb/*"])
+    api.upload_folder(
+        repo_id=args.repo_id,
+        folder_path=str(model_dir),
+        commit_message=args.commit_message,
+        ignore_patterns=["checkpoint-*", "runs/*", "wandb/*"],
+    )
     logger.info("Pushed %s to %s", model_dir, url)
     return str(url)
 
@@ -99,12 +125,17 @@ def evaluation_section(report: dict) -> str:
     low, high = report.get("accuracy_ci95", [None, None])
     lines = [f"On {report.get('dataset', 'held-out pairs')}:", "", metrics_table(shown)]
     if low is not None:
-        lines += ["", f"Accuracy 95% bootstrap interval: {low:.3f} to {high:.3f}. `length_baseline_accuracy` is a "
-                      "rule that always prefers the longer response; `agreement_ceiling` is the raters' own agreement "
-                      "on these pairs, when several raters judged them."]
+        lines += [
+            "",
+            f"Accuracy 95% bootstrap interval: {low:.3f} to {high:.3f}. `length_baseline_accuracy` is a "
+            "rule that always prefers the longer response; `agreement_ceiling` is the raters' own agreement "
+            "on these pairs, when several raters judged them.",
+        ]
     for title, key in (("Accuracy by group", "by_group"), ("Accuracy by raters' agreement", "by_agreement")):
         if report.get(key):
-            rows = "\n".join(f"| {label} | {row['pairs']} | {row['accuracy']:.3f} |" for label, row in report[key].items())
+            rows = "\n".join(
+                f"| {label} | {row['pairs']} | {row['accuracy']:.3f} |" for label, row in report[key].items()
+            )
             lines += ["", f"{title}:", "", "| group | pairs | accuracy |", "|---|---|---|", rows]
     return "\n".join(lines)
 
@@ -122,25 +153,29 @@ def write_reward_card(model_dir: Path, *, repo_id: str | None = None) -> Path:
     shown_config = {key: config[key] for key in CONFIG_KEYS if config.get(key) is not None}
     usage = (
         "```python\nfrom transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
-        f"model = AutoModelForSequenceClassification.from_pretrained(\"{repo_id or model_dir}\")\n"
-        f"tokenizer = AutoTokenizer.from_pretrained(\"{repo_id or model_dir}\")\n"
-        "conversation = [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", \"content\": \"Hello!\"}]\n"
-        "inputs = tokenizer.apply_chat_template(conversation, return_dict=True, return_tensors=\"pt\")\n"
+        f'model = AutoModelForSequenceClassification.from_pretrained("{repo_id or model_dir}")\n'
+        f'tokenizer = AutoTokenizer.from_pretrained("{repo_id or model_dir}")\n'
+        'conversation = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]\n'
+        'inputs = tokenizer.apply_chat_template(conversation, return_dict=True, return_tensors="pt")\n'
         "reward = model(**inputs).logits[0, 0].item()\n```"
     )
     return write_card(
         model_dir,
         title=f"Reward model from {base_name}",
         summary="A Bradley-Terry reward model trained with TRL's RewardTrainer by Plumb: one scalar per conversation, "
-                "higher for the response people preferred.",
-        metadata={"base_model": None if base == DEFAULT else base, "datasets": [hub_dataset] if hub_dataset else None,
-                  "tags": ["plumb", "trl", "reward-model"], "pipeline_tag": "text-classification"},
+        "higher for the response people preferred.",
+        metadata={
+            "base_model": None if base == DEFAULT else base,
+            "datasets": [hub_dataset] if hub_dataset else None,
+            "tags": ["plumb", "trl", "reward-model"],
+            "pipeline_tag": "text-classification",
+        },
         sections={
             "Data": f"Trained on {dataset_reference(dataset)}, split `{config.get('dataset_train_split', 'train')}`.",
             "Evaluation": evaluation_section(report),
             "Usage": usage,
             "Training config": "```yaml\n" + yaml.safe_dump(shown_config, sort_keys=False).strip() + "\n```\n\n"
-                               f"The full resolved config is `{RESOLVED_CONFIG}`: rerun with "
-                               f"`plumb reward train --config {RESOLVED_CONFIG}`.",
+            f"The full resolved config is `{RESOLVED_CONFIG}`: rerun with "
+            f"`plumb reward train --config {RESOLVED_CONFIG}`.",
         },
     )

@@ -43,18 +43,27 @@ def main(args: ScoreArguments):
     dataset = to_conversational(load_records(args.dataset_name, args.dataset_split))
     kind = detect_kind(dataset)
     if kind not in ("pairwise", "unpaired", "ranking"):
-        raise DataError(f"{args.dataset_name}: {kind} data has no responses to score (need chosen/rejected, "
-                        "completion or completions)")
+        raise DataError(
+            f"{args.dataset_name}: {kind} data has no responses to score (need chosen/rejected, "
+            "completion or completions)"
+        )
 
     # Scoring
     max_length = args.max_length or trained_max_length(model_paths(args.model_name_or_path)[0])
-    columns = score_columns(dataset, kind, reward_models, column=args.column, max_length=max_length,
-                            batch_size=args.batch_size)
+    columns = score_columns(
+        dataset, kind, reward_models, column=args.column, max_length=max_length, batch_size=args.batch_size
+    )
     for name, values in columns.items():
         dataset = dataset.add_column(name, values)
     write_dataset(dataset, args.output_path)
-    logger.info("Scored %d rows (%s data) with %d model(s); wrote %s to %s", len(dataset), kind,
-                len(reward_models), ", ".join(columns), args.output_path)
+    logger.info(
+        "Scored %d rows (%s data) with %d model(s); wrote %s to %s",
+        len(dataset),
+        kind,
+        len(reward_models),
+        ", ".join(columns),
+        args.output_path,
+    )
     return dataset
 
 
@@ -93,8 +102,14 @@ def trained_max_length(path: str, default: int = 512) -> int:
     return config.get("max_length") or default
 
 
-def score_conversations(reward_model, conversations: list[list[dict]], *, max_length: int | None = 512,
-                        batch_size: int = 32, progress: bool = True) -> np.ndarray:
+def score_conversations(
+    reward_model,
+    conversations: list[list[dict]],
+    *,
+    max_length: int | None = 512,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> np.ndarray:
     """Rewards of conversations (message lists), shape (len(conversations),), batched longest-first."""
     import torch
     from tqdm.auto import tqdm
@@ -123,8 +138,9 @@ def score_columns(dataset, kind: str, reward_models, *, column: str, **kwargs) -
     prompts = dataset["prompt"]
     ensemble = len(reward_models) > 1
     if kind == "ranking":
-        owners, conversations = zip(*[(i, p + c) for i, (p, cs) in enumerate(zip(prompts, dataset["completions"]))
-                                      for c in cs])
+        owners, conversations = zip(
+            *[(i, p + c) for i, (p, cs) in enumerate(zip(prompts, dataset["completions"])) for c in cs]
+        )
         scores, owners = member_scores(reward_models, list(conversations), **kwargs), np.array(owners)
 
         def per_row(values):  # the flat scores back into one list per ranking row

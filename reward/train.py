@@ -27,8 +27,14 @@ from reward.push import write_reward_card
 
 logger = logging.getLogger(__name__)
 
-SUMMARY_KEYS = ("accuracy", "accuracy_ci95", "ece", "length_baseline_accuracy", "reward_length_spearman",
-                "agreement_ceiling")
+SUMMARY_KEYS = (
+    "accuracy",
+    "accuracy_ci95",
+    "ece",
+    "length_baseline_accuracy",
+    "reward_length_spearman",
+    "agreement_ceiling",
+)
 
 
 def config_types() -> tuple:
@@ -63,7 +69,9 @@ def main(script_args: RewardScriptArguments, training_args, model_args) -> dict:
     log_truncation(train_cut, name="train", max_length=training_args.max_length)
     eval_ids = None
     if test is not None:
-        eval_ids, eval_cut = tokenize_pairs(test, tokenizer, training_args.max_length, use_margin=script_args.use_margin)
+        eval_ids, eval_cut = tokenize_pairs(
+            test, tokenizer, training_args.max_length, use_margin=script_args.use_margin
+        )
         log_truncation(eval_cut, name="held-out", max_length=training_args.max_length)
 
     # Training
@@ -71,12 +79,20 @@ def main(script_args: RewardScriptArguments, training_args, model_args) -> dict:
     training_args.remove_unused_columns = False  # keep `length` for length-grouped batches; the collator ignores it
     setup_tracking(training_args, stage="reward")
     trainer = RewardTrainer(
-        model=model, args=training_args, train_dataset=train_ids, eval_dataset=eval_ids,
-        processing_class=tokenizer, peft_config=get_peft_config(model_args), callbacks=callbacks,
+        model=model,
+        args=training_args,
+        train_dataset=train_ids,
+        eval_dataset=eval_ids,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+        callbacks=callbacks,
     )
     train_result = trainer.train(resume_from_checkpoint=resume_argument(training_args.resume_from_checkpoint))
-    metrics = {"train_loss": train_result.training_loss, "train_runtime_s": train_result.metrics.get("train_runtime"),
-               **{f"train_{k}": v for k, v in train_cut.as_metrics().items()}}
+    metrics = {
+        "train_loss": train_result.training_loss,
+        "train_runtime_s": train_result.metrics.get("train_runtime"),
+        **{f"train_{k}": v for k, v in train_cut.as_metrics().items()},
+    }
 
     # Save
     output_dir = Path(training_args.output_dir)
@@ -100,8 +116,12 @@ def load_pairs_train_test(script_args: RewardScriptArguments, *, seed: int):
     """(train, held-out or None) pairwise data, checked for empty responses and turned into message lists."""
     source, train_split = script_args.dataset_name, script_args.dataset_train_split
     train, test = load_train_test(
-        source, "pairwise", train_split=train_split, test_split=script_args.dataset_test_split,
-        test_size=script_args.test_size, seed=seed,
+        source,
+        "pairwise",
+        train_split=train_split,
+        test_split=script_args.dataset_test_split,
+        test_size=script_args.test_size,
+        seed=seed,
     )
     if test is not None:
         test = to_conversational(test)
@@ -141,7 +161,9 @@ def freeze_bottom(model, layers: int) -> None:
     for block in blocks[:layers]:
         block.requires_grad_(False)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    logger.info("Froze the embeddings and %d of %d blocks: %.1fM parameters left to train", layers, count, trainable / 1e6)
+    logger.info(
+        "Froze the embeddings and %d of %d blocks: %.1fM parameters left to train", layers, count, trainable / 1e6
+    )
 
 
 def resume_argument(value: str | None):
@@ -167,10 +189,15 @@ def save_reward_model(trainer, tokenizer, output_dir: Path, *, merge: bool):
 def evaluate_held_out(model, tokenizer, test, training_args, script_args, output_dir: Path) -> dict:
     """Plumb's report (accuracy with its interval, ECE, length bias) on the held-out pairs, written to output_dir."""
     model.eval()
-    chosen, rejected = score_pairs([(model, tokenizer)], test, max_length=training_args.max_length,
-                                   batch_size=training_args.per_device_eval_batch_size)
-    report = evaluate_scores(test, chosen, rejected, bootstrap_samples=script_args.bootstrap_samples,
-                             seed=training_args.seed)
+    chosen, rejected = score_pairs(
+        [(model, tokenizer)],
+        test,
+        max_length=training_args.max_length,
+        batch_size=training_args.per_device_eval_batch_size,
+    )
+    report = evaluate_scores(
+        test, chosen, rejected, bootstrap_samples=script_args.bootstrap_samples, seed=training_args.seed
+    )
     report.update(model=str(output_dir), dataset=f"{script_args.dataset_name} [held out]")
     write_report(report, output_dir)
     return report

@@ -11,8 +11,10 @@ class SFTScriptArguments(TrainingScriptArguments):
 
     dataset_name: str | None = field(
         default="builtin:instruct",
-        metadata={"help": "Conversations (`messages` column): builtin:NAME, a JSONL/JSON/Parquet/CSV file, a saved "
-                  "dataset directory or a Hub id."},
+        metadata={
+            "help": "Conversations (`messages` column): builtin:NAME, a JSONL/JSON/Parquet/CSV file, a saved "
+            "dataset directory or a Hub id."
+        },
     )
     eval_before_train: bool = field(
         default=True,

@@ -47,8 +47,12 @@ def main(script_args: SFTScriptArguments, training_args, model_args) -> dict:
 
     # Dataset: every assistant turn becomes a prompt-completion row, so only assistant tokens carry loss
     train, test = load_train_test(
-        script_args.dataset_name, "sft", train_split=script_args.dataset_train_split,
-        test_split=script_args.dataset_test_split, test_size=script_args.test_size, seed=training_args.seed,
+        script_args.dataset_name,
+        "sft",
+        train_split=script_args.dataset_train_split,
+        test_split=script_args.dataset_test_split,
+        test_size=script_args.test_size,
+        seed=training_args.seed,
     )
     train_rows = messages_to_prompt_completion(train)
     eval_rows = messages_to_prompt_completion(test) if test is not None else None
@@ -59,8 +63,12 @@ def main(script_args: SFTScriptArguments, training_args, model_args) -> dict:
         training_args.eval_strategy = "no"
     setup_tracking(training_args, stage="sft")
     trainer = SFTTrainer(
-        model=model, args=training_args, train_dataset=train_rows, eval_dataset=eval_rows,
-        processing_class=tokenizer, peft_config=get_peft_config(model_args),
+        model=model,
+        args=training_args,
+        train_dataset=train_rows,
+        eval_dataset=eval_rows,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
     )
     metrics = {}
     if eval_rows is not None and script_args.eval_before_train:
@@ -79,7 +87,9 @@ def main(script_args: SFTScriptArguments, training_args, model_args) -> dict:
     write_sft_card(output_dir, model_spec, script_args, model_args, metrics)
     logger.info("Saved to %s\n%s", output_dir, metrics_table(metrics))
     if "perplexity_before" in metrics:
-        logger.info("Held-out perplexity: %.3f before -> %.3f after", metrics["perplexity_before"], metrics["perplexity"])
+        logger.info(
+            "Held-out perplexity: %.3f before -> %.3f after", metrics["perplexity_before"], metrics["perplexity"]
+        )
     logger.info("Checkpoint: %s", output_dir.resolve())
     return metrics
 
@@ -97,12 +107,16 @@ def write_sft_card(output_dir: Path, model_spec: str, script_args, model_args, m
     write_card(
         output_dir,
         title=f"SFT policy from {base}",
-        summary=f"Supervised fine-tuning with TRL's SFTTrainer (loss on assistant turns only); this folder holds {saved}.",
-        metadata={"base_model": None if model_spec == DEFAULT else model_spec, "tags": ["plumb", "trl", "sft"],
-                  "datasets": [script_args.dataset_name]},
+        summary=f"Supervised fine-tuning with TRL's SFTTrainer (loss on assistant turns only); "
+        f"this folder holds {saved}.",
+        metadata={
+            "base_model": None if model_spec == DEFAULT else model_spec,
+            "tags": ["plumb", "trl", "sft"],
+            "datasets": [script_args.dataset_name],
+        },
         sections={
             "Data": f"`{script_args.dataset_name}` (train split `{script_args.dataset_train_split}`, held out: "
-                    f"`{script_args.dataset_test_split}` or {script_args.test_size:.0%} of train).",
+            f"`{script_args.dataset_test_split}` or {script_args.test_size:.0%} of train).",
             "Evaluation": metrics_table(metrics),
             "Training config": "See `plumb_config.yaml`; rerun with `plumb sft train --config plumb_config.yaml`.",
         },

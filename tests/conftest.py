@@ -33,9 +33,16 @@ def tiny_policy_dir(tmp_path_factory, default_policy_dir):
 
     tokenizer = load_tokenizer(default_policy_dir)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
     )
     path = tmp_path_factory.mktemp("tiny_policy")
@@ -51,8 +58,14 @@ def tiny_reward_dir(tmp_path_factory):
 
     tokenizer = AutoTokenizer.from_pretrained(default_reward_dir())
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=512, num_labels=1, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=512,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
     )
     path = tmp_path_factory.mktemp("tiny_reward")
     BertForSequenceClassification(config).save_pretrained(path)

@@ -30,8 +30,9 @@ def create_admin_tab(sessions, campaign: str, output_dir: str | None = None) -> 
     with gr.Row():
         c["name"] = gr.Textbox(label="Name", elem_id="plumb-admin-name")
         c["role"] = gr.Dropdown(list(ROLES), value="rater", label="Role", elem_id="plumb-admin-role")
-        c["password"] = gr.Textbox(label="Password (empty: generate one)", type="password",
-                                   elem_id="plumb-admin-password")
+        c["password"] = gr.Textbox(
+            label="Password (empty: generate one)", type="password", elem_id="plumb-admin-password"
+        )
     with gr.Row():
         c["add"] = gr.Button("Add rater", variant="primary", size="sm", elem_id="plumb-admin-add")
         c["set_role"] = gr.Button("Change role", size="sm")
@@ -68,22 +69,46 @@ def _bind_raters(sessions, campaign: str, c: dict) -> None:
         return "", table(request.username), ""
 
     def on_add(name: str, role: str, password: str, request: gr.Request):
-        return after(shown_as_error(admin.add_rater, sessions=sessions, admin_name=request.username, name=name, role=role,
-                              password=password or None), request.username)
+        return after(
+            shown_as_error(
+                admin.add_rater,
+                sessions=sessions,
+                admin_name=request.username,
+                name=name,
+                role=role,
+                password=password or None,
+            ),
+            request.username,
+        )
 
     def on_set_role(name: str, role: str, request: gr.Request):
-        return after(shown_as_error(admin.change_role, sessions=sessions, admin_name=request.username, name=name,
-                              role=role), request.username)
+        return after(
+            shown_as_error(admin.change_role, sessions=sessions, admin_name=request.username, name=name, role=role),
+            request.username,
+        )
 
     def on_active(active: bool):
         def handler(name: str, request: gr.Request):
-            return after(shown_as_error(admin.change_active, sessions=sessions, admin_name=request.username, name=name,
-                                  active=active), request.username)
+            return after(
+                shown_as_error(
+                    admin.change_active, sessions=sessions, admin_name=request.username, name=name, active=active
+                ),
+                request.username,
+            )
+
         return handler
 
     def on_reset(name: str, password: str, request: gr.Request):
-        return after(shown_as_error(admin.reset_password, sessions=sessions, admin_name=request.username, name=name,
-                              password=password or None), request.username)
+        return after(
+            shown_as_error(
+                admin.reset_password,
+                sessions=sessions,
+                admin_name=request.username,
+                name=name,
+                password=password or None,
+            ),
+            request.username,
+        )
 
     outputs = [c["message"], c["raters"], c["password"]]
     c["list"].click(on_list, outputs=outputs, api_name="raters")
@@ -96,16 +121,31 @@ def _bind_raters(sessions, campaign: str, c: dict) -> None:
 
 def _bind_export(sessions, campaign: str, c: dict, *, output_root: Path, archive_dir: str) -> None:
     def on_export(format: str, per_rater: bool, leaks: bool, request: gr.Request):
-        result = shown_as_error(admin.export_campaign, sessions=sessions, campaign=campaign, admin_name=request.username,
-                          format=format, output_root=output_root, archive_dir=archive_dir, per_rater=per_rater,
-                          include_identity_leaks=leaks)
+        result = shown_as_error(
+            admin.export_campaign,
+            sessions=sessions,
+            campaign=campaign,
+            admin_name=request.username,
+            format=format,
+            output_root=output_root,
+            archive_dir=archive_dir,
+            per_rater=per_rater,
+            include_identity_leaks=leaks,
+        )
         return summary_markdown(result.directory, result.summary), str(result.archive)
 
     def on_push(format: str, per_rater: bool, leaks: bool, repo: str, request: gr.Request):
         try:
-            message = admin.push_campaign(sessions, campaign=campaign, admin_name=request.username, format=format,
-                                          repo=repo, output_root=output_root, per_rater=per_rater,
-                                          include_identity_leaks=leaks)
+            message = admin.push_campaign(
+                sessions,
+                campaign=campaign,
+                admin_name=request.username,
+                format=format,
+                repo=repo,
+                output_root=output_root,
+                per_rater=per_rater,
+                include_identity_leaks=leaks,
+            )
         except PushError as error:
             # Shown in the page and kept there: a failed push (offline, no token) is not a bug to report.
             return f"**Push failed.** {html.escape(str(error), quote=False)}"
@@ -120,5 +160,7 @@ def _bind_export(sessions, campaign: str, c: dict, *, output_root: Path, archive
 
 def summary_markdown(directory: Path, summary: dict) -> str:
     """Where an export was saved and its summary.json, for the page."""
-    return (f"Saved **{summary['rows']}** {summary['format']} rows to `{html.escape(str(directory))}` "
-            f"(download the zip below).\n\n```json\n{json.dumps(summary, indent=2)}\n```")
+    return (
+        f"Saved **{summary['rows']}** {summary['format']} rows to `{html.escape(str(directory))}` "
+        f"(download the zip below).\n\n```json\n{json.dumps(summary, indent=2)}\n```"
+    )

@@ -31,9 +31,11 @@ def create_arena_tab(sessions, campaign: str, spec: CampaignSpec, models: Loaded
     `models` may be shared with other work of the process (the background candidate generation).
     """
     battles, models = ArenaBattles(), models or LoadedModels()
-    gr.Markdown("Type a prompt: two anonymous models answer side by side. Vote for the better answer once both "
-                f"have started and you have read them for at least {spec.arena_min_seconds:g} s; their names are "
-                "shown after your vote.")
+    gr.Markdown(
+        "Type a prompt: two anonymous models answer side by side. Vote for the better answer once both "
+        f"have started and you have read them for at least {spec.arena_min_seconds:g} s; their names are "
+        "shown after your vote."
+    )
     battle_id = gr.State(None)
     prompt = gr.Textbox(label="Your prompt", lines=3, elem_id="plumb-arena-prompt")
     with gr.Row():
@@ -45,12 +47,20 @@ def create_arena_tab(sessions, campaign: str, spec: CampaignSpec, models: Loaded
         for side in "AB":
             with gr.Column():
                 headings.append(gr.Markdown(f"### Model {side}", elem_id=f"plumb-arena-heading-{side.lower()}"))
-                answers.append(gr.Markdown(elem_id=f"plumb-arena-answer-{side.lower()}", min_height=160,
-                                           container=True))
+                answers.append(
+                    gr.Markdown(elem_id=f"plumb-arena-answer-{side.lower()}", min_height=160, container=True)
+                )
     with gr.Row():
-        votes = {vote: gr.Button(button_label(key, vote), elem_id=element_id(key, "arena"), interactive=False, size="sm",
-                                 variant="secondary" if vote == BOTH_BAD else "primary")
-                 for key, vote in ARENA_KEYS}
+        votes = {
+            vote: gr.Button(
+                button_label(key, vote),
+                elem_id=element_id(key, "arena"),
+                interactive=False,
+                size="sm",
+                variant="secondary" if vote == BOTH_BAD else "primary",
+            )
+            for key, vote in ARENA_KEYS
+        }
 
     def on_start(text: str, old_id: str | None, request: gr.Request):
         battles.discard(old_id, rater=request.username)
@@ -63,13 +73,21 @@ def create_arena_tab(sessions, campaign: str, spec: CampaignSpec, models: Loaded
         run_battle(battle, models.stream)
         progresses, shown_message, could_vote = follow(battle), None, False
         try:  # from the first yield: the page may go away at any of them
-            yield {battle_id: battle.id, prompt: gr.Textbox(interactive=False), start: gr.Button(interactive=False),
-                   new: gr.Button(visible=True), message: "Both models are answering…",
-                   **{heading: f"### Model {side}" for heading, side in zip(headings, "AB")},
-                   **{answer: WAITING for answer in answers}, **_votes_open(votes, False)}
+            yield {
+                battle_id: battle.id,
+                prompt: gr.Textbox(interactive=False),
+                start: gr.Button(interactive=False),
+                new: gr.Button(visible=True),
+                message: "Both models are answering…",
+                **{heading: f"### Model {side}" for heading, side in zip(headings, "AB")},
+                **{answer: WAITING for answer in answers},
+                **_votes_open(votes, False),
+            }
             for progress in progresses:
-                values = {answer: safe_markdown(text) if text.strip() else WAITING
-                          for answer, text in zip(answers, progress.texts)}
+                values = {
+                    answer: safe_markdown(text) if text.strip() else WAITING
+                    for answer, text in zip(answers, progress.texts)
+                }
                 if _progress_message(progress, spec) != shown_message:
                     values[message] = shown_message = _progress_message(progress, spec)
                 if progress.can_vote != could_vote:
@@ -85,10 +103,16 @@ def create_arena_tab(sessions, campaign: str, spec: CampaignSpec, models: Loaded
 
     def on_new(old_id: str | None, request: gr.Request):
         battles.discard(old_id, rater=request.username)
-        return {battle_id: None, prompt: gr.Textbox(value="", interactive=True), start: gr.Button(interactive=True),
-                new: gr.Button(visible=False), message: "",
-                **{heading: f"### Model {side}" for heading, side in zip(headings, "AB")},
-                **{answer: "" for answer in answers}, **_votes_open(votes, False)}
+        return {
+            battle_id: None,
+            prompt: gr.Textbox(value="", interactive=True),
+            start: gr.Button(interactive=True),
+            new: gr.Button(visible=False),
+            message: "",
+            **{heading: f"### Model {side}" for heading, side in zip(headings, "AB")},
+            **{answer: "" for answer in answers},
+            **_votes_open(votes, False),
+        }
 
     def vote_handler(vote: str):
         def on_vote(current_id: str | None, request: gr.Request):
@@ -101,24 +125,40 @@ def create_arena_tab(sessions, campaign: str, spec: CampaignSpec, models: Loaded
             # reveal below is the page's final word: a stream update arriving after it would hide it.
             battle.followed.wait(timeout=2)
             names = [html.escape(side.policy.name) for side in battle.sides]
-            return {message: _reveal_message(vote, names, battle.leaks()),
-                    **{heading: f"### Model {side}: {name}" for heading, side, name in zip(headings, "AB", names)},
-                    **{answer: safe_markdown(side.shown) if side.shown.strip() else "*(empty answer)*"
-                       for answer, side in zip(answers, battle.sides)},
-                    **_votes_open(votes, False)}
+            return {
+                message: _reveal_message(vote, names, battle.leaks()),
+                **{heading: f"### Model {side}: {name}" for heading, side, name in zip(headings, "AB", names)},
+                **{
+                    answer: safe_markdown(side.shown) if side.shown.strip() else "*(empty answer)*"
+                    for answer, side in zip(answers, battle.sides)
+                },
+                **_votes_open(votes, False),
+            }
+
         return on_vote
 
     everything = [battle_id, prompt, start, new, message, *headings, *answers, *votes.values()]
     # No progress overlay: it would cover the answers and the vote buttons while the answers stream.
-    start.click(on_start, inputs=[prompt, battle_id], outputs=everything, show_progress="hidden",
-                concurrency_limit=CONCURRENT_BATTLES, api_name="arena_start")
+    start.click(
+        on_start,
+        inputs=[prompt, battle_id],
+        outputs=everything,
+        show_progress="hidden",
+        concurrency_limit=CONCURRENT_BATTLES,
+        api_name="arena_start",
+    )
     new.click(on_new, inputs=[battle_id], outputs=everything, api_name="arena_new")
     for key, vote in ARENA_KEYS:
         # The vote stops the battle's streams itself (`cast_vote`), so a vote refused as too early leaves them running.
         # A vote may hold its worker up to 2 s (`followed.wait`): Gradio's default of one at a time would queue
         # every rater's vote behind it.
-        votes[vote].click(vote_handler(vote), inputs=[battle_id], outputs=everything,
-                          concurrency_limit=CONCURRENT_BATTLES, api_name=f"arena_vote_{key.lower()}")
+        votes[vote].click(
+            vote_handler(vote),
+            inputs=[battle_id],
+            outputs=everything,
+            concurrency_limit=CONCURRENT_BATTLES,
+            api_name=f"arena_vote_{key.lower()}",
+        )
 
 
 def _votes_open(votes: dict, open_: bool) -> dict:
@@ -128,8 +168,10 @@ def _votes_open(votes: dict, open_: bool) -> dict:
 def _progress_message(progress, spec: CampaignSpec) -> str:
     for side, error in zip("AB", progress.errors):
         if error is not None:
-            return (f"Model {side} could not answer ({html.escape(error)}), so this battle cannot be judged. "
-                    "Start a new battle.")
+            return (
+                f"Model {side} could not answer ({html.escape(error)}), so this battle cannot be judged. "
+                "Start a new battle."
+            )
     if progress.can_vote:
         return "Vote when you are ready; the names are shown after your vote."
     return f"Voting opens once both answers have started and you have read them for {spec.arena_min_seconds:g} s."
@@ -138,7 +180,8 @@ def _progress_message(progress, spec: CampaignSpec) -> str:
 def _reveal_message(vote: str, names: list[str], leaks: list[str]) -> str:
     text = f"Saved: **{vote}**. Model A was **{names[0]}**, model B was **{names[1]}**."
     if leaks:
-        text += (f" Model {' and '.join(leaks)} named itself, so your vote is kept but marked as an identity leak "
-                 "and left out of the leaderboard.")
+        text += (
+            f" Model {' and '.join(leaks)} named itself, so your vote is kept but marked as an identity leak "
+            "and left out of the leaderboard."
+        )
     return text
-

@@ -20,24 +20,29 @@ def create_campaign_tab(sessions, campaign: str) -> None:
     overview = gr.Markdown(elem_id="plumb-overview")
     refresh = gr.Button("Refresh", size="sm")
     with gr.Row():
-        over_time = gr.Image(label="judgments over time", type="filepath", interactive=False,
-                             elem_id="plumb-over-time")
-        per_rater = gr.Image(label="judgments per rater", type="filepath", interactive=False,
-                             elem_id="plumb-per-rater")
+        over_time = gr.Image(label="judgments over time", type="filepath", interactive=False, elem_id="plumb-over-time")
+        per_rater = gr.Image(label="judgments per rater", type="filepath", interactive=False, elem_id="plumb-per-rater")
     with gr.Accordion("Progress per task", open=False):
         tasks = gr.Dataframe(headers=TASK_COLUMNS, interactive=False, elem_id="plumb-task-progress")
     gr.Markdown("### Agreement and raters")
-    quality = gr.Code(label="agreement, per-rater reliability, aggregation", language=None,
-                      elem_id="plumb-quality", interactive=False)
-    ratings = gr.Image(label="leaderboard: Bradley-Terry ratings (Elo scale), 95% bootstrap interval",
-                       type="filepath", interactive=False, elem_id="plumb-ratings")
+    quality = gr.Code(
+        label="agreement, per-rater reliability, aggregation", language=None, elem_id="plumb-quality", interactive=False
+    )
+    ratings = gr.Image(
+        label="leaderboard: Bradley-Terry ratings (Elo scale), 95% bootstrap interval",
+        type="filepath",
+        interactive=False,
+        elem_id="plumb-ratings",
+    )
     plot_dir = tempfile.mkdtemp(prefix="plumb-plots-")  # per app, under the temp dir Gradio serves files from
 
     def on_refresh(request: gr.Request) -> tuple[str, str, str | None]:
-        stats, counts = shown_as_error(handlers.campaign_overview, sessions, campaign=campaign,
-                                       rater_name=request.username)
-        report, plot = shown_as_error(handlers.campaign_quality, sessions, campaign=campaign,
-                                      rater_name=request.username, plot_dir=plot_dir)
+        stats, counts = shown_as_error(
+            handlers.campaign_overview, sessions, campaign=campaign, rater_name=request.username
+        )
+        report, plot = shown_as_error(
+            handlers.campaign_quality, sessions, campaign=campaign, rater_name=request.username, plot_dir=plot_dir
+        )
         return overview_markdown(stats, counts), report, plot
 
     def on_activity(request: gr.Request):
@@ -46,8 +51,11 @@ def create_campaign_tab(sessions, campaign: str) -> None:
         timeline = plot_judgments_over_time(activity["times"], directory / "over-time.png")
         bars = plot_judgments_per_rater(activity["per_rater"], directory / "per-rater.png")
         rows = [[row[column] for column in TASK_COLUMNS] for row in activity["tasks"]]
-        return (str(timeline) if timeline else None, str(bars) if bars else None,
-                gr.Dataframe(value=rows, headers=TASK_COLUMNS))
+        return (
+            str(timeline) if timeline else None,
+            str(bars) if bars else None,
+            gr.Dataframe(value=rows, headers=TASK_COLUMNS),
+        )
 
     refresh.click(on_refresh, outputs=[overview, quality, ratings], api_name="campaign_overview")
     refresh.click(on_activity, outputs=[over_time, per_rater, tasks], api_name="campaign_activity")

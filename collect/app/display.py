@@ -45,15 +45,17 @@ def _open_fence(text: str) -> str | None:
         marks = run.group(1)
         if fence is None:
             fence = marks
-        elif marks[0] == fence[0] and len(marks) >= len(fence) and not line.strip()[len(marks):]:
+        elif marks[0] == fence[0] and len(marks) >= len(fence) and not line.strip()[len(marks) :]:
             fence = None
     return fence
 
 
 def escaped_chat(messages: list[dict]) -> list[dict]:
     """A message list for `gr.Chatbot` (Markdown on), its text through `safe_markdown` so every tag shows as typed."""
-    return [{"role": _chat_role(m.get("role", "user")), "content": safe_markdown(_text(m.get("content", "")))}
-            for m in messages]
+    return [
+        {"role": _chat_role(m.get("role", "user")), "content": safe_markdown(_text(m.get("content", "")))}
+        for m in messages
+    ]
 
 
 def _chat_role(role: str) -> str:
@@ -75,14 +77,21 @@ def response_text(completion: list[dict]) -> str:
 
 def progress_markdown(progress: dict) -> str:
     """One line of progress: judged today, judged in this campaign, tasks left in the pool."""
-    return (f"**{progress['today']}** judged today · **{progress['campaign']}** in this campaign · "
-            f"**{progress['left']}** tasks left in the pool")
+    return (
+        f"**{progress['today']}** judged today · **{progress['campaign']}** in this campaign · "
+        f"**{progress['left']}** tasks left in the pool"
+    )
 
 
 def overview_markdown(stats: dict, per_rater: dict[str, int]) -> str:
     """The campaign's progress as a Markdown table, then live judgments per rater (names escaped)."""
-    rows = [("tasks", stats["tasks"]), ("gold tasks", stats["gold_tasks"]), ("complete tasks", stats["complete_tasks"]),
-            ("live judgments", stats["judgments"]), ("raters who judged", stats["raters"])]
+    rows = [
+        ("tasks", stats["tasks"]),
+        ("gold tasks", stats["gold_tasks"]),
+        ("complete tasks", stats["complete_tasks"]),
+        ("live judgments", stats["judgments"]),
+        ("raters who judged", stats["raters"]),
+    ]
     lines = [f"### Campaign `{html.escape(stats['campaign'])}`", "", "| | count |", "|---|---:|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     lines += ["", "| rater | judgments |", "|---|---:|"]

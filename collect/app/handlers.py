@@ -29,7 +29,6 @@ from collect.store.models import utcnow
 from plumb.data import DataError
 
 
-
 @dataclass
 class RaterPage:
     """What the rater tab shows after an action: a task (None when nothing is left for them), progress, a message."""
@@ -68,9 +67,18 @@ def show_next(sessions, *, campaign: str, rater_name: str, message: str = "") ->
         return _page(session, stored_campaign, rater, assignment, message)
 
 
-def judge(sessions, *, campaign: str, rater_name: str, assignment_id: int | None, choice: str,
-          rationale: str = "", flags: list[str] | None = None, seconds_spent: float | None = None,
-          edit: str = "") -> RaterPage:
+def judge(
+    sessions,
+    *,
+    campaign: str,
+    rater_name: str,
+    assignment_id: int | None,
+    choice: str,
+    rationale: str = "",
+    flags: list[str] | None = None,
+    seconds_spent: float | None = None,
+    edit: str = "",
+) -> RaterPage:
     """Store the rater's answer (`choice`: a label of the pairwise scale or "Both bad"), then show the next task.
 
     `edit` is the rater's improved version of the better response. A refused answer (e.g. a
@@ -82,16 +90,33 @@ def judge(sessions, *, campaign: str, rater_name: str, assignment_id: int | None
     try:
         with sessions.begin() as session:
             rater = rater_by_name(session=session, name=rater_name)
-            submit_judgment(session=session, rater=rater, assignment_id=assignment_id, rationale=rationale.strip(),
-                            flags=flags or [], seconds_spent=seconds_spent, edit=edit, **answer)
+            submit_judgment(
+                session=session,
+                rater=rater,
+                assignment_id=assignment_id,
+                rationale=rationale.strip(),
+                flags=flags or [],
+                seconds_spent=seconds_spent,
+                edit=edit,
+                **answer,
+            )
     except StoreError as error:
         return show_next(sessions, campaign=campaign, rater_name=rater_name, message=str(error))
     saved = f"Saved: {choice}" + (", with your improved response." if edit.strip() else ".")
     return show_next(sessions, campaign=campaign, rater_name=rater_name, message=saved)
 
 
-def score(sessions, *, campaign: str, rater_name: str, assignment_id: int | None, scores: list[int | None],
-          rationale: str = "", flags: list[str] | None = None, seconds_spent: float | None = None) -> RaterPage:
+def score(
+    sessions,
+    *,
+    campaign: str,
+    rater_name: str,
+    assignment_id: int | None,
+    scores: list[int | None],
+    rationale: str = "",
+    flags: list[str] | None = None,
+    seconds_spent: float | None = None,
+) -> RaterPage:
     """Store a ranking (1 = best, ties share a rank) or a rating of each response, in the order shown; next task.
 
     An incomplete or impossible ranking keeps the task on screen with a message saying what to fix.
@@ -104,9 +129,15 @@ def score(sessions, *, campaign: str, rater_name: str, assignment_id: int | None
             kind = campaign_by_name(session=session, name=campaign).kind
             problem = score_problem(kind, scores)
             if problem is None:
-                submit_judgment(session=session, rater=rater, assignment_id=assignment_id,
-                                rationale=rationale.strip(), flags=flags or [], seconds_spent=seconds_spent,
-                                **{"ranks" if kind == "ranking" else "ratings": [int(s) for s in scores]})
+                submit_judgment(
+                    session=session,
+                    rater=rater,
+                    assignment_id=assignment_id,
+                    rationale=rationale.strip(),
+                    flags=flags or [],
+                    seconds_spent=seconds_spent,
+                    **{"ranks" if kind == "ranking" else "ratings": [int(s) for s in scores]},
+                )
     except StoreError as error:
         problem = str(error)
     message = problem or ("Saved your ranking." if kind == "ranking" else "Saved your ratings.")
@@ -154,9 +185,13 @@ def _page(session, campaign, rater, assignment, message: str) -> RaterPage:
         done = "Nothing left for you in this campaign. Thank you!"
         return RaterPage(progress=progress, message=f"{message} {done}".strip())
     view = task_view(session, assignment)
-    page = RaterPage(assignment_id=assignment.id, prompt=escaped_chat(view.prompt),
-                     responses=[response_text(c["completion"]) for c in view.candidates],
-                     progress=progress, message=message)
+    page = RaterPage(
+        assignment_id=assignment.id,
+        prompt=escaped_chat(view.prompt),
+        responses=[response_text(c["completion"]) for c in view.candidates],
+        progress=progress,
+        message=message,
+    )
     if view.kind == "ranking":
         page.score_name, page.score_choices = "rank (1 = best)", list(range(1, len(view.candidates) + 1))
     elif view.kind == "rating":
@@ -206,7 +241,9 @@ def campaign_quality(sessions, *, campaign: str, rater_name: str, plot_dir: str)
     if not battles:
         return text + "\n\nNo battles between different policies yet: no leaderboard.", None
     try:
-        counts = count_battles(*([b[key] for b in battles] for key in ("model_a", "model_b", "winner")), source=campaign)
+        counts = count_battles(
+            *([b[key] for b in battles] for key in ("model_a", "model_b", "winner")), source=campaign
+        )
         # A small ridge keeps ratings finite while a policy has not lost yet, early in a campaign.
         board = leaderboard(counts, l2=0.01, rounds=100, seed=0)
     except (DataError, ValueError) as error:

@@ -61,9 +61,12 @@ def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header
         # A store error here is e.g. an account deactivated while its page was open.
         page = shown_as_error(handlers.show_next, sessions, campaign=campaign, rater_name=request.username)
         role = shown_as_error(handlers.role_of, sessions, request.username)
-        return {state: shown(page, old_state), **page_values(page, rate),
-                header: f"Signed in as **{html.escape(request.username)}** ({role}) · campaign `{campaign}`",
-                **{tab: gr.Tab(visible=role in roles) for tab, roles in role_tabs.items()}}
+        return {
+            state: shown(page, old_state),
+            **page_values(page, rate),
+            header: f"Signed in as **{html.escape(request.username)}** ({role}) · campaign `{campaign}`",
+            **{tab: gr.Tab(visible=role in roles) for tab, roles in role_tabs.items()},
+        }
 
     def answered(page, old_state: dict) -> dict:
         # The same task back (an answer refused with a reason) keeps what the rater typed and chose.
@@ -71,31 +74,45 @@ def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header
         return {state: shown(page, old_state), **page_values(page, rate, keep_answers=same)}
 
     def judged(old_state: dict, label: str, rationale: str, flags: list[str], edit: str, rater_name: str) -> dict:
-        page = handlers.judge(sessions, campaign=campaign, rater_name=rater_name,
-                              assignment_id=old_state.get("assignment_id"), choice=action_of(label),
-                              rationale=rationale or "", flags=flags, seconds_spent=_seconds_on(old_state),
-                              edit=edit or "")
+        page = handlers.judge(
+            sessions,
+            campaign=campaign,
+            rater_name=rater_name,
+            assignment_id=old_state.get("assignment_id"),
+            choice=action_of(label),
+            rationale=rationale or "",
+            flags=flags,
+            seconds_spent=_seconds_on(old_state),
+            edit=edit or "",
+        )
         return answered(page, old_state)
 
     def on_judge(old_state: dict, label: str, rationale: str, flags: list[str], request: gr.Request):
         return judged(old_state, label, rationale, flags, "", request.username)
 
-    def on_judge_with_edit(old_state: dict, label: str, rationale: str, flags: list[str], edit: str,
-                           request: gr.Request):
+    def on_judge_with_edit(
+        old_state: dict, label: str, rationale: str, flags: list[str], edit: str, request: gr.Request
+    ):
         return judged(old_state, label, rationale, flags, edit, request.username)
 
     def on_score(inputs: dict, request: gr.Request):
         old_state = inputs[state]
-        page = handlers.score(sessions, campaign=campaign, rater_name=request.username,
-                              assignment_id=old_state.get("assignment_id"),
-                              scores=[inputs[radio] for radio in score_inputs(rate)][:old_state.get("responses", 0)],
-                              rationale=inputs[rate["rationale"]] or "", flags=inputs[rate["flags"]],
-                              seconds_spent=_seconds_on(old_state))
+        page = handlers.score(
+            sessions,
+            campaign=campaign,
+            rater_name=request.username,
+            assignment_id=old_state.get("assignment_id"),
+            scores=[inputs[radio] for radio in score_inputs(rate)][: old_state.get("responses", 0)],
+            rationale=inputs[rate["rationale"]] or "",
+            flags=inputs[rate["flags"]],
+            seconds_spent=_seconds_on(old_state),
+        )
         return answered(page, old_state)
 
     def on_skip(old_state: dict, request: gr.Request):
-        page = handlers.skip(sessions, campaign=campaign, rater_name=request.username,
-                             assignment_id=old_state.get("assignment_id"))
+        page = handlers.skip(
+            sessions, campaign=campaign, rater_name=request.username, assignment_id=old_state.get("assignment_id")
+        )
         return answered(page, old_state)
 
     def on_undo(old_state: dict, request: gr.Request):
@@ -105,18 +122,29 @@ def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header
     ui.load(on_load, inputs=[state], outputs=[*page_outputs, header, *role_tabs], api_name="show_task")
     edit = [rate["edit"]] if "edit" in rate else []
     for index, button in enumerate(choice_buttons(rate)):
-        button.click(on_judge_with_edit if edit else on_judge, inputs=[state, button, rate["rationale"], rate["flags"],
-                                                                      *edit], outputs=page_outputs,
-                     api_name="judge" if index == 0 else f"judge_{index}",
-                     api_visibility="public" if index == 0 else "undocumented")
+        button.click(
+            on_judge_with_edit if edit else on_judge,
+            inputs=[state, button, rate["rationale"], rate["flags"], *edit],
+            outputs=page_outputs,
+            api_name="judge" if index == 0 else f"judge_{index}",
+            api_visibility="public" if index == 0 else "undocumented",
+        )
     if "submit" in rate:
-        rate["submit"].click(on_score, inputs={state, rate["rationale"], rate["flags"], *score_inputs(rate)},
-                             outputs=page_outputs, api_name="submit")
+        rate["submit"].click(
+            on_score,
+            inputs={state, rate["rationale"], rate["flags"], *score_inputs(rate)},
+            outputs=page_outputs,
+            api_name="submit",
+        )
     rate["skip"].click(on_skip, inputs=[state], outputs=page_outputs, api_name="skip")
     for index, key in enumerate(EDIT_KEYS):
         if f"copy_{key}" in rate:
-            rate[f"copy_{key}"].click(lambda old_state, typed, index=index: start_from(old_state, typed, index),
-                                      inputs=[state, rate["edit"]], outputs=rate["edit"], api_visibility="private")
+            rate[f"copy_{key}"].click(
+                lambda old_state, typed, index=index: start_from(old_state, typed, index),
+                inputs=[state, rate["edit"]],
+                outputs=rate["edit"],
+                api_visibility="private",
+            )
     rate["undo"].click(on_undo, inputs=[state], outputs=page_outputs, api_name="undo")
 
 
@@ -134,8 +162,12 @@ def shown(page, old_state: dict) -> dict:
     # The clock of a judgment starts when its task first appears, not when it reappears after an error.
     if page.assignment_id is not None and page.assignment_id == old_state.get("assignment_id"):
         return old_state
-    return {"assignment_id": page.assignment_id, "responses": len(page.responses), "texts": page.responses,
-            "shown_at": time.monotonic()}
+    return {
+        "assignment_id": page.assignment_id,
+        "responses": len(page.responses),
+        "texts": page.responses,
+        "shown_at": time.monotonic(),
+    }
 
 
 def _seconds_on(old_state: dict) -> float | None:
@@ -145,6 +177,13 @@ def _seconds_on(old_state: dict) -> float | None:
 
 def mount(app, sessions, campaign: str, *, path: str = "/", output_dir: str | None = None, models=None):
     """Mount the rater app for `campaign` on the FastAPI `app`, behind a login with the store's rater accounts."""
-    return gr.mount_gradio_app(app, create_ui(sessions, campaign, output_dir=output_dir, models=models), path=path, auth=handlers.password_check(sessions),
-                               auth_message="Sign in with your Plumb rater account.", head=keyboard_script(),
-                               css=RATER_CSS, footer_links=[])
+    return gr.mount_gradio_app(
+        app,
+        create_ui(sessions, campaign, output_dir=output_dir, models=models),
+        path=path,
+        auth=handlers.password_check(sessions),
+        auth_message="Sign in with your Plumb rater account.",
+        head=keyboard_script(),
+        css=RATER_CSS,
+        footer_links=[],
+    )

@@ -16,8 +16,10 @@ CHOICE_KEYS = [(str(i), label) for i, (label, _) in enumerate(PAIRWISE_SCALE, st
 SKIP_KEY, UNDO_KEY, SUBMIT_KEY = "S", "U", "Enter"
 EDIT_KEYS = ("A", "B")  # start the improved response from response A's or B's text
 ARENA_KEYS = list(zip("ABTX", ARENA_VOTES))  # A is better, B is better, Tie, Both bad
-TAB_KEYS = {"rate": [key for key, _ in CHOICE_KEYS] + [SKIP_KEY, UNDO_KEY, SUBMIT_KEY, *EDIT_KEYS],
-            "arena": [key for key, _ in ARENA_KEYS]}
+TAB_KEYS = {
+    "rate": [key for key, _ in CHOICE_KEYS] + [SKIP_KEY, UNDO_KEY, SUBMIT_KEY, *EDIT_KEYS],
+    "arena": [key for key, _ in ARENA_KEYS],
+}
 
 
 def button_label(key: str, action: str) -> str:
@@ -53,7 +55,8 @@ document.addEventListener("keydown", (event) => {{
   const typing = editable && !choosing;
   if (typing && event.key === "Escape") {{ target.blur(); return; }}
   if (typing || event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
-  const shown = (button) => button && (button.checkVisibility ? button.checkVisibility() : button.offsetParent !== null);
+  const shown = (button) =>
+    button && (button.checkVisibility ? button.checkVisibility() : button.offsetParent !== null);
   const button = (({{{table}}})[event.key.toLowerCase()] || [])
     .map((id) => document.getElementById(id)).find(shown);
   if (button && !button.disabled) {{ event.preventDefault(); button.click(); }}

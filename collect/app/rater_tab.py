@@ -28,21 +28,32 @@ def create_rater_tab(spec: CampaignSpec) -> dict[str, gr.components.Component]:
         gr.Markdown(spec.guidelines or "Choose the better response.")
     components["progress"] = gr.Markdown(elem_id="plumb-progress")
     components["message"] = gr.Markdown(elem_id="plumb-message")
-    components["prompt"] = gr.Chatbot(label="Conversation", height=260, elem_id="plumb-prompt", sanitize_html=True,
-                                      buttons=["copy_all"], feedback_options=None, group_consecutive_messages=False)
+    components["prompt"] = gr.Chatbot(
+        label="Conversation",
+        height=260,
+        elem_id="plumb-prompt",
+        sanitize_html=True,
+        buttons=["copy_all"],
+        feedback_options=None,
+        group_consecutive_messages=False,
+    )
     if spec.kind == "pairwise":
         components.update(_pairwise_answers(spec))
     else:
         components.update(_scored_answers())
     with gr.Row():
-        components["rationale"] = gr.Textbox(label="Rationale (optional)" if spec.rationale == "optional"
-                                             else "Rationale (required)", lines=2, scale=3,
-                                             visible=spec.rationale != "off")
+        components["rationale"] = gr.Textbox(
+            label="Rationale (optional)" if spec.rationale == "optional" else "Rationale (required)",
+            lines=2,
+            scale=3,
+            visible=spec.rationale != "off",
+        )
         components["flags"] = gr.CheckboxGroup(spec.flags, label="Flags", scale=2, visible=bool(spec.flags))
     with gr.Row():
         if spec.kind != "pairwise":
-            components["submit"] = gr.Button(button_label(SUBMIT_KEY, "Submit"), elem_id=element_id(SUBMIT_KEY),
-                                             variant="primary", size="sm")
+            components["submit"] = gr.Button(
+                button_label(SUBMIT_KEY, "Submit"), elem_id=element_id(SUBMIT_KEY), variant="primary", size="sm"
+            )
         components["skip"] = gr.Button(button_label(SKIP_KEY, "Skip"), elem_id=element_id(SKIP_KEY), size="sm")
         components["undo"] = gr.Button(button_label(UNDO_KEY, "Undo last"), elem_id=element_id(UNDO_KEY), size="sm")
     return components
@@ -58,17 +69,27 @@ def _pairwise_answers(spec: CampaignSpec) -> dict:
     if spec.allow_edits:
         with gr.Row():
             # Written before the answer button is pressed, and stored with that answer.
-            components["edit"] = gr.Textbox(label="Improve the better response (optional; Esc leaves the box)",
-                                            lines=4, max_lines=20, scale=4, elem_id="plumb-edit")
+            components["edit"] = gr.Textbox(
+                label="Improve the better response (optional; Esc leaves the box)",
+                lines=4,
+                max_lines=20,
+                scale=4,
+                elem_id="plumb-edit",
+            )
             with gr.Column(scale=1, min_width=160):
                 for key in EDIT_KEYS:
-                    components[f"copy_{key}"] = gr.Button(button_label(key, f"Start from {key}"),
-                                                          elem_id=element_id(key), size="sm")
+                    components[f"copy_{key}"] = gr.Button(
+                        button_label(key, f"Start from {key}"), elem_id=element_id(key), size="sm"
+                    )
     choices = [(key, choice) for key, choice in CHOICE_KEYS if spec.allow_both_bad or choice != BOTH_BAD]
     with gr.Row():
         for key, choice in choices:
-            components[f"choice_{key}"] = gr.Button(button_label(key, choice), elem_id=element_id(key), size="sm",
-                                                    variant="secondary" if choice == BOTH_BAD else "primary")
+            components[f"choice_{key}"] = gr.Button(
+                button_label(key, choice),
+                elem_id=element_id(key),
+                size="sm",
+                variant="secondary" if choice == BOTH_BAD else "primary",
+            )
     return components
 
 
@@ -87,8 +108,7 @@ def _scored_answers() -> dict:
 
 def _response_box(label: str) -> gr.Markdown:
     # Markdown with code highlighting; `page_values` passes the text through `safe_markdown` first.
-    return gr.Markdown(elem_id=f"plumb-response-{label.lower()}", sanitize_html=True, max_height=520,
-                       min_height=120)
+    return gr.Markdown(elem_id=f"plumb-response-{label.lower()}", sanitize_html=True, max_height=520, min_height=120)
 
 
 def choice_buttons(components: dict) -> list[gr.Button]:
@@ -121,8 +141,9 @@ def page_values(page, components: dict, *, keep_answers: bool = False) -> dict:
         if f"slot_{label}" in components:
             values[components[f"slot_{label}"]] = gr.Column(visible=shown)
             if not keep_answers:
-                values[components[f"score_{label}"]] = gr.Radio(choices=page.score_choices, value=None,
-                                                                label=f"{label}: {page.score_name}")
+                values[components[f"score_{label}"]] = gr.Radio(
+                    choices=page.score_choices, value=None, label=f"{label}: {page.score_name}"
+                )
     buttons = choice_buttons(components) + [components[name] for name in ("skip", "submit") if name in components]
     for button in buttons:
         values[button] = gr.Button(interactive=has_task)

@@ -23,12 +23,19 @@ def create_review_tab(sessions, campaign: str, spec: CampaignSpec) -> dict[str, 
     """Lay out the review queue for campaign `spec`'s kind and bind its events; components by name."""
     c = {}
     with gr.Row():
-        c["status"] = gr.Markdown("Load the queue to see the tasks whose raters disagree.",
-                                  elem_id="plumb-review-status")
+        c["status"] = gr.Markdown(
+            "Load the queue to see the tasks whose raters disagree.", elem_id="plumb-review-status"
+        )
         c["load"] = gr.Button("Load queue", size="sm", elem_id="plumb-review-load", scale=0)
     c["message"] = gr.Markdown(elem_id="plumb-review-message")
-    c["prompt"] = gr.Chatbot(label="Conversation", height=220, elem_id="plumb-review-prompt", sanitize_html=True,
-                             feedback_options=None, group_consecutive_messages=False)
+    c["prompt"] = gr.Chatbot(
+        label="Conversation",
+        height=220,
+        elem_id="plumb-review-prompt",
+        sanitize_html=True,
+        feedback_options=None,
+        group_consecutive_messages=False,
+    )
     c["candidates"] = gr.Markdown(elem_id="plumb-review-candidates")
     c["answers"] = gr.Markdown(elem_id="plumb-review-answers")
     gr.Markdown("### Your decision")
@@ -38,8 +45,7 @@ def create_review_tab(sessions, campaign: str, spec: CampaignSpec) -> dict[str, 
     else:
         with gr.Row():
             for letter in SLOTS:
-                c[f"score_{letter}"] = gr.Radio([], label=letter, visible=False,
-                                                elem_id=f"plumb-review-score-{letter}")
+                c[f"score_{letter}"] = gr.Radio([], label=letter, visible=False, elem_id=f"plumb-review-score-{letter}")
     c["note"] = gr.Textbox(label="Note (why; kept with the decision)", lines=2, elem_id="plumb-review-note")
     with gr.Row():
         c["save"] = gr.Button("Save decision", variant="primary", size="sm", elem_id="plumb-review-save")
@@ -54,18 +60,32 @@ def _bind(sessions, campaign: str, c: dict) -> None:
     outputs = [state, *(component for name, component in c.items() if name not in ("load", "pass"))]
 
     def shown(page, passed) -> dict:
-        return {state: {"task_id": page.item.task_id if page.item else None, "passed": passed,
-                        "candidates": len(page.item.candidates) if page.item else 0},
-                **review_values(page, c)}
+        return {
+            state: {
+                "task_id": page.item.task_id if page.item else None,
+                "passed": passed,
+                "candidates": len(page.item.candidates) if page.item else 0,
+            },
+            **review_values(page, c),
+        }
 
     def on_load(request: gr.Request):
-        return shown(shown_as_error(adjudication.next_review, sessions, campaign=campaign, reviewer_name=request.username),
-                     [])
+        return shown(
+            shown_as_error(adjudication.next_review, sessions, campaign=campaign, reviewer_name=request.username), []
+        )
 
     def saved(old: dict, note: str, reviewer_name: str, *, choice=None, scores=None) -> dict:
-        page = shown_as_error(adjudication.submit_adjudication, sessions, campaign=campaign, reviewer_name=reviewer_name,
-                        task_id=old.get("task_id"), choice=choice, scores=scores, note=note or "",
-                        passed=old.get("passed", []))
+        page = shown_as_error(
+            adjudication.submit_adjudication,
+            sessions,
+            campaign=campaign,
+            reviewer_name=reviewer_name,
+            task_id=old.get("task_id"),
+            choice=choice,
+            scores=scores,
+            note=note or "",
+            passed=old.get("passed", []),
+        )
         return shown(page, old.get("passed", []))
 
     def on_save_choice(old: dict, choice: str | None, note: str, request: gr.Request):
@@ -73,12 +93,18 @@ def _bind(sessions, campaign: str, c: dict) -> None:
 
     # The request comes first: Gradio passes it by position, and only before a `*scores` parameter.
     def on_save_scores(request: gr.Request, old: dict, note: str, *scores):
-        return saved(old, note, request.username, scores=list(scores)[:old.get("candidates", len(scores))] or None)
+        return saved(old, note, request.username, scores=list(scores)[: old.get("candidates", len(scores))] or None)
 
     def on_pass(old: dict, request: gr.Request):
         passed = old.get("passed", []) + ([old["task_id"]] if old.get("task_id") is not None else [])
-        page = shown_as_error(adjudication.next_review, sessions, campaign=campaign, reviewer_name=request.username,
-                        passed=passed, message="Put off until you reload the queue.")
+        page = shown_as_error(
+            adjudication.next_review,
+            sessions,
+            campaign=campaign,
+            reviewer_name=request.username,
+            passed=passed,
+            message="Put off until you reload the queue.",
+        )
         return shown(page, passed)
 
     c["load"].click(on_load, outputs=outputs, api_name="review_next")
@@ -92,34 +118,46 @@ def _bind(sessions, campaign: str, c: dict) -> None:
 def review_values(page: adjudication.ReviewPage, c: dict) -> dict:
     """New values for the tab's components from a `ReviewPage`; the answer controls are cleared."""
     item = page.item
-    values = {c["status"]: f"**{page.waiting}** disagreement{'s' if page.waiting != 1 else ''} waiting"
-              + (f" · task {item.task_id}" if item else ""),
-              c["message"]: html.escape(page.message), c["note"]: "",
-              c["prompt"]: escaped_chat(item.prompt) if item else [],
-              c["candidates"]: candidates_markdown(item) if item else "",
-              c["answers"]: answers_markdown(item) if item else ""}
+    values = {
+        c["status"]: f"**{page.waiting}** disagreement{'s' if page.waiting != 1 else ''} waiting"
+        + (f" · task {item.task_id}" if item else ""),
+        c["message"]: html.escape(page.message),
+        c["note"]: "",
+        c["prompt"]: escaped_chat(item.prompt) if item else [],
+        c["candidates"]: candidates_markdown(item) if item else "",
+        c["answers"]: answers_markdown(item) if item else "",
+    }
     if "choice" in c:
         values[c["choice"]] = gr.Radio(value=None)
     for index, letter in enumerate(SLOTS):
         if f"score_{letter}" in c:
             visible = item is not None and index < len(item.candidates)
             name = "rank (1 = best)" if item and item.kind == "ranking" else "rating"
-            values[c[f"score_{letter}"]] = gr.Radio(choices=item.score_choices if item else [], value=None,
-                                                    visible=visible, label=f"{letter}: {name}")
+            values[c[f"score_{letter}"]] = gr.Radio(
+                choices=item.score_choices if item else [], value=None, visible=visible, label=f"{letter}: {name}"
+            )
     values[c["save"]] = gr.Button(interactive=item is not None)
     return values
 
 
 def candidates_markdown(item: adjudication.ReviewItem) -> str:
     """The candidates as Markdown sections (letter, policy, the response as safe Markdown)."""
-    sections = [f"#### {candidate['letter']} · policy `{html.escape(candidate['policy'])}`\n\n"
-                f"{safe_markdown(response_text(candidate['completion']))}" for candidate in item.candidates]
+    sections = [
+        f"#### {candidate['letter']} · policy `{html.escape(candidate['policy'])}`\n\n"
+        f"{safe_markdown(response_text(candidate['completion']))}"
+        for candidate in item.candidates
+    ]
     return "\n\n---\n\n".join(sections)
 
 
 def answers_markdown(item: adjudication.ReviewItem) -> str:
     """Each rater's answer, rationale, flags and seconds as a table, then any edits they wrote."""
-    lines = ["#### The raters' answers", "", "| rater | answer | rationale | flags | seconds |", "|---|---|---|---|---:|"]
+    lines = [
+        "#### The raters' answers",
+        "",
+        "| rater | answer | rationale | flags | seconds |",
+        "|---|---|---|---|---:|",
+    ]
     for answer in item.answers:
         seconds = f"{answer['seconds']:.0f}" if answer["seconds"] is not None else ""
         cells = [answer["rater"], answer["answer"], answer["rationale"], ", ".join(answer["flags"])]

@@ -60,16 +60,22 @@ def dawid_skene(labels: np.ndarray, *, max_iter: int = 100, tol: float = 1e-6) -
     votes = observed.sum(axis=1)
     posteriors = np.where(votes.sum(axis=1, keepdims=True) > 0, votes, 1.0)
     posteriors /= posteriors.sum(axis=1, keepdims=True)
-    for iteration in range(1, max_iter + 1):
+    for iteration in range(1, max_iter + 1):  # noqa: B007 (reported after the loop)
         priors, confusions = estimate_confusions(observed, posteriors)
         updated = item_posteriors(observed, priors, confusions)
         change = np.abs(updated - posteriors).max()
         posteriors = updated
         if change < tol:
             break
-    return {"consensus": values[posteriors.argmax(axis=1)], "support": posteriors.max(axis=1),
-            "posteriors": posteriors, "confusions": confusions, "priors": priors, "values": values,
-            "iterations": iteration}
+    return {
+        "consensus": values[posteriors.argmax(axis=1)],
+        "support": posteriors.max(axis=1),
+        "posteriors": posteriors,
+        "confusions": confusions,
+        "priors": priors,
+        "values": values,
+        "iterations": iteration,
+    }
 
 
 def reliability_weights(rater_rows: list[dict], *, flagged_weight: float = 0.25) -> np.ndarray:

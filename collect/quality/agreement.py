@@ -64,8 +64,14 @@ def cohen_kappa_pairs(labels: np.ndarray, raters, *, min_shared: int = 10) -> li
         kappa = None  # stays None when one label is used throughout: chance agreement is 1, kappa 0/0
         if len(np.unique(np.concatenate([labels[both, a], labels[both, b]]))) > 1:
             kappa = cohen_kappa_score(labels[both, a], labels[both, b], labels=everything)
-        rows.append({"rater_a": str(raters[a]), "rater_b": str(raters[b]), "shared": int(both.sum()),
-                     "kappa": None if kappa is None else float(kappa)})
+        rows.append(
+            {
+                "rater_a": str(raters[a]),
+                "rater_b": str(raters[b]),
+                "shared": int(both.sum()),
+                "kappa": None if kappa is None else float(kappa),
+            }
+        )
     return rows
 
 
@@ -99,8 +105,7 @@ def krippendorff_alpha(labels: np.ndarray, *, level: str = "nominal") -> float |
     return float(alpha)
 
 
-def agreement_summary(labels: np.ndarray, ordinal: np.ndarray, raters, *, tie: float = 0,
-                      min_shared: int = 10) -> dict:
+def agreement_summary(labels: np.ndarray, ordinal: np.ndarray, raters, *, tie: float = 0, min_shared: int = 10) -> dict:
     """All agreement figures of a campaign: nominal `labels` and `ordinal` labels (items, raters)."""
     fleiss = fleiss_kappa(labels)
     return {

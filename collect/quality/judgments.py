@@ -76,12 +76,16 @@ def judgment_table(records, *, source: str = "judgments") -> JudgmentTable:
     if (strength < 1).any():
         raise DataError(f"{source}: row {int(np.argmax(strength < 1))}: field 'strength' must be 1 or more")
     return JudgmentTable(
-        rater=np.array(columns["rater"]), item=np.array(columns["item"]),
-        left=np.array(columns["left"]), right=np.array(columns["right"]),
-        winner=np.array([CHOICES[c] for c in columns["choice"]], dtype=int), strength=strength,
+        rater=np.array(columns["rater"]),
+        item=np.array(columns["item"]),
+        left=np.array(columns["left"]),
+        right=np.array(columns["right"]),
+        winner=np.array([CHOICES[c] for c in columns["choice"]], dtype=int),
+        strength=strength,
         left_length=np.array(columns["left_length"], dtype=float),
         right_length=np.array(columns["right_length"], dtype=float),
-        seconds=np.array(columns["seconds"], dtype=float), gold=np.array(columns["gold"]),
+        seconds=np.array(columns["seconds"], dtype=float),
+        gold=np.array(columns["gold"]),
     )
 
 

@@ -9,7 +9,12 @@ from scipy import sparse
 from scipy.stats import binomtest
 
 from collect.quality.judgments import (
-    JudgmentTable, first_judgments, join_keys, label_matrix, preference, winning_candidate,
+    JudgmentTable,
+    first_judgments,
+    join_keys,
+    label_matrix,
+    preference,
+    winning_candidate,
 )
 
 
@@ -106,12 +111,16 @@ def median_seconds(table: JudgmentTable) -> np.ndarray:
     """(R,) each rater's median seconds per judgment (NaN when none was timed)."""
     raters, code = rater_codes(table)
     timed = ~np.isnan(table.seconds)
-    return np.array([np.median(table.seconds[timed & (code == r)]) if (timed & (code == r)).any() else np.nan
-                     for r in range(len(raters))])
+    return np.array(
+        [
+            np.median(table.seconds[timed & (code == r)]) if (timed & (code == r)).any() else np.nan
+            for r in range(len(raters))
+        ]
+    )
 
 
 def speed_flags(medians: np.ndarray, overall: float, *, ratio: float) -> list[str]:
-    """"fast" / "slow" / "" per rater median (R,): under `ratio` x the `overall` median, or over it / `ratio`."""
+    """ "fast" / "slow" / "" per rater median (R,): under `ratio` x the `overall` median, or over it / `ratio`."""
     return ["fast" if m < ratio * overall else "slow" if m > overall / ratio else "" for m in medians]
 
 
@@ -120,8 +129,15 @@ def share(hits, chances) -> float | None:
     return float(hits) / float(chances) if chances else None
 
 
-def rater_report(table: JudgmentTable, *, min_gold: int = 5, gold_threshold: float = 0.7, min_repeats: int = 3,
-                 consistency_threshold: float = 0.7, speed_ratio: float = 0.3) -> list[dict]:
+def rater_report(
+    table: JudgmentTable,
+    *,
+    min_gold: int = 5,
+    gold_threshold: float = 0.7,
+    min_repeats: int = 3,
+    consistency_threshold: float = 0.7,
+    speed_ratio: float = 0.3,
+) -> list[dict]:
     """One row per rater with every reliability figure and `flags` ("gold", "consistency") for failed checks."""
     raters, code = rater_codes(table)
     gold = gold_accuracy(table)
@@ -138,16 +154,21 @@ def rater_report(table: JudgmentTable, *, min_gold: int = 5, gold_threshold: flo
     rows = []
     for r, rater in enumerate(raters):
         row = {
-            "rater": str(rater), "judgments": int(counts[r]),
-            "gold_accuracy": share(gold[0][r], gold[1][r]), "gold_items": int(gold[1][r]),
-            "self_consistency": share(repeats[0][r], repeats[1][r]), "repeats": int(repeats[1][r]),
-            "intransitivity": share(cycles[r], triads[r]), "triads": int(triads[r]),
+            "rater": str(rater),
+            "judgments": int(counts[r]),
+            "gold_accuracy": share(gold[0][r], gold[1][r]),
+            "gold_items": int(gold[1][r]),
+            "self_consistency": share(repeats[0][r], repeats[1][r]),
+            "repeats": int(repeats[1][r]),
+            "intransitivity": share(cycles[r], triads[r]),
+            "triads": int(triads[r]),
             "length_bias": share(longer[0][r], longer[1][r]),
             "consensus_agreement": share(consensus[0][r], consensus[1][r]),
             "left_win_rate": share(left_won[r], strict[r]),
             "position_p_value": None if np.isnan(p_value[r]) else float(p_value[r]),
             "tie_rate": share(ties[r], counts[r]),
-            "median_seconds": None if np.isnan(medians[r]) else float(medians[r]), "speed": speed[r],
+            "median_seconds": None if np.isnan(medians[r]) else float(medians[r]),
+            "speed": speed[r],
         }
         failed_gold = row["gold_items"] >= min_gold and row["gold_accuracy"] < gold_threshold
         failed_repeats = row["repeats"] >= min_repeats and row["self_consistency"] < consistency_threshold

@@ -6,11 +6,16 @@ from sqlalchemy.orm import Session
 from collect.store.models import AuditEvent, Campaign, Rater
 
 
-def record_event(*, session: Session, action: str, rater: Rater | None = None, campaign: Campaign | None = None,
-                 **detail) -> AuditEvent:
+def record_event(
+    *, session: Session, action: str, rater: Rater | None = None, campaign: Campaign | None = None, **detail
+) -> AuditEvent:
     """Append an audit event (e.g. `judgment.submitted`) with free-form JSON `detail`."""
-    event = AuditEvent(action=action, rater_id=rater.id if rater else None,
-                       campaign_id=campaign.id if campaign else None, detail=detail)
+    event = AuditEvent(
+        action=action,
+        rater_id=rater.id if rater else None,
+        campaign_id=campaign.id if campaign else None,
+        detail=detail,
+    )
     session.add(event)
     return event
 

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from collect.store.audit import record_event
-from collect.store.models import StoreError, TASK_KINDS, Campaign, Candidate, Policy, Prompt, Task
+from collect.store.models import TASK_KINDS, Campaign, Candidate, Policy, Prompt, StoreError, Task
 
 
 class CampaignError(StoreError):
@@ -55,18 +55,31 @@ def add_prompt(*, session: Session, campaign: Campaign, external_id: str, messag
     return prompt
 
 
-def add_candidate(*, session: Session, prompt: Prompt, policy: Policy, completion: list, settings: dict | None = None,
-                  sample_index: int = 0) -> Candidate:
+def add_candidate(
+    *,
+    session: Session,
+    prompt: Prompt,
+    policy: Policy,
+    completion: list,
+    settings: dict | None = None,
+    sample_index: int = 0,
+) -> Candidate:
     """Store one policy's completion (an assistant message list) of a prompt, with its generation settings."""
-    candidate = Candidate(prompt_id=prompt.id, policy_id=policy.id, completion=completion,
-                          settings=settings or {}, sample_index=sample_index)
+    candidate = Candidate(
+        prompt_id=prompt.id,
+        policy_id=policy.id,
+        completion=completion,
+        settings=settings or {},
+        sample_index=sample_index,
+    )
     session.add(candidate)
     session.flush()
     return candidate
 
 
-def build_tasks(*, session: Session, campaign: Campaign, overlap: int,
-                gold_answers: dict[int, dict] | None = None) -> list[Task]:
+def build_tasks(
+    *, session: Session, campaign: Campaign, overlap: int, gold_answers: dict[int, dict] | None = None
+) -> list[Task]:
     """Make tasks for every prompt that has candidates but no task yet; returns the new tasks.
 
     Pairwise: one task per pair of the prompt's candidates. Ranking: one task with all of
@@ -78,12 +91,23 @@ def build_tasks(*, session: Session, campaign: Campaign, overlap: int,
     waiting = select(Prompt).where(Prompt.campaign_id == campaign.id, Prompt.id.not_in(has_task)).order_by(Prompt.id)
     tasks = []
     for prompt in session.scalars(waiting):
-        candidate_ids = list(session.scalars(
-            select(Candidate.id).where(Candidate.prompt_id == prompt.id).order_by(Candidate.policy_id, Candidate.id)))
+        candidate_ids = list(
+            session.scalars(
+                select(Candidate.id).where(Candidate.prompt_id == prompt.id).order_by(Candidate.policy_id, Candidate.id)
+            )
+        )
         for group in _candidate_groups(campaign.kind, candidate_ids):
-            tasks.append(Task(campaign_id=campaign.id, prompt_id=prompt.id, kind=campaign.kind,
-                              candidate_ids=list(group), target_overlap=overlap,
-                              is_gold=prompt.id in gold_answers, gold_answer=gold_answers.get(prompt.id)))
+            tasks.append(
+                Task(
+                    campaign_id=campaign.id,
+                    prompt_id=prompt.id,
+                    kind=campaign.kind,
+                    candidate_ids=list(group),
+                    target_overlap=overlap,
+                    is_gold=prompt.id in gold_answers,
+                    gold_answer=gold_answers.get(prompt.id),
+                )
+            )
     session.add_all(tasks)
     session.flush()
     return tasks

@@ -48,8 +48,9 @@ def make_engine(url: str | None = None, **engine_kwargs) -> Engine:
         return create_engine(url, **engine_kwargs)
     if url.startswith("sqlite:///") and ":memory:" not in url:
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-                           **engine_kwargs)
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **engine_kwargs
+    )
     writers = SQLiteWriters()
     event.listen(engine, "connect", _configure_sqlite)
     event.listen(engine, "begin", writers.begin)

@@ -19,7 +19,8 @@ def live_judgment(*, session: Session, task_id: int, rater_id: int) -> Judgment 
     """The head of a rater's chain on a task (possibly a retraction), or None when they never judged it."""
     later = _successor()
     query = select(Judgment).where(
-        Judgment.task_id == task_id, Judgment.rater_id == rater_id,
+        Judgment.task_id == task_id,
+        Judgment.rater_id == rater_id,
         ~select(later.id).where(later.supersedes_id == Judgment.id).exists(),
     )
     return session.scalar(query)
@@ -31,8 +32,11 @@ def live_judgments_query(campaign_id: int):
     return (
         select(Judgment)
         .join(Task, Task.id == Judgment.task_id)
-        .where(Task.campaign_id == campaign_id, Judgment.retracted.is_(False),
-               ~select(later.id).where(later.supersedes_id == Judgment.id).exists())
+        .where(
+            Task.campaign_id == campaign_id,
+            Judgment.retracted.is_(False),
+            ~select(later.id).where(later.supersedes_id == Judgment.id).exists(),
+        )
         .order_by(Judgment.task_id, Judgment.id)
     )
 
@@ -40,8 +44,9 @@ def live_judgments_query(campaign_id: int):
 def live_judgments_per_rater(session: Session, campaign_id: int) -> dict[str, int]:
     """How many live judgments each rater has in the campaign, by rater name."""
     live = live_judgments_query(campaign_id).subquery()
-    rows = session.execute(select(Rater.name, func.count()).join(live, live.c.rater_id == Rater.id)
-                           .group_by(Rater.name))
+    rows = session.execute(
+        select(Rater.name, func.count()).join(live, live.c.rater_id == Rater.id).group_by(Rater.name)
+    )
     return dict(rows.all())
 
 
@@ -60,10 +65,19 @@ def check_answer(task: Task, *, preference, both_bad: bool, ranks, ratings) -> N
         raise JudgmentError(f"a rating judgment needs {size} integer ratings, got {ratings!r}")
 
 
-def record_judgment(*, session: Session, assignment: Assignment, preference: int | None = None,
-                    both_bad: bool = False, ranks: list[int] | None = None, ratings: list[int] | None = None,
-                    rationale: str = "", flags: list[str] | None = None,
-                    seconds_spent: float | None = None, edit: str | None = None) -> Judgment:
+def record_judgment(
+    *,
+    session: Session,
+    assignment: Assignment,
+    preference: int | None = None,
+    both_bad: bool = False,
+    ranks: list[int] | None = None,
+    ratings: list[int] | None = None,
+    rationale: str = "",
+    flags: list[str] | None = None,
+    seconds_spent: float | None = None,
+    edit: str | None = None,
+) -> Judgment:
     """Append a judgment for the assignment's task, superseding the rater's live one (a change of mind) if any.
 
     Answers are in the task's canonical candidate order. The task's live count moves in the
@@ -73,9 +87,17 @@ def record_judgment(*, session: Session, assignment: Assignment, preference: int
     check_answer(task, preference=preference, both_bad=both_bad, ranks=ranks, ratings=ratings)
     head = live_judgment(session=session, task_id=task.id, rater_id=assignment.rater_id)
     judgment = Judgment(
-        task_id=task.id, rater_id=assignment.rater_id, assignment_id=assignment.id,
-        supersedes_id=head.id if head else None, preference=preference, both_bad=both_bad, ranks=ranks,
-        ratings=ratings, rationale=rationale, flags=list(flags or []), seconds_spent=seconds_spent,
+        task_id=task.id,
+        rater_id=assignment.rater_id,
+        assignment_id=assignment.id,
+        supersedes_id=head.id if head else None,
+        preference=preference,
+        both_bad=both_bad,
+        ranks=ranks,
+        ratings=ratings,
+        rationale=rationale,
+        flags=list(flags or []),
+        seconds_spent=seconds_spent,
         edit=edit or None,
     )
     session.add(judgment)
@@ -83,8 +105,13 @@ def record_judgment(*, session: Session, assignment: Assignment, preference: int
     if head is None or head.retracted:
         _add_to_count(session, task.id, +1)
     session.flush()
-    record_event(session=session, action="judgment.edited" if head and not head.retracted else "judgment.submitted",
-                 task_id=task.id, judgment_id=judgment.id, rater_id=assignment.rater_id)
+    record_event(
+        session=session,
+        action="judgment.edited" if head and not head.retracted else "judgment.submitted",
+        task_id=task.id,
+        judgment_id=judgment.id,
+        rater_id=assignment.rater_id,
+    )
     return judgment
 
 
@@ -92,13 +119,23 @@ def retract_judgment(*, session: Session, judgment: Judgment) -> Judgment:
     """Undo a live judgment: append a retraction that supersedes it; returns the retraction."""
     if judgment.retracted:
         raise JudgmentError(f"judgment {judgment.id} is already an undo")
-    retraction = Judgment(task_id=judgment.task_id, rater_id=judgment.rater_id, assignment_id=judgment.assignment_id,
-                          supersedes_id=judgment.id, retracted=True)
+    retraction = Judgment(
+        task_id=judgment.task_id,
+        rater_id=judgment.rater_id,
+        assignment_id=judgment.assignment_id,
+        supersedes_id=judgment.id,
+        retracted=True,
+    )
     session.add(retraction)
     _add_to_count(session, judgment.task_id, -1)
     session.flush()
-    record_event(session=session, action="judgment.retracted", task_id=judgment.task_id,
-                 judgment_id=judgment.id, rater_id=judgment.rater_id)
+    record_event(
+        session=session,
+        action="judgment.retracted",
+        task_id=judgment.task_id,
+        judgment_id=judgment.id,
+        rater_id=judgment.rater_id,
+    )
     return retraction
 
 
@@ -109,4 +146,3 @@ def _add_to_count(session: Session, task_id: int, step: int) -> None:
     task = session.get(Task, task_id)
     if task is not None:
         session.expire(task, ["judgment_count"])  # read back from the database when next used
-

@@ -119,7 +119,8 @@ class Task(Base):
     target_overlap: Mapped[int] = mapped_column(Integer)
     judgment_count: Mapped[int] = mapped_column(Integer, default=0)
     priority: Mapped[float] = mapped_column(Float, default=0.0)  # filled by a priority hook (e.g. RM uncertainty)
-    # "pool": built from imported candidates and scheduled; "arena": a battle a rater started, judged once, never leased.
+    # "pool": built from imported candidates and scheduled;
+    # "arena": a battle a rater started, judged once, never leased.
     source: Mapped[str] = mapped_column(String(20), default="pool", server_default="pool")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -151,8 +152,12 @@ class Judgment(Base):
     __tablename__ = "judgments"
     __table_args__ = (
         Index(
-            "uq_judgments_chain_start", "task_id", "rater_id", unique=True,
-            sqlite_where=text("supersedes_id IS NULL"), postgresql_where=text("supersedes_id IS NULL"),
+            "uq_judgments_chain_start",
+            "task_id",
+            "rater_id",
+            unique=True,
+            sqlite_where=text("supersedes_id IS NULL"),
+            postgresql_where=text("supersedes_id IS NULL"),
         ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)

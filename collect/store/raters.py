@@ -33,8 +33,9 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_rater(*, session: Session, name: str, role: str = "rater", password: str | None = None,
-                 kind: str = "human") -> tuple[Rater, str]:
+def create_rater(
+    *, session: Session, name: str, role: str = "rater", password: str | None = None, kind: str = "human"
+) -> tuple[Rater, str]:
     """Add a rater of `kind` (human or simulated); returns (rater, API token). The token is not stored and cannot
     be shown again."""
     _check_role(role)
@@ -44,8 +45,13 @@ def create_rater(*, session: Session, name: str, role: str = "rater", password: 
     if session.scalar(select(Rater).where(Rater.name == name)) is not None:
         raise RaterError(f"a rater named '{name}' already exists")
     token = secrets.token_urlsafe(32)
-    rater = Rater(name=name, role=role, kind=kind, token_hash=token_hash(token),
-                  password_hash=_password_hash(password) if password is not None else None)
+    rater = Rater(
+        name=name,
+        role=role,
+        kind=kind,
+        token_hash=token_hash(token),
+        password_hash=_password_hash(password) if password is not None else None,
+    )
     session.add(rater)
     session.flush()
     record_event(session=session, action="rater.created", rater=rater, role=role, kind=kind)
@@ -127,8 +133,9 @@ def set_active(*, session: Session, name: str, active: bool, by: Rater | None = 
     _not_yourself(rater, by, "deactivate yourself")
     if rater.active != active:
         rater.active = active
-        record_event(session=session, action="rater.reactivated" if active else "rater.deactivated", rater=by,
-                     name=name)
+        record_event(
+            session=session, action="rater.reactivated" if active else "rater.deactivated", rater=by, name=name
+        )
     return rater
 
 
@@ -151,6 +158,7 @@ def require_role(*, session: Session, name: str, roles: tuple[str, ...], what: s
     """Rater `name` when their role is one of `roles`; otherwise `PermissionError` saying whom `what` is for."""
     rater = rater_by_name(session=session, name=name)
     if rater.role not in roles:
-        raise PermissionError(f"{what} is for {' and '.join(role + 's' for role in roles)}"
-                              + (" only" if len(roles) == 1 else ""))
+        raise PermissionError(
+            f"{what} is for {' and '.join(role + 's' for role in roles)}" + (" only" if len(roles) == 1 else "")
+        )
     return rater

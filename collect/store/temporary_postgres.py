@@ -46,12 +46,18 @@ def temporary_postgres(*, max_connections: int = 200) -> Iterator[str]:
     if os.geteuid() == 0:
         shutil.chown(root, user=SERVER_USER)
     data = root / "data"
-    subprocess.run(_as_server_user([initdb, "-D", str(data), "-A", "trust", "-U", "plumb", "-E", "UTF8", "--no-sync"]),
-                   check=True, capture_output=True)
+    subprocess.run(
+        _as_server_user([initdb, "-D", str(data), "-A", "trust", "-U", "plumb", "-E", "UTF8", "--no-sync"]),
+        check=True,
+        capture_output=True,
+    )
     # fsync off: the data is thrown away at exit, so durability buys nothing here.
     options = f"-k {root} -c listen_addresses='' -c fsync=off -c max_connections={max_connections}"
-    subprocess.run(_as_server_user([pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w",
-                                    "start"]), check=True, capture_output=True)
+    subprocess.run(
+        _as_server_user([pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w", "start"]),
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+psycopg://plumb@/{{name}}?host={root}"
     finally:
@@ -76,6 +82,7 @@ def _administer(server_url: str, statement: str) -> None:
     import psycopg
 
     # CREATE/DROP DATABASE cannot run inside a transaction, hence autocommit.
-    with psycopg.connect(host=server_url.split("host=")[1], user="plumb", dbname="postgres",
-                         autocommit=True) as connection:
+    with psycopg.connect(
+        host=server_url.split("host=")[1], user="plumb", dbname="postgres", autocommit=True
+    ) as connection:
         connection.execute(statement)

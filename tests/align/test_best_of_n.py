@@ -19,8 +19,16 @@ def test_selection_and_gain_by_hand():
 
 
 def test_run_keeps_the_best_scored_candidate(tmp_path, tiny_policy_dir, tiny_reward_dir):
-    args = BestOfNArguments(policy=tiny_policy_dir, reward_model=tiny_reward_dir, dataset_split="test", max_prompts=3,
-                            n=3, max_new_tokens=5, batch_size=9, output_dir=str(tmp_path / "bon"))
+    args = BestOfNArguments(
+        policy=tiny_policy_dir,
+        reward_model=tiny_reward_dir,
+        dataset_split="test",
+        max_prompts=3,
+        n=3,
+        max_new_tokens=5,
+        batch_size=9,
+        output_dir=str(tmp_path / "bon"),
+    )
     summary = main(args)
     assert summary["prompts"] == 3 and summary["gain"] >= 0
     path = tmp_path / "bon" / "best_of_n.jsonl"

@@ -19,9 +19,17 @@ def test_prompts_from_conversations_drop_the_answer():
 
 
 def test_a_policy_against_itself_ties_with_zero_kl(tmp_path, tiny_policy_dir, tiny_reward_dir):
-    args = PolicyEvalArguments(policy=tiny_policy_dir, reference=tiny_policy_dir, judge=tiny_reward_dir,
-                               max_prompts=4, max_new_tokens=6, batch_size=4, bootstrap_samples=50,
-                               output_dir=str(tmp_path / "eval"), to_campaign=str(tmp_path / "ab.jsonl"))
+    args = PolicyEvalArguments(
+        policy=tiny_policy_dir,
+        reference=tiny_policy_dir,
+        judge=tiny_reward_dir,
+        max_prompts=4,
+        max_new_tokens=6,
+        batch_size=4,
+        bootstrap_samples=50,
+        output_dir=str(tmp_path / "eval"),
+        to_campaign=str(tmp_path / "ab.jsonl"),
+    )
     report = main(args)
     # Greedy decoding: identical responses, identical rewards, every prompt a tie.
     assert report["win_rate"] == 0.5 and report["kl_to_reference"] == pytest.approx(0.0, abs=1e-6)
@@ -32,7 +40,9 @@ def test_a_policy_against_itself_ties_with_zero_kl(tmp_path, tiny_policy_dir, ti
     assert (tmp_path / "eval" / "samples.md").read_text().count("\n") == 2 + 4
     rows = [json.loads(line) for line in (tmp_path / "ab.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and [c["policy"] for c in rows[0]["candidates"]] == [
-        "policy:tiny_policy0", "reference:tiny_policy0"]
+        "policy:tiny_policy0",
+        "reference:tiny_policy0",
+    ]
 
 
 def test_to_campaign_rows_import_as_pairwise_tasks(tmp_path):
@@ -54,7 +64,11 @@ def test_to_campaign_rows_import_as_pairwise_tasks(tmp_path):
 def test_similar_length_keeps_pairs_within_the_tolerance_of_the_longer():
     # 4 vs 5 chars: |1| <= 0.2 * 5; 10 vs 2: |8| > 0.2 * 10; 3 vs 3: equal; 6 vs 4: |2| > 0.2 * 6 = 1.2
     assert similar_length(["aaaa", "a" * 10, "abc", "a" * 6], ["aaaaa", "aa", "xyz", "a" * 4]).tolist() == [
-        True, False, True, False]
+        True,
+        False,
+        True,
+        False,
+    ]
 
 
 def test_the_length_matched_win_rate_counts_only_similar_pairs():
@@ -92,8 +106,12 @@ def test_token_kl_is_the_exact_kl_of_next_token_distributions_along_the_response
         ids = torch.tensor([context + answer])
         with torch.no_grad():
             p, q = (m(input_ids=ids).logits[0] for m in (policy, reference))
-        expected.append(sum(kl_divergence(Categorical(logits=p[t]), Categorical(logits=q[t])).item()
-                            for t in range(len(context) - 1, len(context) + len(answer) - 1)))
+        expected.append(
+            sum(
+                kl_divergence(Categorical(logits=p[t]), Categorical(logits=q[t])).item()
+                for t in range(len(context) - 1, len(context) + len(answer) - 1)
+            )
+        )
     assert values == pytest.approx(expected, rel=1e-4)
     assert all(v > 0 for v in values)
     assert token_kl(policy, policy, tokenizer, prompts, responses) == pytest.approx([0.0, 0.0], abs=1e-6)

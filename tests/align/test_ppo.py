@@ -34,10 +34,35 @@ def test_unfinished_completions_are_penalised():
 
 
 def ppo_args(out_dir, policy, reward, *flags):
-    argv = ["--model_name_or_path", policy, "--reward_model", reward, "--output_dir", str(out_dir),
-            "--max_prompts", "4", "--num_generations", "2", "--per_device_train_batch_size", "4",
-            "--max_completion_length", "8", "--max_steps", "2", "--logging_steps", "1", "--report_to", "none",
-            "--save_strategy", "no", "--learning_rate", "1e-2", "--seed", "0", *flags]
+    argv = [
+        "--model_name_or_path",
+        policy,
+        "--reward_model",
+        reward,
+        "--output_dir",
+        str(out_dir),
+        "--max_prompts",
+        "4",
+        "--num_generations",
+        "2",
+        "--per_device_train_batch_size",
+        "4",
+        "--max_completion_length",
+        "8",
+        "--max_steps",
+        "2",
+        "--logging_steps",
+        "1",
+        "--report_to",
+        "none",
+        "--save_strategy",
+        "no",
+        "--learning_rate",
+        "1e-2",
+        "--seed",
+        "0",
+        *flags,
+    ]
     return parse_config(config_types(argv), argv)
 
 
@@ -52,8 +77,19 @@ def test_two_steps_against_an_encoder_reward_model(tmp_path, tiny_policy_dir, ti
 
 
 def test_guard_stops_the_run_and_says_why(tmp_path, tiny_policy_dir, tiny_reward_dir):
-    args = ppo_args(tmp_path / "out", tiny_policy_dir, tiny_reward_dir, "--max_steps", "4", "--max_mean_length", "0.5",
-                    "--save_strategy", "steps", "--save_steps", "1")
+    args = ppo_args(
+        tmp_path / "out",
+        tiny_policy_dir,
+        tiny_reward_dir,
+        "--max_steps",
+        "4",
+        "--max_mean_length",
+        "0.5",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "1",
+    )
     metrics = main(*args)
     assert metrics["guard_tripped"] and metrics["steps"] < 4
     report = json.loads((Path(tmp_path) / "out" / "guard.json").read_text())

@@ -57,11 +57,21 @@ def seed_campaign(sessions, *, name="demo", kind="pairwise", prompts=4, policies
         stored_policies = [ensure_policy(session=session, campaign=campaign, name=p) for p in policies]
         answers = {}
         for i in range(prompts):
-            prompt = add_prompt(session=session, campaign=campaign, external_id=f"p{i}",
-                                messages=[{"role": "user", "content": f"question {i}"}])
-            ids = [add_candidate(session=session, prompt=prompt, policy=policy,
-                                 completion=[{"role": "assistant", "content": f"answer {i} from {policy.name}"}]).id
-                   for policy in stored_policies]
+            prompt = add_prompt(
+                session=session,
+                campaign=campaign,
+                external_id=f"p{i}",
+                messages=[{"role": "user", "content": f"question {i}"}],
+            )
+            ids = [
+                add_candidate(
+                    session=session,
+                    prompt=prompt,
+                    policy=policy,
+                    completion=[{"role": "assistant", "content": f"answer {i} from {policy.name}"}],
+                ).id
+                for policy in stored_policies
+            ]
             if i < gold:
                 answers[prompt.id] = {"candidate_ranks": {str(cid): rank for rank, cid in enumerate(ids, start=1)}}
         build_tasks(session=session, campaign=campaign, overlap=spec.raters_per_task, gold_answers=answers)

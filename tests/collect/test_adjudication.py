@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from collect.adjudication import AdjudicationError, disagreement_queue, next_review, submit_adjudication
-from collect.export import ExportArguments, main as export
+from collect.export import ExportArguments
+from collect.export import main as export
 from collect.store import (
     Adjudication,
     Assignment,
@@ -24,11 +25,16 @@ def judge(sessions, rater_name: str, task_id: int, **answer) -> None:
     """One judgment in the task's canonical order (preference, both_bad, ranks or ratings; rationale, flags...)."""
     with sessions.begin() as session:
         rater = rater_by_name(session=session, name=rater_name)
-        assignment = session.scalar(select(Assignment).where(Assignment.task_id == task_id,
-                                                             Assignment.rater_id == rater.id))
+        assignment = session.scalar(
+            select(Assignment).where(Assignment.task_id == task_id, Assignment.rater_id == rater.id)
+        )
         if assignment is None:
-            assignment = Assignment(task_id=task_id, rater_id=rater.id, candidate_order=[1, 0],
-                                    expires_at=session.get(Task, task_id).created_at)
+            assignment = Assignment(
+                task_id=task_id,
+                rater_id=rater.id,
+                candidate_order=[1, 0],
+                expires_at=session.get(Task, task_id).created_at,
+            )
             session.add(assignment)
             session.flush()
         record_judgment(session=session, assignment=assignment, **answer)
@@ -48,14 +54,14 @@ def test_the_queue_holds_disputed_pool_tasks_longest_waiting_first(store):
     _, sessions = store
     gold, t1, t2, t3, t4 = campaign_with_reviewer(sessions)
     judge(sessions, "rater0", t3, both_bad=True, rationale="both <b>wrong</b>", flags=["broken"], seconds_spent=12.0)
-    judge(sessions, "rater1", t3, preference=0)                       # t3: disputed, first
+    judge(sessions, "rater1", t3, preference=0)  # t3: disputed, first
     judge(sessions, "rater0", t1, preference=2)
     judge(sessions, "rater1", t1, preference=-1, edit="A better **answer**")  # t1: disputed, second
     judge(sessions, "rater0", t2, preference=1)
-    judge(sessions, "rater1", t2, preference=3)                       # t2: same side, no dispute
-    judge(sessions, "rater0", t4, preference=1)                       # t4: one judgment only
+    judge(sessions, "rater1", t2, preference=3)  # t2: same side, no dispute
+    judge(sessions, "rater0", t4, preference=1)  # t4: one judgment only
     judge(sessions, "rater0", gold, preference=1)
-    judge(sessions, "rater1", gold, preference=-1)                    # gold tasks have a known answer
+    judge(sessions, "rater1", gold, preference=-1)  # gold tasks have a known answer
     with sessions.begin() as session:
         assert disagreement_queue(session, campaign_by_name(session=session, name="demo")) == [t3, t1]
 
@@ -70,12 +76,18 @@ def test_the_queue_holds_disputed_pool_tasks_longest_waiting_first(store):
     assert [a["answer"] for a in put_off.item.answers] == ["A better", "B slightly better"]
     assert put_off.item.answers[1]["edit"] == "A better **answer**"
 
-    after = submit_adjudication(sessions, campaign="demo", reviewer_name="rev", task_id=t3, choice="B better",
-                                note=" B is at least right ")
+    after = submit_adjudication(
+        sessions, campaign="demo", reviewer_name="rev", task_id=t3, choice="B better", note=" B is at least right "
+    )
     assert after.item.task_id == t1 and after.waiting == 1 and "Saved" in after.message
     with sessions.begin() as session:
         (stored,) = session.scalars(select(Adjudication)).all()
-        assert (stored.task_id, stored.preference, stored.both_bad, stored.note) == (t3, -2, False, "B is at least right")
+        assert (stored.task_id, stored.preference, stored.both_bad, stored.note) == (
+            t3,
+            -2,
+            False,
+            "B is at least right",
+        )
         assert [e.detail["task_id"] for e in audit_events(session=session, action="task.adjudicated")] == [t3]
     judge(sessions, "rater2", t3, preference=3)  # news after the decision: the task comes back, last in line
     assert next_review(sessions, campaign="demo", reviewer_name="rev", passed=[t1]).item.task_id == t3
@@ -91,12 +103,14 @@ def test_bad_adjudications_and_raters_are_refused_with_the_reason(store):
         next_review(sessions, campaign="demo", reviewer_name="ana")
     with pytest.raises(PermissionError, match="reviewers and admins"):
         submit_adjudication(sessions, campaign="demo", reviewer_name="ana", task_id=t1, choice="A better")
-    cases = [({"task_id": t1, "choice": "C better"}, "unknown answer 'C better'"),
-             ({"task_id": t1, "choice": None}, "choose an answer"),
-             ({"task_id": t1, "choice": "Both bad"}, "does not offer 'both bad'"),
-             ({"task_id": gold, "choice": "A better"}, f"task {gold} is a gold task"),
-             ({"task_id": 9999, "choice": "A better"}, "task 9999 is not a task of campaign 'demo'"),
-             ({"task_id": None, "choice": "A better"}, "load the queue first")]
+    cases = [
+        ({"task_id": t1, "choice": "C better"}, "unknown answer 'C better'"),
+        ({"task_id": t1, "choice": None}, "choose an answer"),
+        ({"task_id": t1, "choice": "Both bad"}, "does not offer 'both bad'"),
+        ({"task_id": gold, "choice": "A better"}, f"task {gold} is a gold task"),
+        ({"task_id": 9999, "choice": "A better"}, "task 9999 is not a task of campaign 'demo'"),
+        ({"task_id": None, "choice": "A better"}, "load the queue first"),
+    ]
     for arguments, message in cases:
         with pytest.raises(AdjudicationError, match=message):
             submit_adjudication(sessions, campaign="demo", reviewer_name="rev", **arguments)

@@ -62,15 +62,17 @@ def test_an_admin_adds_raters_changes_roles_and_passwords_and_deactivates(campai
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_bad_rater_changes_are_refused_with_the_reason(campaign):
     sessions, _ = campaign
-    cases = [(admin.add_rater, {"name": "ana", "role": "rater"}, "a rater named 'ana' already exists"),
-             (admin.add_rater, {"name": "eve", "role": "boss"}, "unknown role 'boss'"),
-             (admin.add_rater, {"name": "eve", "role": "rater", "password": "  "}, "a password cannot be empty"),
-             (admin.add_rater, {"name": " ", "role": "rater"}, "a rater needs a name"),
-             (admin.change_role, {"name": "ana", "role": "owner"}, "unknown role 'owner'"),
-             (admin.change_role, {"name": "nobody", "role": "admin"}, "no rater named 'nobody'"),
-             (admin.change_role, {"name": "boss", "role": "rater"}, "you cannot change your own role"),
-             (admin.change_active, {"name": "boss", "active": False}, "you cannot deactivate yourself"),
-             (admin.reset_password, {"name": "ana", "password": ""}, "a password cannot be empty")]
+    cases = [
+        (admin.add_rater, {"name": "ana", "role": "rater"}, "a rater named 'ana' already exists"),
+        (admin.add_rater, {"name": "eve", "role": "boss"}, "unknown role 'boss'"),
+        (admin.add_rater, {"name": "eve", "role": "rater", "password": "  "}, "a password cannot be empty"),
+        (admin.add_rater, {"name": " ", "role": "rater"}, "a rater needs a name"),
+        (admin.change_role, {"name": "ana", "role": "owner"}, "unknown role 'owner'"),
+        (admin.change_role, {"name": "nobody", "role": "admin"}, "no rater named 'nobody'"),
+        (admin.change_role, {"name": "boss", "role": "rater"}, "you cannot change your own role"),
+        (admin.change_active, {"name": "boss", "active": False}, "you cannot deactivate yourself"),
+        (admin.reset_password, {"name": "ana", "password": ""}, "a password cannot be empty"),
+    ]
     for function, arguments, message in cases:
         with pytest.raises(RaterError, match=message):
             function(sessions, admin_name="boss", **arguments)
@@ -81,13 +83,16 @@ def test_bad_rater_changes_are_refused_with_the_reason(campaign):
 def test_only_admins_manage_raters_and_export(campaign, tmp_path):
     sessions, _ = campaign
     for name in ("ana", "rev"):
-        calls = [lambda: admin.rater_table(sessions, campaign="demo", admin_name=name),
-                 lambda: admin.add_rater(sessions, admin_name=name, name="mallory", role="admin"),
-                 lambda: admin.change_role(sessions, admin_name=name, name=name, role="admin"),
-                 lambda: admin.change_active(sessions, admin_name=name, name="rater0", active=False),
-                 lambda: admin.reset_password(sessions, admin_name=name, name="boss", password="taken"),
-                 lambda: admin.export_campaign(sessions, campaign="demo", admin_name=name, format="judgments",
-                                               output_root=tmp_path)]
+        calls = [
+            lambda name=name: admin.rater_table(sessions, campaign="demo", admin_name=name),
+            lambda name=name: admin.add_rater(sessions, admin_name=name, name="mallory", role="admin"),
+            lambda name=name: admin.change_role(sessions, admin_name=name, name=name, role="admin"),
+            lambda name=name: admin.change_active(sessions, admin_name=name, name="rater0", active=False),
+            lambda name=name: admin.reset_password(sessions, admin_name=name, name="boss", password="taken"),
+            lambda name=name: admin.export_campaign(
+                sessions, campaign="demo", admin_name=name, format="judgments", output_root=tmp_path
+            ),
+        ]
         for call in calls:
             with pytest.raises(PermissionError, match="admins only"):
                 call()
@@ -104,10 +109,17 @@ def test_an_admin_exports_a_downloadable_dataset_and_an_offline_push_says_why(ca
     sessions, (_, t1, t2, *_) = campaign
     judge(sessions, "rater0", t1, preference=2)
     judge(sessions, "rater1", t2, preference=-1)
-    first = admin.export_campaign(sessions, campaign="demo", admin_name="boss", format="pairwise",
-                                  output_root=tmp_path / "out", archive_dir=tmp_path / "zips")
-    second = admin.export_campaign(sessions, campaign="demo", admin_name="boss", format="pairwise",
-                                   output_root=tmp_path / "out")
+    first = admin.export_campaign(
+        sessions,
+        campaign="demo",
+        admin_name="boss",
+        format="pairwise",
+        output_root=tmp_path / "out",
+        archive_dir=tmp_path / "zips",
+    )
+    second = admin.export_campaign(
+        sessions, campaign="demo", admin_name="boss", format="pairwise", output_root=tmp_path / "out"
+    )
     assert first.directory.parent == tmp_path / "out" / "exports" and first.directory != second.directory
     assert first.summary["rows"] == 2 and second.archive is None
     assert len(datasets.load_from_disk(str(first.directory))) == 2
@@ -118,11 +130,18 @@ def test_an_admin_exports_a_downloadable_dataset_and_an_offline_push_says_why(ca
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # never reach out, even with a network
     with pytest.raises(PushError, match="could not push to the Hub dataset repo 'team/prefs'"):
-        admin.push_campaign(sessions, campaign="demo", admin_name="boss", format="battles", repo="team/prefs",
-                            output_root=tmp_path / "out")
+        admin.push_campaign(
+            sessions,
+            campaign="demo",
+            admin_name="boss",
+            format="battles",
+            repo="team/prefs",
+            output_root=tmp_path / "out",
+        )
     with pytest.raises(PushError, match="give the Hub dataset repo"):
-        admin.push_campaign(sessions, campaign="demo", admin_name="boss", format="battles", repo=" ",
-                            output_root=tmp_path / "out")
+        admin.push_campaign(
+            sessions, campaign="demo", admin_name="boss", format="battles", repo=" ", output_root=tmp_path / "out"
+        )
 
 
 def test_progress_per_task_and_rater_for_reviewers(campaign):
@@ -135,8 +154,12 @@ def test_progress_per_task_and_rater_for_reviewers(campaign):
     activity = admin.campaign_activity(sessions, campaign="demo", staff_name="rev")
     assert activity["per_rater"] == {"rater0": 2, "rater1": 2, "rater2": 1} and len(activity["times"]) == 5
     assert [(row["task"], row["judgments"], row["status"]) for row in activity["tasks"]] == [
-        (gold, 0, "not started"), (t1, 2, "waiting for a reviewer"), (t2, 2, "complete"), (t3, 1, "in progress"),
-        (t4, 0, "not started")]
+        (gold, 0, "not started"),
+        (t1, 2, "waiting for a reviewer"),
+        (t2, 2, "complete"),
+        (t3, 1, "in progress"),
+        (t4, 0, "not started"),
+    ]
 
 
 def test_judgments_over_time_step_up_by_one_at_each_judgment():

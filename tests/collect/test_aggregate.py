@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from collect.quality.aggregate import (
-    contested_items, dawid_skene, estimate_confusions, item_posteriors, majority_vote, model_agreement,
+    contested_items,
+    dawid_skene,
+    estimate_confusions,
+    item_posteriors,
+    majority_vote,
+    model_agreement,
     reliability_weights,
 )
 

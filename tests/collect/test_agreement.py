@@ -6,18 +6,25 @@ import numpy as np
 import pytest
 
 from collect.quality.agreement import (
-    agreement_summary, cohen_kappa_pairs, fleiss_kappa, krippendorff_alpha, pair_counts, raw_agreement,
+    agreement_summary,
+    cohen_kappa_pairs,
+    fleiss_kappa,
+    krippendorff_alpha,
+    pair_counts,
+    raw_agreement,
     raw_agreement_no_ties,
 )
 
 NAN = np.nan
 # PandaLM's coding: 0 tie, 1 first response better, 2 second better. Rater r3 skipped item 3.
-LABELS = np.array([
-    [1, 1, 1],
-    [1, 2, 1],
-    [0, 0, 2],
-    [2, 2, NAN],
-])
+LABELS = np.array(
+    [
+        [1, 1, 1],
+        [1, 2, 1],
+        [0, 0, 2],
+        [2, 2, NAN],
+    ]
+)
 RATERS = ["r1", "r2", "r3"]
 
 

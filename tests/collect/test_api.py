@@ -37,17 +37,26 @@ def test_a_rater_judges_edits_and_undoes_through_the_api(api):
     body = {"assignment_id": task["assignment_id"], "choice": "A slightly better", "flags": ["unsafe"]}
     first = client.post("/api/campaigns/demo/judgments", json=body, headers=auth(tokens["ana"]))
     assert first.status_code == 201
-    edit = client.post("/api/campaigns/demo/judgments", json={**body, "choice": "Both bad"},
-                       headers=auth(tokens["ana"]))
+    edit = client.post(
+        "/api/campaigns/demo/judgments", json={**body, "choice": "Both bad"}, headers=auth(tokens["ana"])
+    )
     assert edit.json()["supersedes_id"] == first.json()["judgment_id"]
     back = client.post("/api/campaigns/demo/undo", headers=auth(tokens["ana"]))
     assert back.json()["assignment_id"] == task["assignment_id"]
     stats = client.get("/api/campaigns/demo/stats", headers=auth(tokens["ana"])).json()
-    assert stats == {"campaign": "demo", "tasks": 3, "gold_tasks": 0, "complete_tasks": 0, "judgments": 0,
-                     "raters": 0, "my_judgments": 0}
+    assert stats == {
+        "campaign": "demo",
+        "tasks": 3,
+        "gold_tasks": 0,
+        "complete_tasks": 0,
+        "judgments": 0,
+        "raters": 0,
+        "my_judgments": 0,
+    }
     # This campaign does not ask for improved responses: an edit is refused with the reason, and nothing is stored.
-    refused = client.post("/api/campaigns/demo/judgments", json={**body, "edit": "Better."},
-                          headers=auth(tokens["ana"]))
+    refused = client.post(
+        "/api/campaigns/demo/judgments", json={**body, "edit": "Better."}, headers=auth(tokens["ana"])
+    )
     assert refused.status_code == 400 and "improve a response" in refused.text
     assert task["options"]["allow_edits"] is False
 
@@ -56,12 +65,16 @@ def test_skip_and_export_with_roles(api):
     client, tokens = api
     for name in ("ana", "ben"):  # fewest judgments first: each gets a different task
         task = client.get("/api/campaigns/demo/next", headers=auth(tokens[name])).json()
-        judged = client.post("/api/campaigns/demo/judgments", headers=auth(tokens[name]),
-                             json={"assignment_id": task["assignment_id"], "preference": 2})
+        judged = client.post(
+            "/api/campaigns/demo/judgments",
+            headers=auth(tokens[name]),
+            json={"assignment_id": task["assignment_id"], "preference": 2},
+        )
         assert judged.status_code == 201
     skipped = client.get("/api/campaigns/demo/next", headers=auth(tokens["ana"])).json()
-    assert client.post("/api/campaigns/demo/skip", json={"assignment_id": skipped["assignment_id"]},
-                       headers=auth(tokens["ana"])).json() == {"skipped": skipped["task_id"]}
+    assert client.post(
+        "/api/campaigns/demo/skip", json={"assignment_id": skipped["assignment_id"]}, headers=auth(tokens["ana"])
+    ).json() == {"skipped": skipped["task_id"]}
     assert client.get("/api/campaigns/demo/export", headers=auth(tokens["ana"])).status_code == 403
     exported = client.get("/api/campaigns/demo/export?format=kto", headers=auth(tokens["rev"])).json()
     assert exported["summary"]["judgments"] == 2 and exported["summary"]["left_out"] == {"no judgments yet": 1}
@@ -69,19 +82,22 @@ def test_skip_and_export_with_roles(api):
     assert client.get("/api/campaigns/demo/stats", headers=auth(tokens["rev"])).json()["raters"] == 2
 
 
-@pytest.mark.parametrize("method, path, body, status, message", [
-    ("get", "/api/campaigns/demo/next", None, 401, "API token"),
-    ("get", "/api/campaigns/nope/next", None, 404, "no campaign named 'nope'"),
-    ("post", "/api/campaigns/demo/judgments", {"assignment_id": "x"}, 422, "assignment_id"),
-    ("post", "/api/campaigns/demo/judgments", {"assignment_id": 10**30}, 422, "assignment_id"),
-    ("post", "/api/campaigns/demo/judgments", {"assignment_id": 999}, 404, "not in campaign"),
-    ("post", "/api/campaigns/demo/judgments", {"choice": "A way better"}, 422, "unknown choice"),
-    ("post", "/api/campaigns/demo/judgments", {"preference": 9}, 422, "less than or equal to 3"),
-    ("post", "/api/campaigns/demo/judgments", {}, 400, "needs a preference"),
-    ("post", "/api/campaigns/demo/judgments", {"preference": 1, "flags": ["rude"]}, 400, "unknown flag"),
-    ("post", "/api/campaigns/demo/undo", None, 400, "nothing to undo"),
-    ("get", "/api/campaigns/demo/export?format=csv", None, 422, "format must be one of"),
-])
+@pytest.mark.parametrize(
+    "method, path, body, status, message",
+    [
+        ("get", "/api/campaigns/demo/next", None, 401, "API token"),
+        ("get", "/api/campaigns/nope/next", None, 404, "no campaign named 'nope'"),
+        ("post", "/api/campaigns/demo/judgments", {"assignment_id": "x"}, 422, "assignment_id"),
+        ("post", "/api/campaigns/demo/judgments", {"assignment_id": 10**30}, 422, "assignment_id"),
+        ("post", "/api/campaigns/demo/judgments", {"assignment_id": 999}, 404, "not in campaign"),
+        ("post", "/api/campaigns/demo/judgments", {"choice": "A way better"}, 422, "unknown choice"),
+        ("post", "/api/campaigns/demo/judgments", {"preference": 9}, 422, "less than or equal to 3"),
+        ("post", "/api/campaigns/demo/judgments", {}, 400, "needs a preference"),
+        ("post", "/api/campaigns/demo/judgments", {"preference": 1, "flags": ["rude"]}, 400, "unknown flag"),
+        ("post", "/api/campaigns/demo/undo", None, 400, "nothing to undo"),
+        ("get", "/api/campaigns/demo/export?format=csv", None, 422, "format must be one of"),
+    ],
+)
 def test_bad_input_is_a_4xx_with_a_message(api, method, path, body, status, message):
     client, tokens = api
     headers = {} if status == 401 else auth(tokens["rev"] if "export" in path else tokens["ana"])
@@ -95,16 +111,24 @@ def test_bad_input_is_a_4xx_with_a_message(api, method, path, body, status, mess
 def test_the_openapi_schema_is_served(api):
     client, _ = api
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/api/campaigns/{name}/next", "/api/campaigns/{name}/judgments", "/api/campaigns/{name}/undo",
-            "/api/campaigns/{name}/stats", "/api/campaigns/{name}/export"} <= set(paths)
+    assert {
+        "/api/campaigns/{name}/next",
+        "/api/campaigns/{name}/judgments",
+        "/api/campaigns/{name}/undo",
+        "/api/campaigns/{name}/stats",
+        "/api/campaigns/{name}/export",
+    } <= set(paths)
 
 
-@pytest.mark.parametrize("kind, field, shown, status", [
-    ("ranking", "ranks", [1, 3, 2], 201),
-    ("rating", "ratings", [5, 1, 3], 201),
-    ("rating", "ratings", [6, 1, 3], 400),
-    ("ranking", "ranks", [1, 2], 400),
-])
+@pytest.mark.parametrize(
+    "kind, field, shown, status",
+    [
+        ("ranking", "ranks", [1, 3, 2], 201),
+        ("rating", "ratings", [5, 1, 3], 201),
+        ("rating", "ratings", [6, 1, 3], 400),
+        ("ranking", "ranks", [1, 2], 400),
+    ],
+)
 def test_rankings_and_ratings_are_stored_in_canonical_order(sqlite_url, kind, field, shown, status):
     from sqlalchemy import select
 
@@ -119,8 +143,11 @@ def test_rankings_and_ratings_are_stored_in_canonical_order(sqlite_url, kind, fi
     with TestClient(create_app(sqlite_url)) as client:
         task = client.get("/api/campaigns/demo/next", headers=auth(token)).json()
         assert len(task["candidates"]) == 3 and ("rating_points" in task["options"]) == (kind == "rating")
-        response = client.post("/api/campaigns/demo/judgments", headers=auth(token),
-                               json={"assignment_id": task["assignment_id"], field: shown})
+        response = client.post(
+            "/api/campaigns/demo/judgments",
+            headers=auth(token),
+            json={"assignment_id": task["assignment_id"], field: shown},
+        )
         assert response.status_code == status, response.text
     with sessions() as session:
         stored = session.scalars(select(Judgment)).all()
@@ -148,8 +175,11 @@ def test_a_database_busy_past_its_timeout_is_a_503_to_retry(api, monkeypatch):
 def test_metrics_report_each_campaign_in_the_prometheus_format(api):
     client, tokens = api
     task = client.get("/api/campaigns/demo/next", headers=auth(tokens["ana"])).json()
-    client.post("/api/campaigns/demo/judgments", json={"assignment_id": task["assignment_id"], "choice": "Tie"},
-                headers=auth(tokens["ana"]))
+    client.post(
+        "/api/campaigns/demo/judgments",
+        json={"assignment_id": task["assignment_id"], "choice": "Tie"},
+        headers=auth(tokens["ana"]),
+    )
     response = client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     lines = response.text.splitlines()

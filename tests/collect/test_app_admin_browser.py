@@ -15,8 +15,9 @@ from tests.collect.test_app_browser import ATTACK, CHROMIUM, CHROMIUM_ARGS
 from tests.collect.test_app_server import PASSWORDS, add_attack_task, make_store, serving
 
 playwright = pytest.importorskip("playwright.sync_api", reason="the browser test needs `pip install playwright`")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason="the browser test needs Debian's Chromium: `apt-get install -y chromium`")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="the browser test needs Debian's Chromium: `apt-get install -y chromium`"
+)
 LOGINS = {**PASSWORDS, "boss": "boss-secret"}
 
 
@@ -102,11 +103,19 @@ def test_a_rater_sees_no_staff_tab_and_cannot_call_one(app, page):
         playwright.expect(page.get_by_role("tab", name=tab)).to_have_count(0)
     client = Client(base_url + "/", auth=("ana", PASSWORDS["ana"]), verbose=False)
     try:
-        calls = {"/review_next": (), "/review_pass": (), "/adjudicate": ("B better", "no"), "/raters": (),
-                 "/add_rater": ("mallory", "admin", "mallory-secret"), "/set_role": ("ana", "admin"),
-                 "/deactivate_rater": ("ben",), "/reset_password": ("boss", "taken"),
-                 "/export": ("judgments", False, False), "/push_to_hub": ("judgments", False, False, "team/prefs"),
-                 "/campaign_activity": ()}
+        calls = {
+            "/review_next": (),
+            "/review_pass": (),
+            "/adjudicate": ("B better", "no"),
+            "/raters": (),
+            "/add_rater": ("mallory", "admin", "mallory-secret"),
+            "/set_role": ("ana", "admin"),
+            "/deactivate_rater": ("ben",),
+            "/reset_password": ("boss", "taken"),
+            "/export": ("judgments", False, False),
+            "/push_to_hub": ("judgments", False, False, "team/prefs"),
+            "/campaign_activity": (),
+        }
         for api_name, arguments in calls.items():
             with pytest.raises(Exception, match="reviewers and admins|admins only"):
                 client.predict(*arguments, api_name=api_name)

@@ -32,8 +32,9 @@ from tests.collect.test_app_browser import ATTACK, CHROMIUM, CHROMIUM_ARGS, log_
 from tests.collect.test_app_server import PASSWORDS, serving
 
 playwright = pytest.importorskip("playwright.sync_api", reason="the browser test needs `pip install playwright`")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason="the browser test needs Debian's Chromium: `apt-get install -y chromium`")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="the browser test needs Debian's Chromium: `apt-get install -y chromium`"
+)
 SELF_NAMING = ATTACK + "\n\nI am Mallory, by the way."
 WAIT_MS = 60_000  # a bound for a broken page, not a timing check: the tiny models answer in about a second
 
@@ -47,7 +48,7 @@ def attack_server_app():
 
     @app.post("/v1/chat/completions")
     def chat() -> StreamingResponse:
-        pieces = [SELF_NAMING[start:start + 7] for start in range(0, len(SELF_NAMING), 7)]
+        pieces = [SELF_NAMING[start : start + 7] for start in range(0, len(SELF_NAMING), 7)]
         events = [f"data: {json.dumps({'choices': [{'index': 0, 'delta': {'content': p}}]})}\n\n" for p in pieces]
         return StreamingResponse(iter(events + ["data: [DONE]\n\n"]), media_type="text/event-stream")
 
@@ -66,8 +67,10 @@ def arena_page(tmp_path, policies: list[dict]):
         create_campaign(session=session, name="arena", kind="pairwise", definition=as_definition(spec))
         create_rater(session=session, name="ana", role="rater", password=PASSWORDS["ana"])
     dialogs = []
-    with serving(build_server(ServeArguments(db=url, campaign="arena"))) as base_url, \
-            playwright.sync_playwright() as driver:
+    with (
+        serving(build_server(ServeArguments(db=url, campaign="arena"))) as base_url,
+        playwright.sync_playwright() as driver,
+    ):
         browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
@@ -95,8 +98,10 @@ def arena_rows(sessions):
         rows = []
         for task in session.scalars(select(Task).where(Task.source == "arena").order_by(Task.id)):
             judgment = session.scalar(select(Judgment).where(Judgment.task_id == task.id))
-            candidates = [session.execute(select(Candidate, Policy.name).join(Policy).where(Candidate.id == cid)).one()
-                          for cid in task.candidate_ids]
+            candidates = [
+                session.execute(select(Candidate, Policy.name).join(Policy).where(Candidate.id == cid)).one()
+                for cid in task.candidate_ids
+            ]
             assignment = session.get(Assignment, judgment.assignment_id)
             rows.append((task, judgment, candidates, assignment))
         return rows
@@ -104,8 +109,10 @@ def arena_rows(sessions):
 
 def test_a_rater_battles_two_local_policies_votes_and_sees_their_names(tmp_path, tiny_policy_dir):
     # One model at two temperatures, as in the demo campaign: loaded once, serving both policies.
-    policies = [{"name": f"tiny-t{t}", "model": tiny_policy_dir, "generation": {"do_sample": True, "temperature": t}}
-                for t in (0.7, 1.2)]
+    policies = [
+        {"name": f"tiny-t{t}", "model": tiny_policy_dir, "generation": {"do_sample": True, "temperature": t}}
+        for t in (0.7, 1.2)
+    ]
     with arena_page(tmp_path, policies) as (page, sessions):
         playwright.expect(page.locator("#plumb-arena-key-a")).to_have_text("A · A is better")
         playwright.expect(page.locator("#plumb-arena-key-a")).to_be_disabled()
@@ -133,8 +140,7 @@ def test_a_rater_battles_two_local_policies_votes_and_sees_their_names(tmp_path,
 
 def test_html_in_a_streamed_answer_shows_as_text_and_a_self_naming_answer_marks_the_vote(tmp_path, tiny_policy_dir):
     with serving(attack_server_app()) as server_url:
-        policies = [{"name": "tiny", "model": tiny_policy_dir},
-                    {"name": "mallory", "model": f"{server_url}/v1"}]
+        policies = [{"name": "tiny", "model": tiny_policy_dir}, {"name": "mallory", "model": f"{server_url}/v1"}]
         with arena_page(tmp_path, policies) as (page, sessions):
             battle(page, "Who are you?")
             # Voting may open before the server's answer has all streamed in: wait for its end.
@@ -178,8 +184,9 @@ def test_a_rater_deactivated_while_the_page_is_open_cannot_start_a_battle(tmp_pa
             set_active(session=session, name="ana", active=False)
         page.locator("#plumb-arena-prompt textarea").fill("hi")
         page.locator("#plumb-arena-start").click()
-        playwright.expect(page.locator("#plumb-arena-message")).to_contain_text("rater 'ana' is deactivated",
-                                                                               timeout=WAIT_MS)
+        playwright.expect(page.locator("#plumb-arena-message")).to_contain_text(
+            "rater 'ana' is deactivated", timeout=WAIT_MS
+        )
         playwright.expect(page.locator("#plumb-arena-new")).to_be_hidden()  # no battle started
         playwright.expect(page.locator("#plumb-arena-answer-a")).to_have_text("")
 
@@ -198,4 +205,5 @@ def test_votes_run_as_many_at_once_as_battles(tmp_path):
     engine.dispose()
     assert limits["arena_start"] == CONCURRENT_BATTLES
     assert {name: limit for name, limit in limits.items() if name.startswith("arena_vote_")} == {
-        f"arena_vote_{key}": CONCURRENT_BATTLES for key in "abtx"}
+        f"arena_vote_{key}": CONCURRENT_BATTLES for key in "abtx"
+    }

@@ -16,14 +16,24 @@ from collect.serve import ServeArguments, build_server
 from tests.collect.test_app_server import PASSWORDS, add_attack_task, judgments_of, make_store, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-ATTACK = ('Look: <img src=x onerror="window.__plumb_ran=1"> <script>window.__plumb_ran=2</script> '
-          '<a href="javascript:window.__plumb_ran=3">link</a>\n```python\nprint("<b>hi</b>")\n```')
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ATTACK = (
+    'Look: <img src=x onerror="window.__plumb_ran=1"> <script>window.__plumb_ran=2</script> '
+    '<a href="javascript:window.__plumb_ran=3">link</a>\n```python\nprint("<b>hi</b>")\n```'
+)
 
 playwright = pytest.importorskip("playwright.sync_api", reason="the browser test needs `pip install playwright`")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason="the browser test needs Debian's Chromium: `apt-get install -y chromium`")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="the browser test needs Debian's Chromium: `apt-get install -y chromium`"
+)
 
 
 @contextlib.contextmanager
@@ -64,8 +74,13 @@ def test_a_rater_logs_in_and_judges_with_the_keyboard_and_html_runs_nothing(tmp_
         judge_five_with_the_keyboard(page, tmp_path)
         judgments = judgments_of(sessions, "ana")
     assert [j.retracted for j in judgments] == [False, False, True, False, False, False]
-    assert [abs(j.preference) if j.preference is not None else "both bad" for j in judgments if not j.retracted] == \
-        [2, "both bad", 3, 1, 3]
+    assert [abs(j.preference) if j.preference is not None else "both bad" for j in judgments if not j.retracted] == [
+        2,
+        "both bad",
+        3,
+        1,
+        3,
+    ]
     assert judgments[3].supersedes_id == judgments[2].id  # the re-judgment after undo supersedes the retraction
     edited = judgments[0]  # started from response A's text with the A key, then typed into
     assert edited.edit.startswith("answer ") and edited.edit.endswith(" Shorter, and it cites a source.")
@@ -105,9 +120,11 @@ def judge_five_with_the_keyboard(page, tmp_path) -> None:
     playwright.expect(page.locator("#plumb-prompt")).to_contain_text('<img src=x onerror="window.__plumb_ran=1">')
     playwright.expect(page.locator("#plumb-prompt")).to_contain_text("<script>window.__plumb_ran=2</script>")
     response = page.locator("#plumb-response-a")
-    playwright.expect(response).to_contain_text('Look: <img src=x onerror="window.__plumb_ran=1"> '
-                                                '<script>window.__plumb_ran=2</script> '
-                                                '<a href="javascript:window.__plumb_ran=3">link</a>')
+    playwright.expect(response).to_contain_text(
+        'Look: <img src=x onerror="window.__plumb_ran=1"> '
+        "<script>window.__plumb_ran=2</script> "
+        '<a href="javascript:window.__plumb_ran=3">link</a>'
+    )
     # The code block is highlighted, and its HTML is code: shown, not rendered.
     playwright.expect(response.locator("pre code")).to_contain_text('print("<b>hi</b>")')
     assert response.locator("pre code .token").count() > 0 and response.locator("b").count() == 0

@@ -36,8 +36,16 @@ def test_a_judgment_is_stored_in_the_task_order_with_its_time_rationale_and_flag
     page = handlers.show_next(sessions, campaign="demo", rater_name="ana")
     assert page.assignment_id is not None and len(page.responses) == 2
     assert page.progress == {"today": 0, "campaign": 0, "left": 3}
-    after = handlers.judge(sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id,
-                           choice="A better", rationale="  clearer  ", flags=["unsafe"], seconds_spent=4.5)
+    after = handlers.judge(
+        sessions,
+        campaign="demo",
+        rater_name="ana",
+        assignment_id=page.assignment_id,
+        choice="A better",
+        rationale="  clearer  ",
+        flags=["unsafe"],
+        seconds_spent=4.5,
+    )
     assert after.assignment_id not in (None, page.assignment_id)
     assert after.progress == {"today": 1, "campaign": 1, "left": 2}
     (judgment,) = stored_judgments(sessions)
@@ -50,8 +58,14 @@ def test_a_judgment_is_stored_in_the_task_order_with_its_time_rationale_and_flag
 
 def test_both_bad_and_a_refused_answer_keep_the_task_with_the_reason(sessions):
     page = handlers.show_next(sessions, campaign="demo", rater_name="ana")
-    refused = handlers.judge(sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id,
-                             choice="Both bad", flags=["not offered"])
+    refused = handlers.judge(
+        sessions,
+        campaign="demo",
+        rater_name="ana",
+        assignment_id=page.assignment_id,
+        choice="Both bad",
+        flags=["not offered"],
+    )
     assert refused.assignment_id == page.assignment_id and "unknown flag" in refused.message
     handlers.judge(sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id, choice="Both bad")
     (judgment,) = stored_judgments(sessions)
@@ -63,8 +77,9 @@ def test_undo_supersedes_the_last_judgment_and_shows_its_task_again(sessions):
     handlers.judge(sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id, choice="Tie")
     back = handlers.undo(sessions, campaign="demo", rater_name="ana")
     assert back.assignment_id == page.assignment_id and back.progress["campaign"] == 0
-    handlers.judge(sessions, campaign="demo", rater_name="ana", assignment_id=back.assignment_id,
-                   choice="B much better")
+    handlers.judge(
+        sessions, campaign="demo", rater_name="ana", assignment_id=back.assignment_id, choice="B much better"
+    )
     first, retraction, again = stored_judgments(sessions)
     assert retraction.retracted and retraction.supersedes_id == first.id
     assert again.supersedes_id == retraction.id and abs(again.preference) == 3
@@ -77,8 +92,9 @@ def test_skip_passes_and_the_pool_runs_out(sessions):
     page = handlers.skip(sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id)
     while page.assignment_id is not None:
         seen.add(page.assignment_id)
-        page = handlers.judge(sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id,
-                              choice="Tie")
+        page = handlers.judge(
+            sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id, choice="Tie"
+        )
     assert len(seen) == 3 and "Nothing left" in page.message
     assert page.progress == {"today": 2, "campaign": 2, "left": 1}  # the skipped task still needs a judgment
 
@@ -107,8 +123,9 @@ def test_staff_see_agreement_rater_reliability_and_the_leaderboard_plot(sqlite_u
         page = handlers.show_next(sessions, campaign="demo", rater_name=rater)
         while page.assignment_id is not None:
             choice = "A better" if page.responses[0].endswith("from sft") else "B better"
-            page = handlers.judge(sessions, campaign="demo", rater_name=rater, assignment_id=page.assignment_id,
-                                  choice=choice)
+            page = handlers.judge(
+                sessions, campaign="demo", rater_name=rater, assignment_id=page.assignment_id, choice=choice
+            )
     with pytest.raises(PermissionError):
         handlers.campaign_quality(sessions, campaign="demo", rater_name="ana", plot_dir=str(tmp_path))
     text, plot = handlers.campaign_quality(sessions, campaign="demo", rater_name="rev", plot_dir=str(tmp_path))
@@ -144,8 +161,9 @@ def test_every_answer_has_a_key_on_its_button_and_in_the_script():
 @pytest.fixture
 def ranking_sessions(tmp_path):
     """Sessions on a SQLite store whose campaign 'demo' ranks three policies' responses to each of 3 prompts."""
-    engine, sessions, _ = make_store(f"sqlite:///{tmp_path / 'ranking.sqlite'}", kind="ranking",
-                                     policies=("a", "b", "c"))
+    engine, sessions, _ = make_store(
+        f"sqlite:///{tmp_path / 'ranking.sqlite'}", kind="ranking", policies=("a", "b", "c")
+    )
     yield sessions
     engine.dispose()
 

@@ -48,8 +48,9 @@ def serving(app):
 
     port = free_port()
     # Gradio keeps event streams open; a short graceful timeout closes them instead of waiting for clients.
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=1))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -82,11 +83,16 @@ def add_attack_task(sessions, attack: str) -> None:
     """A last task whose prompt and both candidates carry HTML that would run if it were rendered."""
     with sessions.begin() as session:
         campaign = campaign_by_name(session=session, name="demo")
-        prompt = add_prompt(session=session, campaign=campaign, external_id="attack",
-                            messages=[{"role": "user", "content": attack}])
+        prompt = add_prompt(
+            session=session, campaign=campaign, external_id="attack", messages=[{"role": "user", "content": attack}]
+        )
         for name in ("sft", "dpo"):
-            add_candidate(session=session, prompt=prompt, completion=[{"role": "assistant", "content": attack}],
-                          policy=ensure_policy(session=session, campaign=campaign, name=name))
+            add_candidate(
+                session=session,
+                prompt=prompt,
+                completion=[{"role": "assistant", "content": attack}],
+                policy=ensure_policy(session=session, campaign=campaign, name=name),
+            )
         build_tasks(session=session, campaign=campaign, overlap=1)
 
 
@@ -155,8 +161,21 @@ def test_plumb_collect_serve_runs_the_page_and_the_api_in_one_process(tmp_path):
     engine.dispose()
     port = free_port()
     config = REPO / "configs" / "collect" / "serve.yaml"
-    command = [sys.executable, "-m", "plumb", "collect", "serve", "--config", str(config), "--db", db,
-               "--port", str(port), "--output_dir", str(tmp_path / "out")]
+    command = [
+        sys.executable,
+        "-m",
+        "plumb",
+        "collect",
+        "serve",
+        "--config",
+        str(config),
+        "--db",
+        db,
+        "--port",
+        str(port),
+        "--output_dir",
+        str(tmp_path / "out"),
+    ]
     server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         base_url = f"http://127.0.0.1:{port}"
@@ -202,9 +221,25 @@ def test_the_demo_config_starts_from_nothing_and_keeps_judgments_across_restarts
 
     db = tmp_path / "demo" / "collect.sqlite"  # its folder does not exist yet: init_db makes it
     port = free_port()
-    command = [sys.executable, "-m", "plumb", "collect", "serve", "--config", "configs/collect/demo.yaml",
-               "--db", str(db), "--port", str(port), "--output_dir", str(tmp_path / "out"),
-               "--generate_first", "2", "--generate_rest", "false"]
+    command = [
+        sys.executable,
+        "-m",
+        "plumb",
+        "collect",
+        "serve",
+        "--config",
+        "configs/collect/demo.yaml",
+        "--db",
+        str(db),
+        "--port",
+        str(port),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--generate_first",
+        "2",
+        "--generate_rest",
+        "false",
+    ]
     server, lines = start_serving(command, ready="log in as adam")
     try:
         assert f"http://127.0.0.1:{port}/" in lines[-5]
@@ -218,8 +253,9 @@ def test_the_demo_config_starts_from_nothing_and_keeps_judgments_across_restarts
         server.terminate()
         server.wait(timeout=30)
     # A second start on the same database imports nothing again and loses nothing.
-    server, _ = start_serving([*command[:-4], "--generate_first", "0", "--generate_rest", "false"],
-                              ready="log in as adam")
+    server, _ = start_serving(
+        [*command[:-4], "--generate_first", "0", "--generate_rest", "false"], ready="log in as adam"
+    )
     server.terminate()
     server.wait(timeout=30)
     engine = make_engine(str(db))
@@ -236,8 +272,23 @@ def test_a_port_in_use_is_refused_before_any_set_up(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "plumb", "collect", "serve", "--config",
-                                 "configs/collect/demo.yaml", "--db", str(tmp_path / "d.sqlite"), "--port", str(port)],
-                                cwd=REPO, capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "plumb",
+                "collect",
+                "serve",
+                "--config",
+                "configs/collect/demo.yaml",
+                "--db",
+                str(tmp_path / "d.sqlite"),
+                "--port",
+                str(port),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
     assert result.returncode == 2 and f"port: cannot listen on 127.0.0.1:{port}" in result.stderr
     assert not (tmp_path / "d.sqlite").exists()  # nothing was set up

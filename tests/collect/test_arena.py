@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from collect.arena import (
-    bootstrap_counts, bradley_terry, count_battles, leaderboard, leaderboard_json, leaderboard_table, to_elo,
+    bootstrap_counts,
+    bradley_terry,
+    count_battles,
+    leaderboard,
+    leaderboard_json,
+    leaderboard_table,
+    to_elo,
     win_matrix,
 )
 from plumb.data import DataError

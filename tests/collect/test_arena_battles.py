@@ -85,8 +85,10 @@ def test_a_vote_stores_the_battle_in_one_transaction_and_counts_only_after_the_r
         stored = session.get(Judgment, judgment.id)
         assert prompt.external_id == f"arena-{battle.id}"
         assert prompt.messages == [{"role": "user", "content": "Tell me about rain."}]
-        assert [c.completion for c in candidates] == [[{"role": "assistant", "content": "First answer."}],
-                                                      [{"role": "assistant", "content": "Second answer."}]]
+        assert [c.completion for c in candidates] == [
+            [{"role": "assistant", "content": "First answer."}],
+            [{"role": "assistant", "content": "Second answer."}],
+        ]
         assert [c.settings["finished"] for c in candidates] == [True, False]
         assert candidates[0].settings["max_new_tokens"] == spec.arena_max_new_tokens
         assert (task.source, task.kind, task.target_overlap, task.judgment_count) == ("arena", "pairwise", 1, 1)
@@ -147,8 +149,10 @@ def test_votes_are_refused_until_both_answered_when_one_failed_and_from_another_
 
 def test_two_different_policies_are_drawn_in_a_random_order(sqlite_url):
     spec = campaign_from_dict({"name": "arena", "policies": ["a", "b", "c"]})
-    pairs = {tuple(side.policy.name for side in start_battle(spec, rater="ana", prompt="hi",
-                                                             rng=random.Random(seed)).sides) for seed in range(60)}
+    pairs = {
+        tuple(side.policy.name for side in start_battle(spec, rater="ana", prompt="hi", rng=random.Random(seed)).sides)
+        for seed in range(60)
+    }
     assert all(a != b for a, b in pairs)
     assert pairs == {(a, b) for a in "abc" for b in "abc" if a != b}  # every pair, both ways round
     with pytest.raises(ArenaError, match="Type a prompt"):
@@ -156,12 +160,14 @@ def test_two_different_policies_are_drawn_in_a_random_order(sqlite_url):
     with pytest.raises(ArenaError, match="at least two policies"):
         start_battle(campaign_from_dict({"name": "x", "policies": ["a"]}), rater="ana", prompt="hi")
     with pytest.raises(ArenaError, match="no arena"):
-        start_battle(campaign_from_dict({"name": "x", "policies": ["a", "b"], "arena": False}), rater="ana",
-                     prompt="hi")
+        start_battle(
+            campaign_from_dict({"name": "x", "policies": ["a", "b"], "arena": False}), rater="ana", prompt="hi"
+        )
     for kind in ("ranking", "rating"):  # their exports would get pairwise arena tasks mixed in
         with pytest.raises(ArenaError, match=f"pairwise campaigns only; this one is a {kind}"):
-            start_battle(campaign_from_dict({"name": "x", "kind": kind, "policies": ["a", "b"]}), rater="ana",
-                         prompt="hi")
+            start_battle(
+                campaign_from_dict({"name": "x", "kind": kind, "policies": ["a", "b"]}), rater="ana", prompt="hi"
+            )
 
 
 def test_a_deactivated_rater_cannot_start_a_battle_or_vote(store):
@@ -195,22 +201,32 @@ def test_the_page_keeps_what_it_showed_once_a_vote_is_in_progress(store):
     assert stored == ["First answer.", "Second answer."]
 
 
-@pytest.mark.parametrize(("policy", "text", "leaks"), [
-    (PolicySpec("sft", "default"), "I am SmolLM, a small assistant.", True),
-    (PolicySpec("sft", "default"), "As smollm2 I cannot browse.", True),  # case-insensitive
-    (PolicySpec("sft", "default"), "SmolLMs are small models.", False),  # whole words only
-    (PolicySpec("sft", "default"), "I am an AI assistant.", False),
-    (PolicySpec("sft", "default"), "This answer went through SFT.", True),  # the policy's own name
-    (PolicySpec("dpo", "default", aliases=["Plumby"]), "I'm Plumby!", True),
-    (PolicySpec("dpo", "default", aliases=["Plumby"]), "I am SmolLM.", False),  # listed aliases replace the defaults
-    (PolicySpec("q", "Qwen/Qwen2.5-0.5B-Instruct"), "I am Qwen, created by Alibaba Cloud.", True),
-    (PolicySpec("q", "Qwen/Qwen2.5-0.5B-Instruct"), "Qwen2.5 here.", True),
-    (PolicySpec("l", "meta-llama/Llama-3.1-8B-Instruct"), "I'm LLaMA.", True),
-    (PolicySpec("l", "meta-llama/Llama-3.1-8B-Instruct"), "Llamas graze in the Andes.", False),
-    (PolicySpec("smollm2-t0.7", "default"), "My name is smollm2-t0.7.", True),
-    (PolicySpec("served", "http://127.0.0.1:8000/v1", {"model": "mistralai/Mistral-7B-Instruct-v0.3"}),
-     "I am Mistral.", True),
-])
+@pytest.mark.parametrize(
+    ("policy", "text", "leaks"),
+    [
+        (PolicySpec("sft", "default"), "I am SmolLM, a small assistant.", True),
+        (PolicySpec("sft", "default"), "As smollm2 I cannot browse.", True),  # case-insensitive
+        (PolicySpec("sft", "default"), "SmolLMs are small models.", False),  # whole words only
+        (PolicySpec("sft", "default"), "I am an AI assistant.", False),
+        (PolicySpec("sft", "default"), "This answer went through SFT.", True),  # the policy's own name
+        (PolicySpec("dpo", "default", aliases=["Plumby"]), "I'm Plumby!", True),
+        (
+            PolicySpec("dpo", "default", aliases=["Plumby"]),
+            "I am SmolLM.",
+            False,
+        ),  # listed aliases replace the defaults
+        (PolicySpec("q", "Qwen/Qwen2.5-0.5B-Instruct"), "I am Qwen, created by Alibaba Cloud.", True),
+        (PolicySpec("q", "Qwen/Qwen2.5-0.5B-Instruct"), "Qwen2.5 here.", True),
+        (PolicySpec("l", "meta-llama/Llama-3.1-8B-Instruct"), "I'm LLaMA.", True),
+        (PolicySpec("l", "meta-llama/Llama-3.1-8B-Instruct"), "Llamas graze in the Andes.", False),
+        (PolicySpec("smollm2-t0.7", "default"), "My name is smollm2-t0.7.", True),
+        (
+            PolicySpec("served", "http://127.0.0.1:8000/v1", {"model": "mistralai/Mistral-7B-Instruct-v0.3"}),
+            "I am Mistral.",
+            True,
+        ),
+    ],
+)
 def test_an_answer_naming_its_own_model_is_an_identity_leak(policy, text, leaks):
     assert names_own_model(text, policy) is leaks
 
@@ -240,8 +256,15 @@ def test_leaked_votes_are_kept_but_left_out_of_the_leaderboard_and_arena_tasks_a
         campaign = campaign_by_name(session=session, name="arena")
         items = load_items(session, campaign.id)
         for name in ("ana", "ben"):
-            assert next_task(session=session, campaign=campaign, rater=rater_by_name(session=session, name=name),
-                             rng=random.Random(0)) is None
+            assert (
+                next_task(
+                    session=session,
+                    campaign=campaign,
+                    rater=rater_by_name(session=session, name=name),
+                    rng=random.Random(0),
+                )
+                is None
+            )
     assert len(items) == 5 and all(item.task.source == "arena" for item in items)
     battles = battle_records(items)
     assert len(battles) == 4 and len(battle_records(items, include_identity_leaks=True)) == 5
@@ -257,8 +280,9 @@ def tiny_policies(tiny_policy_dir) -> list[dict]:
 
 
 def test_a_page_that_goes_away_stops_both_answers(tiny_policy_dir):
-    spec = campaign_from_dict({"name": "arena", "arena_max_new_tokens": 400,
-                               "policies": tiny_policies(tiny_policy_dir)})
+    spec = campaign_from_dict(
+        {"name": "arena", "arena_max_new_tokens": 400, "policies": tiny_policies(tiny_policy_dir)}
+    )
     battle = start_battle(spec, rater="ana", prompt="hi")
     threads = run_battle(battle, LoadedModels().stream)
     progresses = follow(battle, poll_seconds=0.01)
@@ -272,8 +296,9 @@ def test_a_page_that_goes_away_stops_both_answers(tiny_policy_dir):
 
 def test_a_battle_that_ended_by_itself_can_still_be_voted_on(store, tiny_policy_dir):
     _, sessions = store
-    spec = arena_campaign(sessions, arena_min_seconds=0, arena_max_new_tokens=5,
-                          policies=tiny_policies(tiny_policy_dir))
+    spec = arena_campaign(
+        sessions, arena_min_seconds=0, arena_max_new_tokens=5, policies=tiny_policies(tiny_policy_dir)
+    )
     battle = start_battle(spec, rater="ana", prompt="hi", rng=random.Random(0))
     threads = run_battle(battle, LoadedModels().stream)
     list(follow(battle, poll_seconds=0.01))
@@ -289,9 +314,17 @@ def test_a_battle_that_ended_by_itself_can_still_be_voted_on(store, tiny_policy_
 
 
 def test_a_battle_streams_two_real_policies_and_reports_one_that_cannot_load(tiny_policy_dir, tmp_path):
-    spec = campaign_from_dict({"name": "arena", "arena_min_seconds": 0, "arena_max_new_tokens": 400, "policies": [
-        {"name": "tiny", "model": tiny_policy_dir, "generation": {"do_sample": False}},
-        {"name": "missing", "model": str(tmp_path / "no-such-model")}]})
+    spec = campaign_from_dict(
+        {
+            "name": "arena",
+            "arena_min_seconds": 0,
+            "arena_max_new_tokens": 400,
+            "policies": [
+                {"name": "tiny", "model": tiny_policy_dir, "generation": {"do_sample": False}},
+                {"name": "missing", "model": str(tmp_path / "no-such-model")},
+            ],
+        }
+    )
     battle = start_battle(spec, rater="ana", prompt="hi", rng=random.Random(0))
     threads = run_battle(battle, LoadedModels().stream)
     progress = list(follow(battle, poll_seconds=0.01))

@@ -17,8 +17,14 @@ MINE = ("init", "add-rater", "import", "generate", "export", "serve-api")
 
 
 def plumb(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "plumb", "collect", *args], capture_output=True, text=True,
-                          timeout=300, cwd=REPO, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "plumb", "collect", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        **kwargs,
+    )
 
 
 def test_the_stage_lists_its_verbs():
@@ -47,8 +53,12 @@ def test_serve_api_answers_on_loopback(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "plumb", "collect", "serve-api", "--db", db, "--port", str(port)],
-                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "plumb", "collect", "serve-api", "--db", db, "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         for _ in range(150):
             try:

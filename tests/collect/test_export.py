@@ -16,12 +16,12 @@ from tests.collect.conftest import seed_campaign, seed_raters
 REPO = Path(__file__).resolve().parents[2]
 # Canonical answers per task (first candidate: policy "sft", second: "dpo"); None = not judged.
 VOTES = [
-    [2, 3, -1],                              # task 0: first better twice; margin (2 + 3) / 2
-    [-1, -1],                                # task 1: second better
-    [0, 0, 1],                               # task 2: tie
-    ["both_bad", "both_bad", 1],             # task 3: both bad
-    [3, -3],                                 # task 4: split vote
-    None,                                    # task 5: nobody judged it yet
+    [2, 3, -1],  # task 0: first better twice; margin (2 + 3) / 2
+    [-1, -1],  # task 1: second better
+    [0, 0, 1],  # task 2: tie
+    ["both_bad", "both_bad", 1],  # task 3: both bad
+    [3, -3],  # task 4: split vote
+    None,  # task 5: nobody judged it yet
 ]
 
 
@@ -29,8 +29,9 @@ def judge(sessions, rater_name, task_id, vote, **extra):
     """Store one judgment in canonical order, as the scheduler would after un-shuffling (`extra`: edit, flags)."""
     with sessions.begin() as session:
         rater = rater_by_name(session=session, name=rater_name)
-        assignment = Assignment(task_id=task_id, rater_id=rater.id, candidate_order=[0, 1],
-                                expires_at=session.get(Task, task_id).created_at)
+        assignment = Assignment(
+            task_id=task_id, rater_id=rater.id, candidate_order=[0, 1], expires_at=session.get(Task, task_id).created_at
+        )
         session.add(assignment)
         session.flush()
         answer = {"both_bad": True} if vote == "both_bad" else {"preference": vote}
@@ -45,8 +46,14 @@ def judged_db(db_url):
     engine = make_engine(db_url)
     upgrade(engine)
     sessions = session_factory(engine)
-    seed_campaign(sessions, prompts=len(VOTES), gold=0, raters_per_task=3, max_raters_per_task=3,
-                  guidelines="Prefer **helpful** answers.")
+    seed_campaign(
+        sessions,
+        prompts=len(VOTES),
+        gold=0,
+        raters_per_task=3,
+        max_raters_per_task=3,
+        guidelines="Prefer **helpful** answers.",
+    )
     raters = seed_raters(sessions, 3)
     with sessions() as session:
         task_ids = session.scalars(select(Task.id).order_by(Task.id)).all()
@@ -61,8 +68,9 @@ def judged_db(db_url):
 
 
 def export(db, tmp_path, **options):
-    args = ExportArguments(campaign="demo", db=db, output_dir=str(tmp_path / options.get("format", "pairwise")),
-                           **options)
+    args = ExportArguments(
+        campaign="demo", db=db, output_dir=str(tmp_path / options.get("format", "pairwise")), **options
+    )
     summary = main(args)
     return datasets.load_from_disk(args.output_dir), summary
 
@@ -71,7 +79,9 @@ def test_pairwise_export_aggregates_by_majority_and_says_what_it_left_out(judged
     rows, summary = export(judged_db, tmp_path)
     validate(rows, "pairwise")
     assert [(row["chosen"][0]["content"], row["margin"]) for row in rows] == [
-        ("answer 0 from sft", 2.5), ("answer 1 from dpo", 1.0)]
+        ("answer 0 from sft", 2.5),
+        ("answer 1 from dpo", 1.0),
+    ]
     assert rows[0]["meta"]["raters"] == ["rater0", "rater1", "rater2"]
     assert rows[0]["meta"]["agreement"] == pytest.approx(2 / 3)
     assert rows[1]["meta"]["judgments"] == 2 and rows[1]["meta"]["policies"] == ["dpo", "sft"]
@@ -122,27 +132,43 @@ def test_the_shipped_export_config_parses(tmp_path):
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the rows are the same from either database
-def test_an_exported_pairwise_dataset_trains_trl_reward_and_dpo_one_step(judged_db, tmp_path, tiny_reward_dir,
-                                                                        tiny_policy_dir):
+def test_an_exported_pairwise_dataset_trains_trl_reward_and_dpo_one_step(
+    judged_db, tmp_path, tiny_reward_dir, tiny_policy_dir
+):
     import torch
     from trl import DPOConfig, DPOTrainer, RewardConfig, RewardTrainer
 
     from plumb.models import load_policy, load_reward_backbone
 
     rows, _ = export(judged_db, tmp_path)
-    common = {"max_steps": 1, "per_device_train_batch_size": 2, "report_to": [], "save_strategy": "no",
-              "bf16": False, "use_cpu": True, "logging_steps": 1}
+    common = {
+        "max_steps": 1,
+        "per_device_train_batch_size": 2,
+        "report_to": [],
+        "save_strategy": "no",
+        "bf16": False,
+        "use_cpu": True,
+        "logging_steps": 1,
+    }
     model, tokenizer = load_reward_backbone(tiny_reward_dir)
     before = [p.detach().clone() for p in model.parameters()]
-    reward = RewardTrainer(model=model, args=RewardConfig(output_dir=str(tmp_path / "rm"), **common),
-                           train_dataset=rows, processing_class=tokenizer)
+    reward = RewardTrainer(
+        model=model,
+        args=RewardConfig(output_dir=str(tmp_path / "rm"), **common),
+        train_dataset=rows,
+        processing_class=tokenizer,
+    )
     reward.train()
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
     policy, tokenizer = load_policy(tiny_policy_dir)
     before = [p.detach().clone() for p in policy.parameters()]
-    dpo = DPOTrainer(model=policy, args=DPOConfig(output_dir=str(tmp_path / "dpo"), max_length=64, **common),
-                     train_dataset=rows, processing_class=tokenizer)
+    dpo = DPOTrainer(
+        model=policy,
+        args=DPOConfig(output_dir=str(tmp_path / "dpo"), max_length=64, **common),
+        train_dataset=rows,
+        processing_class=tokenizer,
+    )
     dpo.train()
     assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters()))
 
@@ -152,10 +178,25 @@ def test_push_to_hub_sends_the_dataset_and_its_card(judged_db, tmp_path, monkeyp
 
     pushed = []
     monkeypatch.setattr(datasets.Dataset, "push_to_hub", lambda self, repo: pushed.append(("dataset", repo, len(self))))
-    monkeypatch.setattr(huggingface_hub.HfApi, "upload_file",
-                        lambda self, **kw: pushed.append(("card", kw["repo_id"], Path(kw["path_or_fileobj"]).name)))
-    args, = parse_config(config_types(), ["--campaign", "demo", "--db", judged_db, "--per-rater",
-                                          "--push-to-hub", "team/prefs", "--output_dir", str(tmp_path / "o")])
+    monkeypatch.setattr(
+        huggingface_hub.HfApi,
+        "upload_file",
+        lambda self, **kw: pushed.append(("card", kw["repo_id"], Path(kw["path_or_fileobj"]).name)),
+    )
+    (args,) = parse_config(
+        config_types(),
+        [
+            "--campaign",
+            "demo",
+            "--db",
+            judged_db,
+            "--per-rater",
+            "--push-to-hub",
+            "team/prefs",
+            "--output_dir",
+            str(tmp_path / "o"),
+        ],
+    )
     main(args)
     assert pushed == [("dataset", "team/prefs", 9), ("card", "team/prefs", "README.md")]
 
@@ -178,12 +219,16 @@ def test_sft_rows_use_the_raters_edits_instead_of_the_best_candidate(judged_db, 
     engine.dispose()
     sft, summary = export(judged_db, tmp_path, format="sft")
     validate(sft, "sft")
-    rows = [(row["messages"][-1]["content"], row["meta"]["edited"], row["meta"]["raters"], row["meta"]["policies"])
-            for row in sft]
-    assert rows == [("answer 0 from sft", False, ["rater0", "rater1", "rater2"], ["sft"]),
-                    ("answer 1 from dpo", False, ["rater0", "rater1"], ["dpo"]),
-                    ("A kinder answer 5.", True, ["rater0", "rater1"], ["sft"]),
-                    ("A shorter answer 5.", True, ["rater2"], ["dpo"])]
+    rows = [
+        (row["messages"][-1]["content"], row["meta"]["edited"], row["meta"]["raters"], row["meta"]["policies"])
+        for row in sft
+    ]
+    assert rows == [
+        ("answer 0 from sft", False, ["rater0", "rater1", "rater2"], ["sft"]),
+        ("answer 1 from dpo", False, ["rater0", "rater1"], ["dpo"]),
+        ("A kinder answer 5.", True, ["rater0", "rater1"], ["sft"]),
+        ("A shorter answer 5.", True, ["rater2"], ["dpo"]),
+    ]
     assert sft[2]["messages"][0] == {"role": "user", "content": "question 5"}
     assert summary["left_out"] == {"tie": 1, "both bad": 1, "split vote": 1}
     pairwise, _ = export(judged_db, tmp_path, format="pairwise")  # nobody compared an edit: pairs stay as judged
@@ -203,8 +248,9 @@ def test_battles_format_feeds_the_leaderboard_and_leaves_identity_leaks_out(judg
     assert sorted(set(battles["winner"])) == ["both_bad", "model_a", "model_b", "tie"]
     with_leaks, summary = export(judged_db, tmp_path / "leaks", format="battles", include_identity_leaks=True)
     assert len(with_leaks) == 14 and summary["left_out"] == {}
-    board = leaderboard(LeaderboardArguments(battles=str(tmp_path / "battles"), output_dir=str(tmp_path / "board"),
-                                             bootstrap_rounds=0))
+    board = leaderboard(
+        LeaderboardArguments(battles=str(tmp_path / "battles"), output_dir=str(tmp_path / "board"), bootstrap_rounds=0)
+    )
     assert {row["policy"] for row in board["ratings"]} == {"sft", "dpo"} and board["battles"] == 13
 
 
@@ -214,8 +260,10 @@ def test_a_push_that_cannot_reach_the_hub_names_the_repo(judged_db, tmp_path, mo
     from collect.export import PushError
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # never reach out, even where a network is
-    args, = parse_config(config_types(), ["--campaign", "demo", "--db", judged_db, "--push-to-hub", "team/prefs",
-                                          "--output_dir", str(tmp_path / "o")])
+    (args,) = parse_config(
+        config_types(),
+        ["--campaign", "demo", "--db", judged_db, "--push-to-hub", "team/prefs", "--output_dir", str(tmp_path / "o")],
+    )
     with pytest.raises(PushError, match="could not push to the Hub dataset repo 'team/prefs'.*saved in"):
         main(args)
     assert (tmp_path / "o" / "summary.json").exists()  # the export itself is kept
@@ -229,8 +277,21 @@ def test_a_failed_push_is_one_line_from_the_command_line(judged_db, tmp_path):
     import subprocess
     import sys
 
-    command = [sys.executable, "-m", "plumb", "collect", "export", "--campaign", "demo", "--db", judged_db,
-               "--push_to_hub", "team/prefs", "--output_dir", str(tmp_path / "o")]
+    command = [
+        sys.executable,
+        "-m",
+        "plumb",
+        "collect",
+        "export",
+        "--campaign",
+        "demo",
+        "--db",
+        judged_db,
+        "--push_to_hub",
+        "team/prefs",
+        "--output_dir",
+        str(tmp_path / "o"),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "plumb collect: error: could not push to the Hub dataset repo 'team/prefs'" in result.stderr

@@ -13,22 +13,52 @@ from plumb.data import DataError
 
 # The JSON export of Label Studio's "human preference" (RLHF) template: <Pairwise toName="answer1,answer2">.
 LABEL_STUDIO = [
-    {"id": 7, "data": {"prompt": "Name a primary colour.", "answer1": "Red.", "answer2": "Seven."},
-     "annotations": [{"id": 1, "completed_by": 3, "result": [
-         {"from_name": "comparison", "to_name": "answer1,answer2", "type": "pairwise", "value": {"selected": "left"}}]}]},
+    {
+        "id": 7,
+        "data": {"prompt": "Name a primary colour.", "answer1": "Red.", "answer2": "Seven."},
+        "annotations": [
+            {
+                "id": 1,
+                "completed_by": 3,
+                "result": [
+                    {
+                        "from_name": "comparison",
+                        "to_name": "answer1,answer2",
+                        "type": "pairwise",
+                        "value": {"selected": "left"},
+                    }
+                ],
+            }
+        ],
+    },
     {"id": 8, "data": {"prompt": "What is 2 + 2?", "answer1": "5", "answer2": "4"}, "annotations": []},
 ]
 # Argilla 1.x FeedbackDataset on the Hub: fields as columns, the ranking question as a list of user answers.
 ARGILLA_V1 = [
-    {"prompt": "Say hi.", "response1": "Hi!", "response2": "Go away.", "external_id": "r1",
-     "preference": [{"user_id": "u1", "status": "submitted",
-                     "value": [{"rank": 1, "value": "response1"}, {"rank": 2, "value": "response2"}]}]},
+    {
+        "prompt": "Say hi.",
+        "response1": "Hi!",
+        "response2": "Go away.",
+        "external_id": "r1",
+        "preference": [
+            {
+                "user_id": "u1",
+                "status": "submitted",
+                "value": [{"rank": 1, "value": "response1"}, {"rank": 2, "value": "response2"}],
+            }
+        ],
+    },
 ]
 # Argilla 2.x `to_hub`: QUESTION.responses holds one answer per user.
 ARGILLA_V2 = [
-    {"id": "a", "prompt": "Capital of France?", "response1": "Lyon.", "response2": "Paris.",
-     "preference.responses": [[{"value": "response2", "rank": 1}, {"value": "response1", "rank": 2}]],
-     "preference.responses.users": ["u9"]},
+    {
+        "id": "a",
+        "prompt": "Capital of France?",
+        "response1": "Lyon.",
+        "response2": "Paris.",
+        "preference.responses": [[{"value": "response2", "rank": 1}, {"value": "response1", "rank": 2}]],
+        "preference.responses.users": ["u9"],
+    },
 ]
 
 
@@ -40,9 +70,14 @@ def test_formats_are_recognised():
 
 def test_label_studio_tasks_become_prompts_with_both_answers():
     rows = to_import_rows(LABEL_STUDIO, source="ls.json")
-    assert rows[0] == {"prompt_id": "label-studio-7", "prompt": "Name a primary colour.",
-                       "candidates": [{"policy": "label-studio:answer1", "completion": "Red."},
-                                      {"policy": "label-studio:answer2", "completion": "Seven."}]}
+    assert rows[0] == {
+        "prompt_id": "label-studio-7",
+        "prompt": "Name a primary colour.",
+        "candidates": [
+            {"policy": "label-studio:answer1", "completion": "Red."},
+            {"policy": "label-studio:answer2", "completion": "Seven."},
+        ],
+    }
     assert [c["completion"] for c in rows[1]["candidates"]] == ["5", "4"]  # unannotated: the two text fields
 
 

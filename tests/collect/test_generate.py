@@ -12,8 +12,9 @@ from collect.store import Candidate, Task, open_store
 
 def write_campaign(tmp_path, policies: str):
     rows = tmp_path / "prompts.jsonl"
-    rows.write_text("".join(json.dumps({"prompt": f"Say something about {topic}."}) + "\n"
-                            for topic in ("cats", "rain", "tea")))
+    rows.write_text(
+        "".join(json.dumps({"prompt": f"Say something about {topic}."}) + "\n" for topic in ("cats", "rain", "tea"))
+    )
     path = tmp_path / "campaign.yaml"
     path.write_text(f"name: gen\nprompts: {rows}\npolicies:\n{policies}")
     return str(path)
@@ -57,13 +58,23 @@ def test_an_openai_compatible_server_by_url(tmp_path):
     assert answer([[{"role": "user", "content": "hi"}]]) == ["echo hi"]
     url, body = requests[0]
     assert url == "http://127.0.0.1:8001/v1/chat/completions"
-    assert body == {"model": "smol", "max_tokens": 16, "temperature": 0.5,
-                    "messages": [{"role": "user", "content": "hi"}]}
+    assert body == {
+        "model": "smol",
+        "max_tokens": 16,
+        "temperature": 0.5,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
 
     db = str(tmp_path / "c.sqlite")
     init_main(db)
-    import_prompts.main(write_campaign(tmp_path, "  - {name: served, model: 'http://127.0.0.1:8001/v1'}\n"
-                                                 "  - {name: other, model: 'http://127.0.0.1:8002/v1'}\n"), db=db)
+    import_prompts.main(
+        write_campaign(
+            tmp_path,
+            "  - {name: served, model: 'http://127.0.0.1:8001/v1'}\n"
+            "  - {name: other, model: 'http://127.0.0.1:8002/v1'}\n",
+        ),
+        db=db,
+    )
     fake = generate.openai_generator("http://127.0.0.1:8001/v1", {}, client=client)
     made = generate.main("gen", db=db, generators={"served": fake, "other": fake})
     assert made == {"candidates": {"served": 3, "other": 3}, "new_tasks": 3}
@@ -81,12 +92,27 @@ def test_a_raters_arena_prompt_is_not_answered_again_by_the_other_policies(tmp_p
     sessions = open_store(db)
     with sessions.begin() as session:  # a battle of a and b, as the arena stores it
         campaign = campaign_by_name(session=session, name="gen")
-        prompt = add_prompt(session=session, campaign=campaign, external_id="arena-1",
-                            messages=[{"role": "user", "content": "Hi?"}])
-        ids = [add_candidate(session=session, prompt=prompt, policy=ensure_policy(session=session, campaign=campaign,
-                                                                                 name=name),
-                             completion=[{"role": "assistant", "content": "Hello."}]).id for name in "ab"]
-        session.add(Task(campaign_id=campaign.id, prompt_id=prompt.id, kind="pairwise", source="arena",
-                         candidate_ids=ids, target_overlap=1))
+        prompt = add_prompt(
+            session=session, campaign=campaign, external_id="arena-1", messages=[{"role": "user", "content": "Hi?"}]
+        )
+        ids = [
+            add_candidate(
+                session=session,
+                prompt=prompt,
+                policy=ensure_policy(session=session, campaign=campaign, name=name),
+                completion=[{"role": "assistant", "content": "Hello."}],
+            ).id
+            for name in "ab"
+        ]
+        session.add(
+            Task(
+                campaign_id=campaign.id,
+                prompt_id=prompt.id,
+                kind="pairwise",
+                source="arena",
+                candidate_ids=ids,
+                target_overlap=1,
+            )
+        )
     made = generate.main("gen", batch_size=4, db=db)
     assert made["candidates"] == {"a": 3, "b": 3, "c": 3}  # the three imported prompts, not the arena's

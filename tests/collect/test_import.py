@@ -20,8 +20,9 @@ DEMO = REPO / "configs" / "collect" / "campaigns" / "demo.yaml"
 
 
 def plumb(*args):
-    return subprocess.run([sys.executable, "-m", "plumb", "collect", *args], capture_output=True, text=True,
-                          timeout=300, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "plumb", "collect", *args], capture_output=True, text=True, timeout=300, cwd=REPO
+    )
 
 
 def write_campaign(tmp_path, text="name: t\n"):
@@ -36,25 +37,39 @@ def write_jsonl(path, rows):
 
 
 def candidates_row(i, **extra):
-    return {"prompt": f"question {i}", "prompt_id": f"q{i}", **extra,
-            "candidates": [{"policy": "a", "completion": f"answer a{i}"},
-                           {"policy": "b", "completion": f"answer b{i}"}]}
+    return {
+        "prompt": f"question {i}",
+        "prompt_id": f"q{i}",
+        **extra,
+        "candidates": [{"policy": "a", "completion": f"answer a{i}"}, {"policy": "b", "completion": f"answer b{i}"}],
+    }
 
 
 def test_the_demo_campaign_is_valid_and_offers_the_seven_point_scale_and_both_bad():
     spec = load_campaign(DEMO)
     labels = [option["label"] for option in spec.scale()]
-    assert labels == ["A much better", "A better", "A slightly better", "Tie", "B slightly better", "B better",
-                      "B much better", "Both bad"]
+    assert labels == [
+        "A much better",
+        "A better",
+        "A slightly better",
+        "Tie",
+        "B slightly better",
+        "B better",
+        "B much better",
+        "Both bad",
+    ]
     assert spec.flags == ["unsafe", "factually wrong", "broken"] and "## How to judge" in spec.guidelines
 
 
-@pytest.mark.parametrize("text, message", [
-    ("name: t\nraters_per_tsak: 2\n", "unknown key 'raters_per_tsak' (did you mean 'raters_per_task'?)"),
-    ("name: t\nkind: essay\n", "key 'kind': expected one of pairwise, ranking, rating"),
-    ("name: t\nraters_per_task: 3\nmax_raters_per_task: 2\n", "key 'max_raters_per_task'"),
-    ("kind: pairwise\n", "key 'name' is required"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: t\nraters_per_tsak: 2\n", "unknown key 'raters_per_tsak' (did you mean 'raters_per_task'?)"),
+        ("name: t\nkind: essay\n", "key 'kind': expected one of pairwise, ranking, rating"),
+        ("name: t\nraters_per_task: 3\nmax_raters_per_task: 2\n", "key 'max_raters_per_task'"),
+        ("kind: pairwise\n", "key 'name' is required"),
+    ],
+)
 def test_campaign_errors_name_the_file_and_the_key(tmp_path, text, message):
     path = write_campaign(tmp_path, text)
     with pytest.raises(ConfigError) as error:
@@ -73,7 +88,13 @@ def test_init_add_rater_and_import_from_the_command_line(tmp_path):
     imported = plumb("import", "--campaign", write_campaign(tmp_path), "--source", source, "--db", db)
     assert imported.returncode == 0, imported.stderr
     assert json.loads(imported.stdout.splitlines()[-1]) == {
-        "campaign": "t", "rows": 3, "new_tasks": 3, "prompts": 3, "candidates": 6, "tasks": 3}
+        "campaign": "t",
+        "rows": 3,
+        "new_tasks": 3,
+        "prompts": 3,
+        "candidates": 6,
+        "tasks": 3,
+    }
 
 
 def test_a_database_without_init_is_refused_with_the_fix(tmp_path):
@@ -100,11 +121,14 @@ def test_import_prompts_only_from_conversations_then_parquet_with_candidates(tmp
         assert sorted(task.gold_answer["candidate_ranks"].values()) == [1, 2]
 
 
-@pytest.mark.parametrize("bad_row, message", [
-    ({"prompt_id": "q9"}, "row 2: field 'prompt': missing"),
-    ({"prompt": "hi", "candidates": [{"completion": "x"}]}, "row 2: field 'candidates': entry 0"),
-    ({"prompt": "question 0", "prompt_id": "q0"}, "row 2: prompt_id 'q0' is already in campaign 't'"),
-])
+@pytest.mark.parametrize(
+    "bad_row, message",
+    [
+        ({"prompt_id": "q9"}, "row 2: field 'prompt': missing"),
+        ({"prompt": "hi", "candidates": [{"completion": "x"}]}, "row 2: field 'candidates': entry 0"),
+        ({"prompt": "question 0", "prompt_id": "q0"}, "row 2: prompt_id 'q0' is already in campaign 't'"),
+    ],
+)
 def test_a_bad_row_is_named_and_nothing_is_imported(tmp_path, bad_row, message):
     db = str(tmp_path / "c.sqlite")
     init_main(db)

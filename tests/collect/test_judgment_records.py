@@ -6,8 +6,8 @@ import datasets
 from sqlalchemy import select
 
 from collect.export import ExportArguments, main
-from collect.scheduling import next_task, submit_judgment
 from collect.quality.judgments import judgment_table
+from collect.scheduling import next_task, submit_judgment
 from collect.store import (
     Candidate,
     Policy,
@@ -31,12 +31,17 @@ def test_records_keep_the_shown_order_and_feed_the_quality_tools(sqlite_url, tmp
         for step in range(3):
             with sessions.begin() as session:
                 rater = rater_by_name(session=session, name=name)
-                assignment = next_task(session=session, campaign=campaign_by_name(session=session, name="demo"),
-                                       rater=rater, rng=random.Random(10 * seed + step))
+                assignment = next_task(
+                    session=session,
+                    campaign=campaign_by_name(session=session, name="demo"),
+                    rater=rater,
+                    rng=random.Random(10 * seed + step),
+                )
                 first = session.get(Candidate, _shown_candidate_id(session, assignment, 0))
                 shown_first[(name, assignment.task_id)] = (f"c{first.id}", first.completion[0]["content"])
-                submit_judgment(session=session, rater=rater, assignment_id=assignment.id, preference=2,
-                                seconds_spent=12.5)  # "A better": whatever was shown on the left
+                submit_judgment(
+                    session=session, rater=rater, assignment_id=assignment.id, preference=2, seconds_spent=12.5
+                )  # "A better": whatever was shown on the left
     output = tmp_path / "judgments"
     summary = main(ExportArguments(campaign="demo", format="judgments", db=sqlite_url, output_dir=str(output)))
     records = datasets.load_from_disk(str(output)).to_list()

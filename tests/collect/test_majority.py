@@ -1,6 +1,6 @@
 """Aggregation rules, checked against decisions worked out by hand."""
 
-from collect.majority import agreement, aggregate_pairwise, aggregate_ranks, aggregate_ratings, dense_ranks
+from collect.majority import aggregate_pairwise, aggregate_ranks, aggregate_ratings, agreement, dense_ranks
 
 
 def test_majority_wins_and_the_margin_is_the_winners_mean_strength():

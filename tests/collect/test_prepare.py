@@ -1,4 +1,4 @@
-"""What `plumb collect serve` sets up before serving: the campaign, the demo accounts, candidates first and in the background."""
+"""What `plumb collect serve` sets up before serving: campaign, demo accounts, candidates first, then the rest."""
 
 import pytest
 import yaml
@@ -6,8 +6,8 @@ from sqlalchemy import func, select
 
 from collect.prepare import CandidateFiller, demo_password, ensure_campaign, ensure_demo_raters
 from collect.store import (
-    Candidate,
     CampaignError,
+    Candidate,
     Prompt,
     Task,
     authenticate,
@@ -28,11 +28,27 @@ def sessions(sqlite_url):
 @pytest.fixture
 def campaign_file(tmp_path, tiny_policy_dir):
     """The demo campaign's shape (two policies on one model, shipped prompts) on the tiny random policy."""
-    policies = [{"name": f"tiny-t{t}", "model": tiny_policy_dir,
-                 "generation": {"max_new_tokens": 4, "do_sample": True, "temperature": t}} for t in (0.7, 1.2)]
+    policies = [
+        {
+            "name": f"tiny-t{t}",
+            "model": tiny_policy_dir,
+            "generation": {"max_new_tokens": 4, "do_sample": True, "temperature": t},
+        }
+        for t in (0.7, 1.2)
+    ]
     path = tmp_path / "campaign.yaml"
-    path.write_text(yaml.safe_dump({"name": "demo", "prompts": "builtin:instruct", "prompts_split": "test",
-                                    "policies": policies, "raters_per_task": 1, "max_raters_per_task": 1}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "demo",
+                "prompts": "builtin:instruct",
+                "prompts_split": "test",
+                "policies": policies,
+                "raters_per_task": 1,
+                "max_raters_per_task": 1,
+            }
+        )
+    )
     return str(path)
 
 
@@ -53,8 +69,12 @@ def test_the_campaign_is_imported_once_and_a_wrong_name_is_refused(sessions, sql
 
 def test_demo_accounts_are_added_once_and_only_for_this_machine(sessions):
     logins = ensure_demo_raters(sessions, host="127.0.0.1")
-    assert [(name, role) for name, role, _ in logins] == [("alice", "rater"), ("bob", "rater"), ("rita", "reviewer"),
-                                                          ("adam", "admin")]
+    assert [(name, role) for name, role, _ in logins] == [
+        ("alice", "rater"),
+        ("bob", "rater"),
+        ("rita", "reviewer"),
+        ("adam", "admin"),
+    ]
     assert ensure_demo_raters(sessions, host="localhost") == logins  # a restart finds them
     with sessions() as session:
         assert authenticate(session=session, name="rita", password=demo_password("rita")).role == "reviewer"
@@ -62,8 +82,9 @@ def test_demo_accounts_are_added_once_and_only_for_this_machine(sessions):
         ensure_demo_raters(sessions, host="0.0.0.0")
 
 
-def test_the_first_prompts_are_answered_before_serving_and_the_rest_in_the_background(sessions, sqlite_url,
-                                                                                      campaign_file):
+def test_the_first_prompts_are_answered_before_serving_and_the_rest_in_the_background(
+    sessions, sqlite_url, campaign_file
+):
     ensure_campaign(sessions, campaign="demo", campaign_file=campaign_file, db=sqlite_url)
     filler = CandidateFiller(sessions, "demo", batch_size=4)
     assert filler.fill(3) == 3  # both policies answered the same three prompts: one pair each

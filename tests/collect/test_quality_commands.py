@@ -40,16 +40,26 @@ def test_quality_demo_flags_the_careless_rater(tmp_path, capsys):
 
 
 def test_quality_excludes_contested_items_when_asked(tmp_path):
-    report = run(quality_report, "quality-demo.yaml", tmp_path, "--exclude_contested", "true",
-                 "--aggregation", "dawid_skene", "--min_agreement", "0.99")
+    report = run(
+        quality_report,
+        "quality-demo.yaml",
+        tmp_path,
+        "--exclude_contested",
+        "true",
+        "--aggregation",
+        "dawid_skene",
+        "--min_agreement",
+        "0.99",
+    )
     lines = (tmp_path / "consensus.jsonl").read_text().splitlines()
     assert report["contested_items"] > 0 and len(lines) == report["items"] - report["contested_items"]
 
 
 def test_quality_rejects_an_unknown_aggregation():
     with pytest.raises(ConfigError, match="aggregation"):
-        parse_config(quality_report.config_types(), ["--config", str(CONFIGS / "quality-demo.yaml"),
-                                                     "--aggregation", "median"])
+        parse_config(
+            quality_report.config_types(), ["--config", str(CONFIGS / "quality-demo.yaml"), "--aggregation", "median"]
+        )
 
 
 def test_leaderboard_demo_writes_table_json_and_plots(tmp_path, capsys):
@@ -70,8 +80,19 @@ def test_leaderboard_reads_arena_csv_and_drops_both_bad(tmp_path):
         writer = csv.writer(handle)
         writer.writerow(["model_a", "model_b", "winner"])
         writer.writerows([["x", "y", "model_a"], ["y", "x", "model_a"], ["x", "y", "tie (bothbad)"], ["x", "y", "tie"]])
-    args = parse_config(leaderboard.config_types(), ["--battles", str(path), "--output_dir", str(tmp_path / "out"),
-                                                      "--both_bad", "drop", "--bootstrap_rounds", "0"])
+    args = parse_config(
+        leaderboard.config_types(),
+        [
+            "--battles",
+            str(path),
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--both_bad",
+            "drop",
+            "--bootstrap_rounds",
+            "0",
+        ],
+    )
     result = leaderboard.main(*args)
     assert result["battles"] == 3 and result["dropped"] == 1
     assert result["battle_count"] == {"x": {"y": 3}, "y": {"x": 3}}

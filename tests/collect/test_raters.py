@@ -5,8 +5,15 @@ import pytest
 
 from collect.quality.judgments import judgment_table, label_matrix, preference
 from collect.quality.raters import (
-    consensus_agreement, gold_accuracy, intransitivity, length_bias, median_seconds, position_bias, rater_report,
-    self_consistency, speed_flags,
+    consensus_agreement,
+    gold_accuracy,
+    intransitivity,
+    length_bias,
+    median_seconds,
+    position_bias,
+    rater_report,
+    self_consistency,
+    speed_flags,
 )
 from plumb.data import DataError
 
@@ -36,10 +43,14 @@ def test_records_become_columns():
         ({"rater": "ana", "item": "x", "left": "a", "right": "b"}, "row 1: field 'choice' is missing"),
         ({"rater": "ana", "item": "x", "left": "a", "right": "b", "choice": "A"}, "row 1: field 'choice': 'A'"),
         ({"rater": "ana", "item": "x", "left": "a", "right": "a", "choice": "tie"}, "row 1: fields 'left' and 'right'"),
-        ({"rater": "ana", "item": "x", "left": "a", "right": "b", "choice": "tie", "seconds": "9"},
-         "row 1: field 'seconds': expected a number"),
-        ({"rater": "ana", "item": "x", "left": "a", "right": "b", "choice": "left", "strength": 0},
-         "row 1: field 'strength'"),
+        (
+            {"rater": "ana", "item": "x", "left": "a", "right": "b", "choice": "tie", "seconds": "9"},
+            "row 1: field 'seconds': expected a number",
+        ),
+        (
+            {"rater": "ana", "item": "x", "left": "a", "right": "b", "choice": "left", "strength": 0},
+            "row 1: field 'strength'",
+        ),
     ],
 )
 def test_bad_record_names_row_and_field(record, message):
@@ -67,16 +78,25 @@ def test_label_matrix_keeps_each_raters_first_judgment():
 
 def test_gold_accuracy():
     # ana: gold x answered "a" (right), gold y answered tie (wrong), z is no gold item -> 1 of 2.
-    judged = table(("ana", "x", "a", "b", "left", {"gold": "a"}), ("ana", "y", "c", "d", "tie", {"gold": "d"}),
-                   ("ana", "z", "e", "f", "left"), ("ben", "x", "b", "a", "left", {"gold": "a"}))
+    judged = table(
+        ("ana", "x", "a", "b", "left", {"gold": "a"}),
+        ("ana", "y", "c", "d", "tie", {"gold": "d"}),
+        ("ana", "z", "e", "f", "left"),
+        ("ben", "x", "b", "a", "left", {"gold": "a"}),
+    )
     correct, gold = gold_accuracy(judged)
     assert correct.tolist() == [1, 0] and gold.tolist() == [2, 1]
 
 
 def test_self_consistency_on_swapped_repeats():
     # x: a won, then (sides swapped) a won again -> consistent; y: c won, then (swapped) d won -> not.
-    judged = table(("ana", "x", "a", "b", "left"), ("ana", "x", "b", "a", "right"),
-                   ("ana", "y", "c", "d", "left"), ("ana", "y", "d", "c", "left"), ("ana", "z", "e", "f", "tie"))
+    judged = table(
+        ("ana", "x", "a", "b", "left"),
+        ("ana", "x", "b", "a", "right"),
+        ("ana", "y", "c", "d", "left"),
+        ("ana", "y", "d", "c", "left"),
+        ("ana", "z", "e", "f", "tie"),
+    )
     consistent, repeats = self_consistency(judged)
     assert consistent.tolist() == [1] and repeats.tolist() == [2]
 
@@ -84,28 +104,42 @@ def test_self_consistency_on_swapped_repeats():
 def test_intransitivity_counts_cycles_among_fully_compared_triads():
     # ana: A>B, B>C, C>A (a cycle), D>A, D>B; C-D never compared. Triads {A,B,C} and {A,B,D}: 1 cycle.
     # ben: A>B, B>C, A>C is transitive; his A-D tie leaves {A,B,D} incomplete: 1 triad, no cycle.
-    judged = table(("ana", 1, "A", "B", "left"), ("ana", 2, "B", "C", "left"), ("ana", 3, "A", "C", "right"),
-                   ("ana", 4, "D", "A", "left"), ("ana", 5, "B", "D", "right"),
-                   ("ben", 1, "A", "B", "left"), ("ben", 2, "C", "B", "right"), ("ben", 3, "A", "C", "left"),
-                   ("ben", 6, "A", "D", "tie"), ("ben", 5, "B", "D", "left"))
+    judged = table(
+        ("ana", 1, "A", "B", "left"),
+        ("ana", 2, "B", "C", "left"),
+        ("ana", 3, "A", "C", "right"),
+        ("ana", 4, "D", "A", "left"),
+        ("ana", 5, "B", "D", "right"),
+        ("ben", 1, "A", "B", "left"),
+        ("ben", 2, "C", "B", "right"),
+        ("ben", 3, "A", "C", "left"),
+        ("ben", 6, "A", "D", "tie"),
+        ("ben", 5, "B", "D", "left"),
+    )
     cycles, triads = intransitivity(judged)
     assert cycles.tolist() == [1, 0] and triads.tolist() == [2, 1]
 
 
 def test_intransitivity_uses_one_verdict_per_pair():
     # The repeat C>A would close a cycle with the first verdicts if it counted; only the first (A>C) does.
-    judged = table(("ana", 1, "A", "B", "left"), ("ana", 2, "B", "C", "left"), ("ana", 3, "A", "C", "left"),
-                   ("ana", 3, "C", "A", "left"))
+    judged = table(
+        ("ana", 1, "A", "B", "left"),
+        ("ana", 2, "B", "C", "left"),
+        ("ana", 3, "A", "C", "left"),
+        ("ana", 3, "C", "A", "left"),
+    )
     assert intransitivity(judged)[0].tolist() == [0]
 
 
 def test_length_bias():
     # Longer won in rows 0 and 2, shorter in row 1; the tie and the equal lengths are not counted: 2 of 3.
-    judged = table(("ana", 1, "a", "b", "left", {"left_length": 90, "right_length": 10}),
-                   ("ana", 2, "c", "d", "left", {"left_length": 5, "right_length": 50}),
-                   ("ana", 3, "e", "f", "right", {"left_length": 5, "right_length": 50}),
-                   ("ana", 4, "g", "h", "tie", {"left_length": 5, "right_length": 50}),
-                   ("ana", 5, "i", "j", "left", {"left_length": 7, "right_length": 7}))
+    judged = table(
+        ("ana", 1, "a", "b", "left", {"left_length": 90, "right_length": 10}),
+        ("ana", 2, "c", "d", "left", {"left_length": 5, "right_length": 50}),
+        ("ana", 3, "e", "f", "right", {"left_length": 5, "right_length": 50}),
+        ("ana", 4, "g", "h", "tie", {"left_length": 5, "right_length": 50}),
+        ("ana", 5, "i", "j", "left", {"left_length": 7, "right_length": 7}),
+    )
     longer_won, judged_count = length_bias(judged)
     assert longer_won.tolist() == [2] and judged_count.tolist() == [3]
 
@@ -113,8 +147,14 @@ def test_length_bias():
 def test_consensus_agreement_with_the_others():
     # Item x: ana, ben, chloe say a, dev says b. Each of the first three sees others {a: 2, b: 1} -> agrees;
     # dev sees {a: 3} -> disagrees. Item y: ana a, ben b: each sees one other vote, the other's -> both disagree.
-    judged = table(("ana", "x", "a", "b", "left"), ("ben", "x", "b", "a", "right"), ("chloe", "x", "a", "b", "left"),
-                   ("dev", "x", "a", "b", "right"), ("ana", "y", "c", "d", "left"), ("ben", "y", "c", "d", "right"))
+    judged = table(
+        ("ana", "x", "a", "b", "left"),
+        ("ben", "x", "b", "a", "right"),
+        ("chloe", "x", "a", "b", "left"),
+        ("dev", "x", "a", "b", "right"),
+        ("ana", "y", "c", "d", "left"),
+        ("ben", "y", "c", "d", "right"),
+    )
     agreed, decided = consensus_agreement(judged)
     assert agreed.tolist() == [1, 1, 1, 0] and decided.tolist() == [2, 2, 1, 1]
 
@@ -128,16 +168,22 @@ def test_consensus_is_undecided_on_a_split():
 def test_position_bias_binomial_test_by_hand():
     # 9 left wins of 10 strict verdicts (the tie is not counted).
     # Two-sided p = 2 * (C(10,9) + C(10,10)) / 2^10 = 22/1024.
-    rows = [("ana", i, f"l{i}", f"r{i}", "left") for i in range(9)] + [("ana", 9, "l9", "r9", "right"),
-                                                                       ("ana", 10, "x", "y", "tie")]
+    rows = [("ana", i, f"l{i}", f"r{i}", "left") for i in range(9)] + [
+        ("ana", 9, "l9", "r9", "right"),
+        ("ana", 10, "x", "y", "tie"),
+    ]
     left_won, strict, p_value = position_bias(table(*rows))
     assert left_won.tolist() == [9] and strict.tolist() == [10]
     assert p_value[0] == pytest.approx(22 / 1024)
 
 
 def test_median_seconds_and_speed_flags():
-    judged = table(("ana", 1, "a", "b", "left", {"seconds": 30}), ("ana", 2, "c", "d", "left", {"seconds": 50}),
-                   ("ben", 1, "a", "b", "left", {"seconds": 2}), ("chloe", 1, "a", "b", "left"))
+    judged = table(
+        ("ana", 1, "a", "b", "left", {"seconds": 30}),
+        ("ana", 2, "c", "d", "left", {"seconds": 50}),
+        ("ben", 1, "a", "b", "left", {"seconds": 2}),
+        ("chloe", 1, "a", "b", "left"),
+    )
     medians = median_seconds(judged)
     assert medians[:2].tolist() == [40.0, 2.0] and np.isnan(medians[2])
     # Overall median 30: under 0.3 * 30 = 9 is fast, over 30 / 0.3 = 100 is slow.

@@ -18,16 +18,22 @@ def lease(sessions, rater_name, *, seed=0, now=None, campaign="demo"):
     """Lease the rater's next task in its own transaction; returns (assignment, task) or (None, None)."""
     with sessions.begin() as session:
         rater = rater_by_name(session=session, name=rater_name)
-        assignment = next_task(session=session, campaign=campaign_by_name(session=session, name=campaign),
-                               rater=rater, rng=random.Random(seed), now=now)
+        assignment = next_task(
+            session=session,
+            campaign=campaign_by_name(session=session, name=campaign),
+            rater=rater,
+            rng=random.Random(seed),
+            now=now,
+        )
         return (assignment, session.get(Task, assignment.task_id)) if assignment else (None, None)
 
 
 def answer(sessions, rater_name, assignment, preference=1, **fields):
     with sessions.begin() as session:
         rater = rater_by_name(session=session, name=rater_name)
-        return submit_judgment(session=session, rater=rater, assignment_id=assignment.id, preference=preference,
-                               **fields)
+        return submit_judgment(
+            session=session, rater=rater, assignment_id=assignment.id, preference=preference, **fields
+        )
 
 
 def test_a_rater_never_gets_a_task_twice_and_keeps_an_unexpired_lease(store):
@@ -171,8 +177,10 @@ def test_undo_works_only_within_the_campaigns_undo_window(sqlite_url):
         campaign = campaign_by_name(session=session, name="demo")
         with pytest.raises(JudgmentError, match="more than 2 minutes old: ask a reviewer"):
             undo_last(session=session, campaign=campaign, rater=rater, now=judged_at + timedelta(minutes=2.5))
-        assert undo_last(session=session, campaign=campaign, rater=rater,
-                         now=judged_at + timedelta(minutes=1.5)).id == assignment.id
+        assert (
+            undo_last(session=session, campaign=campaign, rater=rater, now=judged_at + timedelta(minutes=1.5)).id
+            == assignment.id
+        )
     engine.dispose()
 
 
@@ -187,19 +195,38 @@ def test_an_edit_of_the_better_response_is_stored_only_where_the_campaign_asks_f
             rater = rater_by_name(session=session, name="rater0")
             if expected is None:
                 with pytest.raises(JudgmentError, match="does not ask raters to improve a response"):
-                    submit_judgment(session=session, rater=rater, assignment_id=assignment.id, preference=1,
-                                    edit="A clearer answer.")
-                judgment = submit_judgment(session=session, rater=rater, assignment_id=assignment.id, preference=1,
-                                           edit="   ")  # a blank box is no edit
+                    submit_judgment(
+                        session=session,
+                        rater=rater,
+                        assignment_id=assignment.id,
+                        preference=1,
+                        edit="A clearer answer.",
+                    )
+                judgment = submit_judgment(
+                    session=session, rater=rater, assignment_id=assignment.id, preference=1, edit="   "
+                )  # a blank box is no edit
             else:
-                judgment = submit_judgment(session=session, rater=rater, assignment_id=assignment.id, preference=1,
-                                           edit="  A clearer answer.\n")
+                judgment = submit_judgment(
+                    session=session,
+                    rater=rater,
+                    assignment_id=assignment.id,
+                    preference=1,
+                    edit="  A clearer answer.\n",
+                )
             assert judgment.edit == expected
     seed_campaign(sessions, name="ranked", kind="ranking", prompts=1, allow_edits=True)
     assignment, _ = lease(sessions, "rater0", campaign="ranked")
-    with sessions.begin() as session, pytest.raises(JudgmentError, match="goes with a pairwise judgment, not a ranking"):
-        submit_judgment(session=session, rater=rater_by_name(session=session, name="rater0"),
-                        assignment_id=assignment.id, ranks=[1, 2], edit="Better.")
+    with (
+        sessions.begin() as session,
+        pytest.raises(JudgmentError, match="goes with a pairwise judgment, not a ranking"),
+    ):
+        submit_judgment(
+            session=session,
+            rater=rater_by_name(session=session, name="rater0"),
+            assignment_id=assignment.id,
+            ranks=[1, 2],
+            edit="Better.",
+        )
 
 
 def test_submissions_check_the_campaign_options(store):
@@ -207,8 +234,11 @@ def test_submissions_check_the_campaign_options(store):
     seed_campaign(sessions, prompts=1, rationale="required", allow_both_bad=False)
     seed_raters(sessions, 2)
     assignment, _ = lease(sessions, "rater0")
-    for fields, message in (({}, "asks for a rationale"), ({"both_bad": True, "rationale": "x"}, "does not offer"),
-                            ({"rationale": "x", "flags": ["rude"]}, "unknown flag")):
+    for fields, message in (
+        ({}, "asks for a rationale"),
+        ({"both_bad": True, "rationale": "x"}, "does not offer"),
+        ({"rationale": "x", "flags": ["rude"]}, "unknown flag"),
+    ):
         with pytest.raises(JudgmentError, match=message):
             answer(sessions, "rater0", assignment, **fields)
     with pytest.raises(JudgmentError, match="not one of yours"):

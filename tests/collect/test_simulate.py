@@ -21,12 +21,29 @@ from collect.quality_report import main as quality_main
 from collect.scheduling import next_task, raters_disagree, submit_judgment
 from collect.simulate import simulate
 from collect.simulated_raters import (
-    SimulatedRaterParams, agreement_probability, pairwise_answer, ranking_answer, rater_params, rating_answer,
+    SimulatedRaterParams,
+    agreement_probability,
+    pairwise_answer,
+    ranking_answer,
+    rater_params,
+    rating_answer,
     rating_edges,
 )
 from collect.store import (
-    Assignment, Candidate, Judgment, Rater, Task, authenticate, campaign_by_name, create_rater, live_judgments_query,
-    make_engine, opened_store, rater_by_name, session_factory, upgrade,
+    Assignment,
+    Candidate,
+    Judgment,
+    Rater,
+    Task,
+    authenticate,
+    campaign_by_name,
+    create_rater,
+    live_judgments_query,
+    make_engine,
+    opened_store,
+    rater_by_name,
+    session_factory,
+    upgrade,
 )
 from collect.store.raters import RaterError
 from plumb.data import DataError
@@ -36,6 +53,7 @@ SIGMOID_1 = 1 / (1 + math.exp(-1))  # 0.7311: agreement when the gap equals the 
 
 
 # The noise model, by hand
+
 
 def answers(score_a, score_b, params, draws=1, seed=0):
     rng = random.Random(seed)
@@ -137,8 +155,11 @@ def shown_answers(sessions) -> list[tuple[float, float, str]]:
     """(score of A, score of B, "A" | "B" | "tie" | "both_bad") of every live judgment, in the order shown."""
     with sessions() as session:
         content = {c.id: c.completion[0]["content"] for c in session.scalars(select(Candidate))}
-        rows = session.execute(live_judgments_query(1).add_columns(Assignment.candidate_order, Task.candidate_ids)
-                               .join(Assignment, Assignment.id == Judgment.assignment_id)).all()
+        rows = session.execute(
+            live_judgments_query(1)
+            .add_columns(Assignment.candidate_order, Task.candidate_ids)
+            .join(Assignment, Assignment.id == Judgment.assignment_id)
+        ).all()
     shown = []
     for judgment, order, candidate_ids in rows:
         a, b = (known_score(content[candidate_ids[k]]) for k in order)
@@ -169,8 +190,9 @@ def test_observed_agreement_position_bias_and_tie_rate_match_the_parameters(sqli
     assert_within_binomial_interval(ties, len(shown), sum(p["tie"] for p in probabilities) / len(shown), "tie rate")
     both_bad = sum(choice == "both_bad" for _, _, choice in shown)
     assert both_bad > 0 and summary["both_bad_rate"] == round(both_bad / len(shown), 4)
-    assert_within_binomial_interval(both_bad, len(shown), sum(p["both_bad"] for p in probabilities) / len(shown),
-                                    "both-bad rate")
+    assert_within_binomial_interval(
+        both_bad, len(shown), sum(p["both_bad"] for p in probabilities) / len(shown), "both-bad rate"
+    )
 
     # Position bias, directly: where the oracle takes no side (a tie, or both bad) only a lazy click picks one, and
     # it picks A
@@ -196,6 +218,7 @@ def test_observed_agreement_position_bias_and_tie_rate_match_the_parameters(sqli
 
 
 # Through the scheduler: overlap, gold tasks, resuming
+
 
 def test_simulated_raters_respect_overlap_and_grow_it_only_on_disagreement(store):
     _, sessions = store
@@ -237,8 +260,9 @@ def test_rankings_and_ratings_follow_the_oracle_in_the_store(sqlite_url, kind):
     upgrade(engine)
     sessions = session_factory(engine)
     seed_campaign(sessions, kind=kind, prompts=5, policies=("a", "b", "c"), raters_per_task=2, rating_points=3)
-    summary = simulate(sessions, "demo", raters=2, oracle=policy_oracle, params=SimulatedRaterParams(temperature=0),
-                       progress=False)
+    summary = simulate(
+        sessions, "demo", raters=2, oracle=policy_oracle, params=SimulatedRaterParams(temperature=0), progress=False
+    )
     with sessions() as session:
         answers = [j.ranks if kind == "ranking" else j.ratings for j in session.scalars(live_judgments_query(1))]
     assert summary["judgments"] == len(answers) == 10
@@ -273,8 +297,9 @@ def test_a_database_at_0002_upgrades_and_its_raters_are_people(sqlite_url):
     engine = make_engine(sqlite_url)
     command.upgrade(alembic_config(engine), "0002")
     with engine.begin() as connection:
-        connection.exec_driver_sql("INSERT INTO raters (name, role, active, created_at) VALUES ('ann', 'rater', 1, "
-                                   "'2026-01-01')")
+        connection.exec_driver_sql(
+            "INSERT INTO raters (name, role, active, created_at) VALUES ('ann', 'rater', 1, '2026-01-01')"
+        )
     assert upgrade(engine) == "0003"
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT name, kind FROM raters").one() == ("ann", "human")
@@ -282,6 +307,7 @@ def test_a_database_at_0002_upgrades_and_its_raters_are_people(sqlite_url):
 
 
 # Provenance: exports and the quality report say which labels were simulated
+
 
 def test_exports_and_the_quality_report_say_which_judgments_were_simulated(sqlite_url, tmp_path, capsys):
     engine = make_engine(sqlite_url)
@@ -294,8 +320,9 @@ def test_exports_and_the_quality_report_say_which_judgments_were_simulated(sqlit
         assignment = next_task(session=session, campaign=campaign_by_name(session=session, name="demo"), rater=rater)
         submit_judgment(session=session, rater=rater, assignment_id=assignment.id, preference=2)
         human_task = assignment.task_id
-    simulate(sessions, "demo", raters=1, oracle=study_oracle, params=SimulatedRaterParams(temperature=0),
-             progress=False)
+    simulate(
+        sessions, "demo", raters=1, oracle=study_oracle, params=SimulatedRaterParams(temperature=0), progress=False
+    )
     engine.dispose()
 
     output = tmp_path / "pairwise"
@@ -303,28 +330,38 @@ def test_exports_and_the_quality_report_say_which_judgments_were_simulated(sqlit
     rows = datasets.load_from_disk(str(output)).to_list()
     assert summary["judgments_by_rater_kind"] == {"human": 1, "simulated": 3}
     assert {row["meta"]["task_id"]: row["meta"]["simulated"] for row in rows} == {
-        task_id: task_id != human_task for task_id in range(1, 5)}
+        task_id: task_id != human_task for task_id in range(1, 5)
+    }
     assert "3 of 4 by simulated raters" in (output / "README.md").read_text()
 
     judgments = tmp_path / "judgments"
     export_main(ExportArguments(campaign="demo", db=sqlite_url, format="judgments", output_dir=str(judgments)))
-    report = quality_main(QualityArguments(judgments=str(judgments), output_dir=str(tmp_path / "quality"),
-                                           min_shared_items=1))
+    report = quality_main(
+        QualityArguments(judgments=str(judgments), output_dir=str(tmp_path / "quality"), min_shared_items=1)
+    )
     assert report["simulated_judgments"] == 3
     assert "simulated judgments          3" in capsys.readouterr().out
 
 
 # The command: a dataset's own labels, or a reward model, as the oracle
 
+
 def import_scored_campaign(tmp_path, *, scores=True) -> str:
     """A SQLite file with a campaign of 6 pairwise tasks whose candidates carry oracle scores; returns its path."""
     db = str(tmp_path / "c.sqlite")
     init_main(db)
     (tmp_path / "campaign.yaml").write_text("name: scored\nraters_per_task: 2\n")
-    rows = [{"prompt": f"question {i}", "prompt_id": f"q{i}", "candidates": [
-        {"policy": "a", "completion": f"answer a{i}", **({"oracle_score": 1.0 + i} if scores else {})},
-        {"policy": "b", "completion": f"answer b{i}", **({"oracle_score": 0.5 * i} if scores else {})}]}
-        for i in range(6)]
+    rows = [
+        {
+            "prompt": f"question {i}",
+            "prompt_id": f"q{i}",
+            "candidates": [
+                {"policy": "a", "completion": f"answer a{i}", **({"oracle_score": 1.0 + i} if scores else {})},
+                {"policy": "b", "completion": f"answer b{i}", **({"oracle_score": 0.5 * i} if scores else {})},
+            ],
+        }
+        for i in range(6)
+    ]
     (tmp_path / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     import_main(str(tmp_path / "campaign.yaml"), source=str(tmp_path / "rows.jsonl"), db=db)
     return db
@@ -347,8 +384,15 @@ def test_imported_oracle_scores_drive_the_command(tmp_path, capsys):
 
 def test_a_bad_oracle_score_stops_the_import_and_a_missing_one_the_command(tmp_path, capsys):
     with pytest.raises(DataError, match="entry 1 oracle_score must be a number"):
-        parse_row({"prompt": "q", "candidates": [{"policy": "a", "completion": "x", "oracle_score": 1},
-                                                 {"policy": "b", "completion": "y", "oracle_score": "high"}]})
+        parse_row(
+            {
+                "prompt": "q",
+                "candidates": [
+                    {"policy": "a", "completion": "x", "oracle_score": 1},
+                    {"policy": "b", "completion": "y", "oracle_score": "high"},
+                ],
+            }
+        )
     db = import_scored_campaign(tmp_path, scores=False)
     assert run_simulate("--oracle", "dataset", "--db", db) == 2
     assert "have no oracle_score" in capsys.readouterr().err

@@ -29,8 +29,10 @@ from tests.collect.conftest import seed_campaign, seed_raters
 
 
 def test_the_store_scheduler_and_api_load_neither_gradio_nor_torch():
-    probe = ("import sys, collect.store, collect.scheduling, collect.api\n"
-             "print([m for m in ('gradio', 'torch', 'trl', 'transformers') if m in sys.modules])")
+    probe = (
+        "import sys, collect.store, collect.scheduling, collect.api\n"
+        "print([m for m in ('gradio', 'torch', 'trl', 'transformers') if m in sys.modules])"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -109,7 +111,11 @@ def test_edits_and_undos_append_rows_and_nothing_is_lost(one_rater):
     with sessions() as session:
         rows = session.scalars(select(Judgment).order_by(Judgment.id)).all()
         assert [(r.preference, r.both_bad, r.retracted) for r in rows] == [
-            (2, False, False), (-1, False, False), (None, False, True), (None, True, False)]
+            (2, False, False),
+            (-1, False, False),
+            (None, False, True),
+            (None, True, False),
+        ]
         assert rows[0].rationale == "clearer"
         audit = [event.action for event in audit_events(session=session)]
         assert audit[-4:] == ["judgment.submitted", "judgment.edited", "judgment.retracted", "judgment.submitted"]
@@ -165,22 +171,30 @@ def test_upgrading_a_first_schema_database_keeps_its_judgments(sqlite_url):
     engine = make_engine(sqlite_url)
     command.upgrade(alembic_config(engine), "0001")
     with engine.begin() as connection:
-        connection.exec_driver_sql("INSERT INTO raters (name, role, active, created_at) VALUES ('ann', 'rater', 1, "
-                                   "'2026-01-01')")
-        connection.exec_driver_sql("INSERT INTO campaigns (name, kind, definition, created_at) VALUES "
-                                   "('c', 'pairwise', '{}', '2026-01-01')")
+        connection.exec_driver_sql(
+            "INSERT INTO raters (name, role, active, created_at) VALUES ('ann', 'rater', 1, '2026-01-01')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO campaigns (name, kind, definition, created_at) VALUES ('c', 'pairwise', '{}', '2026-01-01')"
+        )
         connection.exec_driver_sql("INSERT INTO prompts (campaign_id, external_id, messages) VALUES (1, 'p', '[]')")
         connection.exec_driver_sql(
             "INSERT INTO tasks (campaign_id, prompt_id, kind, candidate_ids, is_gold, target_overlap, judgment_count,"
-            " priority, created_at) VALUES (1, 1, 'pairwise', '[1, 2]', 0, 2, 1, 0, '2026-01-01')")
+            " priority, created_at) VALUES (1, 1, 'pairwise', '[1, 2]', 0, 2, 1, 0, '2026-01-01')"
+        )
         connection.exec_driver_sql(
             "INSERT INTO assignments (task_id, rater_id, candidate_order, state, leased_at, expires_at) VALUES "
-            "(1, 1, '[0, 1]', 'judged', '2026-01-01', '2026-01-01')")
+            "(1, 1, '[0, 1]', 'judged', '2026-01-01', '2026-01-01')"
+        )
         connection.exec_driver_sql(
             "INSERT INTO judgments (task_id, rater_id, assignment_id, retracted, preference, both_bad, rationale,"
-            " flags, created_at) VALUES (1, 1, 1, 0, 2, 0, 'clearer', '[]', '2026-01-01')")
+            " flags, created_at) VALUES (1, 1, 1, 0, 2, 0, 'clearer', '[]', '2026-01-01')"
+        )
     assert upgrade(engine) == "0003"
     with engine.connect() as connection:
-        assert connection.exec_driver_sql("SELECT preference, rationale, edit FROM judgments").one() == (2, "clearer",
-                                                                                                           None)
+        assert connection.exec_driver_sql("SELECT preference, rationale, edit FROM judgments").one() == (
+            2,
+            "clearer",
+            None,
+        )
         assert connection.exec_driver_sql("SELECT source FROM tasks").scalar() == "pool"

@@ -24,13 +24,20 @@ def test_the_demo_config_and_every_section_of_it_parse():
     assert (run.args.rounds, run.args.algorithm, run.args.judge) == (2, "dpo", "gold")
 
 
-@pytest.mark.parametrize(("section", "values", "message"), [
-    ("reward", {"learnig_rate": 0.1}, r"section 'reward': unknown key 'learnig_rate' \(did you mean 'learning_rate'\?\)"),
-    ("dpo", {"beta": "high"}, r"section 'dpo': key 'beta': invalid value 'high'"),
-    ("campaign", {"raters_per_task": 0}, r"section 'campaign': key 'raters_per_task'"),
-    ("simulated", {"temprature": 1.0}, r"section 'simulated': .*temprature"),
-    ("eval", {"max_tokens": 5}, r"section 'eval': unknown key\(s\) max_tokens"),
-])
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        (
+            "reward",
+            {"learnig_rate": 0.1},
+            r"section 'reward': unknown key 'learnig_rate' \(did you mean 'learning_rate'\?\)",
+        ),
+        ("dpo", {"beta": "high"}, r"section 'dpo': key 'beta': invalid value 'high'"),
+        ("campaign", {"raters_per_task": 0}, r"section 'campaign': key 'raters_per_task'"),
+        ("simulated", {"temprature": 1.0}, r"section 'simulated': .*temprature"),
+        ("eval", {"max_tokens": 5}, r"section 'eval': unknown key\(s\) max_tokens"),
+    ],
+)
 def test_a_bad_key_in_a_section_names_the_file_and_the_section(tmp_path, section, values, message):
     path = tmp_path / "loop.yaml"
     path.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "run"), section: values}))

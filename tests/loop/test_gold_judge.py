@@ -15,8 +15,14 @@ from plumb.config import ConfigError
 from plumb.data import load_contract
 
 # A 2-layer judge, one epoch on a few dozen pairs: seconds.
-TINY = {"max_length": 64, "freeze_layers": 1, "num_train_epochs": 1, "per_device_train_batch_size": 8,
-        "warmup_steps": 0, "logging_steps": 1}
+TINY = {
+    "max_length": 64,
+    "freeze_layers": 1,
+    "num_train_epochs": 1,
+    "per_device_train_batch_size": 8,
+    "warmup_steps": 0,
+    "logging_steps": 1,
+}
 ASSETS = "builtin:hh-harmless"
 
 
@@ -27,10 +33,15 @@ def normalised(text: str) -> str:
 def write_pairs(folder, count: int = 36):
     """A pairs source in the layout gold_judge reads: gold-train.jsonl and gold-test.jsonl (one in four)."""
     folder.mkdir()
-    rows = [{"prompt": [{"role": "user", "content": f"Can you help me with chore {i}?"}],
-             "chosen": [{"role": "assistant", "content": f"Sure, here is how to do chore {i} safely."}],
-             "rejected": [{"role": "assistant", "content": "No. Figure it out yourself."}]} for i in range(count)]
-    for name, part in (("gold-train", rows[count // 4:]), ("gold-test", rows[: count // 4])):
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"Can you help me with chore {i}?"}],
+            "chosen": [{"role": "assistant", "content": f"Sure, here is how to do chore {i} safely."}],
+            "rejected": [{"role": "assistant", "content": "No. Figure it out yourself."}],
+        }
+        for i in range(count)
+    ]
+    for name, part in (("gold-train", rows[count // 4 :]), ("gold-test", rows[: count // 4])):
         (folder / f"{name}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in part))
     return str(folder)
 
@@ -129,8 +140,9 @@ def test_shipped_prompts_are_single_turn_short_and_disjoint_from_the_judges_pair
     openings = {}
     for split in ("gold-train", "gold-test"):
         pairs = load_contract(ASSETS, "pairwise", split)
-        openings[split] = {normalised(next(m["content"] for m in row["prompt"] if m["role"] == "user"))
-                           for row in pairs}
+        openings[split] = {
+            normalised(next(m["content"] for m in row["prompt"] if m["role"] == "user")) for row in pairs
+        }
         assert not openings[split] & shipped
     assert not openings["gold-train"] & openings["gold-test"]  # split by opening turn
 
@@ -154,8 +166,10 @@ def test_shipped_counts_match_the_readme_and_the_license_is_there():
 def test_the_builder_leaves_out_every_pair_that_opens_with_a_shipped_prompt(tmp_path):
     def record(opening: str, *, turns: int) -> dict:
         history = f"\n\nHuman: {opening}" + "\n\nAssistant: Why?\n\nHuman: Just because." * (turns - 1)
-        return {"chosen": history + "\n\nAssistant: I can't help with that.",
-                "rejected": history + "\n\nAssistant: Sure, here's how."}
+        return {
+            "chosen": history + "\n\nAssistant: I can't help with that.",
+            "rejected": history + "\n\nAssistant: Sure, here's how.",
+        }
 
     records = [record(f"How do I pick lock number {i}?", turns=2) for i in range(6)]
     records += [record(f"HOW do I pick  lock number {i}?", turns=1) for i in range(6)]  # same openings, respelt

@@ -9,13 +9,25 @@ from loop.status import status_text
 ROUND_1 = {
     "candidates": {"campaign": "run-round-1", "tasks": 18},
     "judgments": {"mode": "simulated", "judgments": 40},
-    "export": {"labels": 40, "labels_by_kind": {"human": 4, "simulated": 36}, "round_pairs": 17,
-               "agreement": {"raw_agreement": 0.75, "krippendorff_alpha_nominal": 0.5}},
+    "export": {
+        "labels": 40,
+        "labels_by_kind": {"human": 4, "simulated": 36},
+        "round_pairs": 17,
+        "agreement": {"raw_agreement": 0.75, "krippendorff_alpha_nominal": 0.5},
+    },
     "reward": {"model": "m1", "accuracy": 0.7, "accuracy_ci95": [0.6, 0.8], "ece": 0.05},
     "align": {"policy": "p1"},
-    "eval": {"win_rate": 0.65, "win_rate_ci": [0.55, 0.74], "win_rate_length_matched": 0.6,
-             "length_matched_prompts": 30, "kl_to_reference": 1.5, "policy_mean_length": 120.0,
-             "reference_mean_length": 150.0, "prompts": 100, "judge": "gold"},
+    "eval": {
+        "win_rate": 0.65,
+        "win_rate_ci": [0.55, 0.74],
+        "win_rate_length_matched": 0.6,
+        "length_matched_prompts": 30,
+        "kl_to_reference": 1.5,
+        "policy_mean_length": 120.0,
+        "reference_mean_length": 150.0,
+        "prompts": 100,
+        "judge": "gold",
+    },
 }
 
 

@@ -30,8 +30,10 @@ def test_two_rounds_with_simulated_raters(tiny_loop, tmp_path):
 
     # Round 2 samples from round 1's aligned policy, and its prompts are new.
     assert results["round-2/candidates"]["policy"] == results["round-1/align"]["policy"]
-    prompts = [{json.loads(line)["prompt_id"] for line in open(results[f"round-{r}/candidates"]["prompts_file"])}
-               for r in (1, 2)]
+    prompts = [
+        {json.loads(line)["prompt_id"] for line in open(results[f"round-{r}/candidates"]["prompts_file"])}
+        for r in (1, 2)
+    ]
     assert len(prompts[0]) == len(prompts[1]) == 6 and not prompts[0] & prompts[1]
     # 6 prompts x 3 samples: C(3,2) = 3 pairs per prompt, 18 tasks, each judged by 2 simulated raters (3 on a split).
     assert results["round-1/candidates"]["tasks"] == 18
@@ -111,8 +113,11 @@ def test_a_stage_killed_with_sigkill_is_run_again_and_finished_ones_are_not(tiny
     assert plumb(["loop", "run", "--config", str(config), "--redo", "eval"]) == 0
     again = read_manifest(run)["stages"]
     assert again["round-1/eval"]["attempts"] == after["round-1/eval"]["attempts"] + 1
-    assert all(again[f"round-1/{stage}"]["started"] == after[f"round-1/{stage}"]["started"]
-               for stage in STAGES if stage != "eval")
+    assert all(
+        again[f"round-1/{stage}"]["started"] == after[f"round-1/{stage}"]["started"]
+        for stage in STAGES
+        if stage != "eval"
+    )
 
 
 def test_the_reward_gate_stops_the_loop_with_the_reason_and_a_report(tiny_loop, tmp_path, capsys):
@@ -152,8 +157,9 @@ def test_a_loop_with_people_goes_on_once_the_target_is_met(tiny_loop, tmp_path):
     from plumb.config import parse_config
 
     port = _free_port()
-    config = tiny_loop(rounds=1, raters="people", serve="api", port=port, labels_per_round=5, poll_seconds=0.2,
-                       judge="round")
+    config = tiny_loop(
+        rounds=1, raters="people", serve="api", port=port, labels_per_round=5, poll_seconds=0.2, judge="round"
+    )
     (args,) = parse_config((LoopArguments,), ["--config", str(config)])
     outcome = {}
     loop = threading.Thread(target=lambda: outcome.update(status=loop_main(args, config_path=str(config))))
@@ -175,18 +181,28 @@ def test_a_loop_with_people_goes_on_once_the_target_is_met(tiny_loop, tmp_path):
     headers = {"Authorization": f"Bearer {token}"}
     for answer in (3, -2, 1, -1):
         task = httpx.get(f"{base}/campaigns/{campaign}/next", headers=headers).json()
-        httpx.post(f"{base}/campaigns/{campaign}/judgments", headers=headers,
-                   json={"assignment_id": task["assignment_id"], "preference": answer}).raise_for_status()
+        httpx.post(
+            f"{base}/campaigns/{campaign}/judgments",
+            headers=headers,
+            json={"assignment_id": task["assignment_id"], "preference": answer},
+        ).raise_for_status()
     time.sleep(1.0)  # four of five: the loop must still be waiting
     assert read_manifest(run)["stages"]["round-1/judgments"]["state"] == "running"
     task = httpx.get(f"{base}/campaigns/{campaign}/next", headers=headers).json()
-    httpx.post(f"{base}/campaigns/{campaign}/judgments", headers=headers,
-               json={"assignment_id": task["assignment_id"], "preference": 2}).raise_for_status()
+    httpx.post(
+        f"{base}/campaigns/{campaign}/judgments",
+        headers=headers,
+        json={"assignment_id": task["assignment_id"], "preference": 2},
+    ).raise_for_status()
     loop.join(timeout=300)
     assert outcome.get("status") == 0
     stages = read_manifest(run)["stages"]
-    assert stages["round-1/judgments"]["result"] == {"mode": "people", "target": 5, "judgments": 5,
-                                                     "by_kind": {"human": 5}}
+    assert stages["round-1/judgments"]["result"] == {
+        "mode": "people",
+        "target": 5,
+        "judgments": 5,
+        "by_kind": {"human": 5},
+    }
     assert all(stages[f"round-1/{stage}"]["state"] == "done" for stage in STAGES)
     row = json.loads((run / "report.json").read_text())["rounds"][0]
     assert (row["labels_human"], row["labels_simulated"]) == (5, 0)

@@ -35,8 +35,10 @@ def parse(tmp_path, text, *flags):
 
 def test_yaml_values_are_typed_and_flags_override_them(tmp_path):
     script, training, model = parse(
-        tmp_path, "learning_rate: 5.0e-5\nmax_length: 128\nmodel_name_or_path: default\nreport_to: [tensorboard]\n",
-        "--max_length", "64",
+        tmp_path,
+        "learning_rate: 5.0e-5\nmax_length: 128\nmodel_name_or_path: default\nreport_to: [tensorboard]\n",
+        "--max_length",
+        "64",
     )
     assert training.learning_rate == pytest.approx(5e-5)
     assert training.max_length == 64

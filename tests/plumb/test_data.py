@@ -67,22 +67,31 @@ def test_pairwise_row_error_names_row_and_field(tmp_path, row, field):
 
 
 def test_row_missing_a_field_is_named(tmp_path):
-    path = write_jsonl(tmp_path / "prefs.jsonl", [{"prompt": PROMPT, "chosen": GOOD, "rejected": BAD},
-                                                  {"prompt": PROMPT, "chosen": GOOD}])
+    path = write_jsonl(
+        tmp_path / "prefs.jsonl",
+        [{"prompt": PROMPT, "chosen": GOOD, "rejected": BAD}, {"prompt": PROMPT, "chosen": GOOD}],
+    )
     with pytest.raises(DataError, match="row 1: field 'rejected' is missing"):
         load_contract(str(path), "pairwise")
 
 
 def test_a_column_missing_from_the_first_row_is_kept(tmp_path):
-    rows = [{"prompt": PROMPT, "chosen": GOOD, "rejected": BAD},
-            {"prompt": PROMPT, "chosen": GOOD, "rejected": BAD, "margin": 2.0}]
+    rows = [
+        {"prompt": PROMPT, "chosen": GOOD, "rejected": BAD},
+        {"prompt": PROMPT, "chosen": GOOD, "rejected": BAD, "margin": 2.0},
+    ]
     data = load_contract(str(write_jsonl(tmp_path / "prefs.jsonl", rows)), "pairwise")
     assert data["margin"][:] == [None, 2.0]
 
 
 def test_mixed_types_outside_the_contract_name_the_column(tmp_path):
-    path = write_jsonl(tmp_path / "prefs.jsonl", [{"prompt": PROMPT, "chosen": GOOD, "rejected": BAD, "meta": 1},
-                                                  {"prompt": PROMPT, "chosen": GOOD, "rejected": BAD, "meta": "x"}])
+    path = write_jsonl(
+        tmp_path / "prefs.jsonl",
+        [
+            {"prompt": PROMPT, "chosen": GOOD, "rejected": BAD, "meta": 1},
+            {"prompt": PROMPT, "chosen": GOOD, "rejected": BAD, "meta": "x"},
+        ],
+    )
     with pytest.raises(DataError, match="column 'meta' mixes"):
         load_contract(str(path), "pairwise")
 
@@ -94,7 +103,9 @@ def test_ranking_and_unpaired_and_sft_errors():
     unpaired = Dataset.from_list([{"prompt": "q", "completion": "a", "label": "yes"}])
     with pytest.raises(DataError, match="row 0: field 'label'"):
         validate(unpaired, "unpaired")
-    sft = Dataset.from_list([{"messages": msgs(("user", "hi"), ("assistant", "hello"))}, {"messages": msgs(("user", "hi"))}])
+    sft = Dataset.from_list(
+        [{"messages": msgs(("user", "hi"), ("assistant", "hello"))}, {"messages": msgs(("user", "hi"))}]
+    )
     with pytest.raises(DataError, match="row 1: field 'messages'.*assistant"):
         validate(sft, "sft")
 
@@ -158,9 +169,15 @@ def test_several_accepted_kinds_pick_the_one_the_columns_fit(tmp_path):
 
 def _export_like(tmp_path, prompts: int, pairs_per_prompt: int):
     """A saved dataset folder as `plumb collect export` writes it: one Dataset, several pairs per prompt."""
-    rows = [{"prompt": msgs(("user", f"Question {p}?")), "chosen": msgs(("assistant", f"good {p}.{k}")),
-             "rejected": msgs(("assistant", f"bad {p}.{k}"))}
-            for p in range(prompts) for k in range(pairs_per_prompt)]
+    rows = [
+        {
+            "prompt": msgs(("user", f"Question {p}?")),
+            "chosen": msgs(("assistant", f"good {p}.{k}")),
+            "rejected": msgs(("assistant", f"bad {p}.{k}")),
+        }
+        for p in range(prompts)
+        for k in range(pairs_per_prompt)
+    ]
     folder = tmp_path / "export"
     Dataset.from_list(rows).save_to_disk(str(folder))
     return folder
@@ -180,8 +197,11 @@ def test_a_saved_dataset_is_not_its_own_held_out_split(tmp_path):
 
 def test_held_out_prompts_never_appear_in_training_whatever_the_seed(tmp_path):
     # Uneven groups: prompt p has p+1 pairs (1..8, 36 rows); a row-level split would cut groups in two.
-    rows = [{"prompt": f"Question {p}?", "chosen": f"good {k}", "rejected": f"bad {k}"}
-            for p in range(8) for k in range(p + 1)]
+    rows = [
+        {"prompt": f"Question {p}?", "chosen": f"good {k}", "rejected": f"bad {k}"}
+        for p in range(8)
+        for k in range(p + 1)
+    ]
     path = write_jsonl(tmp_path / "prefs.jsonl", rows)
     for seed in range(5):
         train, test = load_train_test(str(path), "pairwise", test_size=0.25, seed=seed)

@@ -70,8 +70,9 @@ def chat_server(model, tokenizer, requests: list):
             return JSONResponse({"error": {"message": "no such model"}}, status_code=404)
         if body["model"] == "garbled":  # a broken proxy or server: one good chunk, then data that is not JSON
             good = json.dumps({"choices": [{"index": 0, "delta": {"content": "Hi"}}]})
-            return StreamingResponse(iter([f"data: {good}\n\n", "data: {'choices': oops\n\n"]),
-                                     media_type="text/event-stream")
+            return StreamingResponse(
+                iter([f"data: {good}\n\n", "data: {'choices': oops\n\n"]), media_type="text/event-stream"
+            )
         generation = {"max_new_tokens": body["max_tokens"], "do_sample": False}
 
         def events():
@@ -118,8 +119,9 @@ def test_policies_naming_one_model_share_one_loaded_copy(tiny_policy_dir):
 
     models = LoadedModels(load)
     first = "".join(models.stream(tiny_policy_dir, MESSAGES, {"max_new_tokens": 3, "do_sample": False}))
-    second = "".join(models.stream(tiny_policy_dir, MESSAGES, {"max_new_tokens": 3, "temperature": 1.5,
-                                                                "do_sample": True}))
+    second = "".join(
+        models.stream(tiny_policy_dir, MESSAGES, {"max_new_tokens": 3, "temperature": 1.5, "do_sample": True})
+    )
     assert loaded == [tiny_policy_dir]  # two policies (two temperatures), one model in memory
     assert isinstance(first, str) and isinstance(second, str)
     assert models.get(tiny_policy_dir)[0].device.type == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,4 +1,4 @@
-"""Reward-stage fixtures: a reward model trained for two steps on the tiny BERT, shared by the eval, score and push tests."""
+"""Reward-stage fixtures: a reward model trained two steps on the tiny BERT, for the eval, score and push tests."""
 
 import pytest
 
@@ -12,10 +12,31 @@ def reward_train_args(output_dir, model_dir, *flags):
     return parse_config(
         config_types(),
         [
-            "--model_name_or_path", str(model_dir), "--output_dir", str(output_dir),
-            "--max_steps", "2", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "16",
-            "--max_length", "64", "--learning_rate", "1e-2", "--report_to", "none", "--save_strategy", "no",
-            "--logging_steps", "1", "--seed", "0", "--bootstrap_samples", "200", *flags,
+            "--model_name_or_path",
+            str(model_dir),
+            "--output_dir",
+            str(output_dir),
+            "--max_steps",
+            "2",
+            "--per_device_train_batch_size",
+            "4",
+            "--per_device_eval_batch_size",
+            "16",
+            "--max_length",
+            "64",
+            "--learning_rate",
+            "1e-2",
+            "--report_to",
+            "none",
+            "--save_strategy",
+            "no",
+            "--logging_steps",
+            "1",
+            "--seed",
+            "0",
+            "--bootstrap_samples",
+            "200",
+            *flags,
         ],
     )
 

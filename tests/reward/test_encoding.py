@@ -3,9 +3,8 @@
 import datasets
 import pytest
 
-from plumb.data import DataError
+from plumb.data import DataError, validate
 from plumb.models import default_reward_dir, load_tokenizer, prepare_encoder_tokenizer
-from plumb.data import validate
 from reward.encoding import encode_conversation, tokenize_pairs
 
 
@@ -46,8 +45,14 @@ def test_decoder_input_keeps_the_end(tiny_policy_dir):
 
 
 def test_pairs_that_differ_only_at_the_end_stay_different(encoder_tokenizer):
-    rows = [{"prompt": long_conversation("x")[:-1], "chosen": [{"role": "assistant", "content": "Salt water."}],
-             "rejected": [{"role": "assistant", "content": "Go away."}], "margin": 2.0}]
+    rows = [
+        {
+            "prompt": long_conversation("x")[:-1],
+            "chosen": [{"role": "assistant", "content": "Salt water."}],
+            "rejected": [{"role": "assistant", "content": "Go away."}],
+            "margin": 2.0,
+        }
+    ]
     tokenized, count = tokenize_pairs(datasets.Dataset.from_list(rows), encoder_tokenizer, 32)
     assert count.pairs == 1 and count.truncated_pairs == 1 and count.identical_after_truncation == 0
     assert count.responses_cut == 0
@@ -60,8 +65,11 @@ def test_pairs_that_differ_only_at_the_end_stay_different(encoder_tokenizer):
 
 
 def pairs(*, standard=False, **changes):
-    row = {"prompt": [{"role": "user", "content": "Hi"}], "chosen": [{"role": "assistant", "content": "Hello!"}],
-           "rejected": [{"role": "assistant", "content": "Go away."}]}
+    row = {
+        "prompt": [{"role": "user", "content": "Hi"}],
+        "chosen": [{"role": "assistant", "content": "Hello!"}],
+        "rejected": [{"role": "assistant", "content": "Go away."}],
+    }
     if standard:  # TRL's plain-text form
         row = {"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}
     return [row, {**row, **changes}]
@@ -79,4 +87,6 @@ def test_row_without_chosen_is_named():
 )
 def test_empty_response_is_named(field, empty, standard):
     with pytest.raises(DataError, match=rf"row 1: field '{field}': the response is empty"):
-        validate(datasets.Dataset.from_list(pairs(standard=standard, **{field: empty})), "pairwise", source="prefs.jsonl")
+        validate(
+            datasets.Dataset.from_list(pairs(standard=standard, **{field: empty})), "pairwise", source="prefs.jsonl"
+        )

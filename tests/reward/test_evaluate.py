@@ -11,8 +11,20 @@ from reward.evaluate import evaluate_scores, format_table, gate_failures, rater_
 
 
 def test_eval_command_writes_the_report_and_prints_the_table(trained_reward_dir, tmp_path, capsys):
-    status = plumb_main(["reward", "eval", "--model_name_or_path", str(trained_reward_dir), "--dataset_name",
-                         "builtin:prefs", "--output_dir", str(tmp_path), "--bootstrap_samples", "100"])
+    status = plumb_main(
+        [
+            "reward",
+            "eval",
+            "--model_name_or_path",
+            str(trained_reward_dir),
+            "--dataset_name",
+            "builtin:prefs",
+            "--output_dir",
+            str(tmp_path),
+            "--bootstrap_samples",
+            "100",
+        ]
+    )
     assert status == 0
     report = json.loads((tmp_path / "eval_report.json").read_text())
     low, high = report["accuracy_ci95"]
@@ -24,8 +36,22 @@ def test_eval_command_writes_the_report_and_prints_the_table(trained_reward_dir,
 
 
 def test_gate_exits_non_zero_when_the_model_falls_short(trained_reward_dir, tmp_path, capsys):
-    status = plumb_main(["reward", "eval", "--model_name_or_path", str(trained_reward_dir), "--output_dir",
-                         str(tmp_path), "--min-accuracy", "1.01", "--max-ece", "0.0", "--bootstrap_samples", "50"])
+    status = plumb_main(
+        [
+            "reward",
+            "eval",
+            "--model_name_or_path",
+            str(trained_reward_dir),
+            "--output_dir",
+            str(tmp_path),
+            "--min-accuracy",
+            "1.01",
+            "--max-ece",
+            "0.0",
+            "--bootstrap_samples",
+            "50",
+        ]
+    )
     assert status == 1
     printed = capsys.readouterr().out
     assert "below --min-accuracy 1.01" in printed and "above --max-ece 0.0" in printed
@@ -40,18 +66,34 @@ def test_gate_passes_when_no_limit_is_broken():
 
 def test_agreement_ceiling_and_accuracy_by_agreement():
     message = [{"role": "assistant", "content": "x"}]
-    metas = [{"agreement": 1.0, "raters": ["a", "b", "c"]}, {"agreement": 2 / 3, "raters": ["a", "b", "c"]},
-             {"agreement": 1.0, "raters": ["b", "c", "d"]}, {"agreement": 1.0, "raters": ["a"]}]
-    pairs = datasets.Dataset.from_list([{"prompt": message, "chosen": [{"role": "assistant", "content": "long reply"}],
-                                         "rejected": message, "meta": meta} for meta in metas])
+    metas = [
+        {"agreement": 1.0, "raters": ["a", "b", "c"]},
+        {"agreement": 2 / 3, "raters": ["a", "b", "c"]},
+        {"agreement": 1.0, "raters": ["b", "c", "d"]},
+        {"agreement": 1.0, "raters": ["a"]},
+    ]
+    pairs = datasets.Dataset.from_list(
+        [
+            {
+                "prompt": message,
+                "chosen": [{"role": "assistant", "content": "long reply"}],
+                "rejected": message,
+                "meta": meta,
+            }
+            for meta in metas
+        ]
+    )
     # model right on pairs 0, 2 and 3, wrong on the contested pair 1
-    report = evaluate_scores(pairs, np.array([1.0, 0.0, 1.0, 1.0]), np.array([0.0, 1.0, 0.0, 0.0]),
-                             bootstrap_samples=50)
+    report = evaluate_scores(
+        pairs, np.array([1.0, 0.0, 1.0, 1.0]), np.array([0.0, 1.0, 0.0, 0.0]), bootstrap_samples=50
+    )
     # ceiling: mean agreement over the three pairs with several raters = (1 + 2/3 + 1) / 3
     assert report["agreement_ceiling"] == pytest.approx(8 / 9)
     assert report["agreement_ceiling_pairs"] == 3
-    assert report["by_agreement"] == {"0.6-0.8": {"pairs": 1, "accuracy": 0.0},
-                                      "1 (unanimous)": {"pairs": 3, "accuracy": 1.0}}
+    assert report["by_agreement"] == {
+        "0.6-0.8": {"pairs": 1, "accuracy": 0.0},
+        "1 (unanimous)": {"pairs": 3, "accuracy": 1.0},
+    }
     assert report["length_baseline_accuracy"] == 1.0
     assert "raters agreement (ceiling)  0.889" in format_table(report)
 

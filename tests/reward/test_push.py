@@ -57,5 +57,8 @@ def test_push_needs_a_repo_and_a_trained_folder(tmp_path):
 
 
 def test_dataset_reference_links_hub_datasets_to_their_card():
-    assert dataset_reference("org/prefs") == "[org/prefs](https://huggingface.co/datasets/org/prefs) (see its dataset card)"
+    assert (
+        dataset_reference("org/prefs")
+        == "[org/prefs](https://huggingface.co/datasets/org/prefs) (see its dataset card)"
+    )
     assert "local dataset" in dataset_reference("./data/prefs.jsonl")

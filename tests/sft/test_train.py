@@ -15,10 +15,29 @@ def sft_args(tmp_path, model_dir, *flags):
     return parse_config(
         config_types(),
         [
-            "--model_name_or_path", model_dir, "--output_dir", str(tmp_path / "out"),
-            "--max_steps", "2", "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "8",
-            "--max_length", "128", "--learning_rate", "1e-2", "--report_to", "none", "--save_strategy", "no",
-            "--logging_steps", "1", "--seed", "0", *flags,
+            "--model_name_or_path",
+            model_dir,
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--max_steps",
+            "2",
+            "--per_device_train_batch_size",
+            "2",
+            "--per_device_eval_batch_size",
+            "8",
+            "--max_length",
+            "128",
+            "--learning_rate",
+            "1e-2",
+            "--report_to",
+            "none",
+            "--save_strategy",
+            "no",
+            "--logging_steps",
+            "1",
+            "--seed",
+            "0",
+            *flags,
         ],
     )
 
@@ -71,8 +90,10 @@ def test_lora_saves_an_adapter_that_reloads_and_can_be_merged(tmp_path, tiny_pol
 
 
 def test_dataset_without_test_split_holds_out_a_share(tmp_path, tiny_policy_dir):
-    rows = [{"messages": [{"role": "user", "content": f"Say {i}"}, {"role": "assistant", "content": str(i)}]}
-            for i in range(20)]
+    rows = [
+        {"messages": [{"role": "user", "content": f"Say {i}"}, {"role": "assistant", "content": str(i)}]}
+        for i in range(20)
+    ]
     data = tmp_path / "convos.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows))
     metrics = main(*sft_args(tmp_path, tiny_policy_dir, "--dataset_name", str(data), "--test_size", "0.25"))
@@ -93,8 +114,19 @@ def test_demo_config_runs_on_the_default_model_with_tracking(tmp_path, default_p
     for split, rows in (("train", 8), ("test", 4)):
         lines = builtin_path("instruct", split).read_text().splitlines(keepends=True)[:rows]
         (small / f"{split}.jsonl").write_text("".join(lines))
-    args = parse_config(config_types(), ["--config", str(demo), "--output_dir", str(tmp_path / "demo"),
-                                         "--dataset_name", str(small), "--max_steps", "1"])
+    args = parse_config(
+        config_types(),
+        [
+            "--config",
+            str(demo),
+            "--output_dir",
+            str(tmp_path / "demo"),
+            "--dataset_name",
+            str(small),
+            "--max_steps",
+            "1",
+        ],
+    )
     metrics = main(*args)
     out = tmp_path / "demo"
     assert metrics["perplexity_before"] > 1 and metrics["perplexity"] > 1

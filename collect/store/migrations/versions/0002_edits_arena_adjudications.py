@@ -19,7 +19,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("edit", sa.Text(), nullable=True))
     with op.batch_alter_table("tasks") as batch:
         batch.add_column(sa.Column("source", sa.String(length=20), nullable=False, server_default="pool"))
-    op.create_table("adjudications",
+    op.create_table(
+        "adjudications",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("task_id", sa.Integer(), nullable=False),
         sa.Column("reviewer_id", sa.Integer(), nullable=False),
