@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from collect.arena import count_battles, leaderboard, leaderboard_table
-from collect.quality.aggregate import contested_items, dawid_skene, majority_vote
-from collect.quality.agreement import agreement_summary
-from collect.quality.judgments import judgment_table
-from collect.quality.raters import rater_report
+from collect.domain.quality.aggregate import contested_items, dawid_skene, majority_vote
+from collect.domain.quality.agreement import agreement_summary
+from collect.domain.quality.judgments import judgment_table
+from collect.domain.quality.raters import rater_report
+from collect.services.arena.ratings import count_battles, leaderboard, leaderboard_table
 
 CHOICE = {0: "tie", 1: "left", 2: "right"}  # PandaLM's codes; response1 is shown first (left)
 ORDINAL = {1: -1.0, 0: 0.0, 2: 1.0}  # response1 better < tie < response2 better

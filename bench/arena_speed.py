@@ -22,7 +22,7 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.linear_model import LogisticRegression  # imported before any timing
 
-from collect.arena import bradley_terry, count_battles, leaderboard, to_elo, win_matrix
+from collect.services.arena.ratings import bradley_terry, count_battles, leaderboard, to_elo, win_matrix
 
 POLICIES = 20
 

@@ -1,6 +1,6 @@
 """Load test of the collect REST API: N simulated raters judging over HTTP, on SQLite and on PostgreSQL.
 
-For each database it makes a fresh campaign, starts `collect.api` with uvicorn on
+For each database it makes a fresh campaign, starts `collect.api.server` with uvicorn on
 127.0.0.1 (a free port, one process), lets the raters loop "next task -> submit" until the
 judgment budget or the time limit is reached, and prints judgments/s, submit latency
 p50/p99, and judgments acknowledged (HTTP 201) against judgments stored (they must be
@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from collect.campaign import as_definition, campaign_from_dict  # noqa: E402
+from collect.domain.campaign import as_definition, campaign_from_dict  # noqa: E402
 from collect.store import (  # noqa: E402
     add_candidate,
     add_prompt,
@@ -39,7 +39,7 @@ from collect.store import (  # noqa: E402
     session_factory,
     upgrade,
 )
-from collect.store.temporary_postgres import create_database, postgres_available, temporary_postgres  # noqa: E402
+from tests.support.postgres import create_database, postgres_available, temporary_postgres  # noqa: E402
 
 OVERLAP = 3
 
@@ -120,7 +120,7 @@ def api_server(url: str):
         "-m",
         "uvicorn",
         "--factory",
-        "collect.api:create_app",
+        "collect.api.server:create_app",
         "--host",
         "127.0.0.1",
         "--port",

@@ -16,14 +16,14 @@ VERBS = {
     ),
     "export": ("collect.export", "export judgments as a TRL dataset: pairwise, ranking, kto or sft"),
     "quality": (
-        "collect.quality_report",
+        "collect.quality",
         "agreement (kappa, alpha, raw), per-rater reliability, aggregated labels, reward-model agreement",
     ),
     "leaderboard": (
         "collect.leaderboard",
         "Bradley-Terry ratings (Elo scale) of policies from battles, bootstrap intervals, win-rate plots",
     ),
-    "serve-api": ("collect.api", "serve the REST API (next task, judgments, undo, stats, export)"),
+    "serve-api": ("collect.serve_api", "serve the REST API (next task, judgments, undo, stats, export)"),
     "serve": ("collect.serve", "serve the Gradio rater app, the REST API and its docs in one process"),
 }
 

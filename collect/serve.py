@@ -1,6 +1,6 @@
 """`plumb collect serve`: the rater web app, the REST API and its docs, in one process.
 
-The Gradio page is mounted on the collect FastAPI app (`collect.api.create_app`), so one
+The Gradio page is mounted on the collect FastAPI app (`collect.api.server.create_app`), so one
 port serves the page (at `/`, behind a login with the store's rater accounts), the REST
 API (`/api/...`), its OpenAPI docs (`/docs`) and `/metrics`. It listens on this machine
 only unless `host` says otherwise. The set-up keys (`init_db`, `campaign_file`,
@@ -90,9 +90,9 @@ def build_server(args: ServeArguments, *, models=None):
 
     `models` (a `plumb.generation.LoadedModels`) is shared by the arena and the background generation.
     """
-    from collect.api import create_app
+    from collect.api.server import create_app
     from collect.app.interface import mount
-    from collect.prepare import ensure_campaign
+    from collect.services.campaign_import import ensure_campaign
 
     if args.share:
         # Gradio's share tunnel belongs to `Blocks.launch`, which a mounted app does not use.
@@ -134,7 +134,8 @@ def main(args: ServeArguments) -> None:
     """Set up what the config asks, then serve the page and the API with uvicorn until interrupted."""
     import uvicorn
 
-    from collect.prepare import CandidateFiller, ensure_demo_raters
+    from collect.services.demo_accounts import ensure_demo_raters
+    from collect.services.generation import CandidateFiller
     from plumb.generation import LoadedModels
 
     _check_port_free(args.host, args.port)  # before minutes of set-up, not after

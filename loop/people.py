@@ -21,7 +21,7 @@ def label_target(run: LoopRun, campaign: str) -> int:
     """Judgments the round waits for: `labels_per_round`, else every pool task judged by its raters_per_task."""
     if run.args.labels_per_round:
         return run.args.labels_per_round
-    from collect.campaign import spec_of
+    from collect.domain.campaign import spec_of
     from collect.store import Task, campaign_by_name, opened_store
 
     with opened_store(run.db) as sessions, sessions() as session:
@@ -89,7 +89,7 @@ def serving(run: LoopRun, round_number: int, campaign: str):
             )
         )
     else:
-        from collect.api import create_app
+        from collect.api.server import create_app
 
         app = create_app(run.db)
     server = uvicorn.Server(

@@ -97,8 +97,8 @@ def check_sections(run: LoopRun) -> None:
     import tempfile
     from pathlib import Path
 
-    from collect.campaign import campaign_from_dict
-    from collect.simulated_raters import SimulatedRaterParams
+    from collect.domain.campaign import campaign_from_dict
+    from collect.domain.simulated_raters import SimulatedRaterParams
     from plumb.config import ConfigError
 
     where = run.config_path

@@ -76,8 +76,8 @@ def campaign_definition(run: LoopRun, round_number: int) -> dict:
 def candidates(run: LoopRun, round_number: int) -> dict:
     """Create the round's campaign with its prompts, and have every policy of it answer every prompt."""
     from collect import generate, import_prompts
-    from collect.campaign import load_campaign
-    from collect.generate import make_generator
+    from collect.domain.campaign import load_campaign
+    from collect.services.generation import make_generator
     from collect.store import CampaignError, campaign_by_name, campaign_counts, opened_store
 
     folder = run.stage_dir(round_number, "candidates")
@@ -119,8 +119,8 @@ def judgments(run: LoopRun, round_number: int) -> dict:
         from loop.people import wait_for_people
 
         return wait_for_people(run, round_number, campaign)
-    from collect.simulate import simulate
-    from collect.simulated_raters import SimulatedRaterParams
+    from collect.domain.simulated_raters import SimulatedRaterParams
+    from collect.services.simulation import simulate
     from collect.store import opened_store
 
     oracle = run.gold_judge() if run.args.oracle == "gold" else run.args.oracle
@@ -145,8 +145,8 @@ def export(run: LoopRun, round_number: int) -> dict:
     Writes `pairs/train.jsonl` and `pairs/test.jsonl`: the test split is whole prompts of
     this round, held out from the reward model and from DPO alike.
     """
-    from collect.export import ExportArguments
     from collect.export import main as export_main
+    from collect.services.export.rows import ExportArguments
 
     folder = run.stage_dir(round_number, "export")
     campaign = run.result(round_number, "candidates")["campaign"]
@@ -204,10 +204,10 @@ def strongest_pairs(rows: list[dict], per_prompt: int) -> list[dict]:
 
 def quality_report(run: LoopRun, campaign: str, folder: Path) -> dict | None:
     """The raters' agreement on the round's pairwise tasks (None when no task has two raters)."""
-    from collect.export import ExportArguments
     from collect.export import main as export_main
-    from collect.quality_report import QualityArguments
-    from collect.quality_report import main as quality_main
+    from collect.quality import QualityArguments
+    from collect.quality import main as quality_main
+    from collect.services.export.rows import ExportArguments
 
     if run.args.campaign.get("kind", "pairwise") != "pairwise":
         return None

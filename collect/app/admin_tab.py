@@ -1,7 +1,7 @@
 """The admin tab: raters (add, change role, deactivate or reactivate, reset password), export and push to the Hub.
 
 Admins only: the tab is hidden from everyone else, and every call checks the role again
-in `collect.admin`, since a hidden tab is still callable through the Gradio API.
+in `collect.services.admin`, since a hidden tab is still callable through the Gradio API.
 A generated password and a new rater's API token are shown once, in the message.
 """
 
@@ -12,9 +12,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from collect import admin
 from collect.app.errors import REFUSALS, shown_as_error
-from collect.export import FORMATS, PushError
+from collect.services import admin
+from collect.services.export.dataset import PushError
+from collect.services.export.rows import FORMATS
 from collect.store import ROLES
 
 RATER_COLUMNS = ["name", "role", "active", "judgments"]

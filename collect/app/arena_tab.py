@@ -2,7 +2,7 @@
 
 Voting opens once both answers have started and the campaign's `arena_min_seconds` have
 passed, without waiting for the streams to end; the server checks the same rule when the
-vote arrives (`collect.arena_battles`). Only after the vote are the policies' names shown.
+vote arrives (`collect.services.arena.battles`). Only after the vote are the policies' names shown.
 Answers are rendered with `safe_markdown`: their HTML shows as typed and runs nothing.
 
 The battle itself stays on the server (`ArenaBattles`, one per app); the page keeps its id
@@ -15,8 +15,17 @@ import gradio as gr
 
 from collect.app.display import safe_markdown
 from collect.app.keys import ARENA_KEYS, button_label, element_id
-from collect.arena_battles import ArenaBattles, ArenaError, cast_vote, check_rater, follow, run_battle, start_battle
-from collect.campaign import BOTH_BAD, CampaignSpec
+from collect.domain.answers import BOTH_BAD_CHOICE
+from collect.domain.campaign import CampaignSpec
+from collect.services.arena.battles import (
+    ArenaBattles,
+    ArenaError,
+    cast_vote,
+    check_rater,
+    follow,
+    run_battle,
+    start_battle,
+)
 from collect.store import StoreError
 from plumb.generation import LoadedModels
 
@@ -57,7 +66,7 @@ def create_arena_tab(sessions, campaign: str, spec: CampaignSpec, models: Loaded
                 elem_id=element_id(key, "arena"),
                 interactive=False,
                 size="sm",
-                variant="secondary" if vote == BOTH_BAD else "primary",
+                variant="secondary" if vote == BOTH_BAD_CHOICE else "primary",
             )
             for key, vote in ARENA_KEYS
         }

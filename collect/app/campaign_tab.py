@@ -6,11 +6,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from collect import admin
 from collect.app import handlers
 from collect.app.display import overview_markdown
 from collect.app.errors import shown_as_error
 from collect.app.plots import plot_judgments_over_time, plot_judgments_per_rater
+from collect.services import admin
 
 TASK_COLUMNS = ["task", "gold", "judgments", "target", "status"]
 

@@ -2,8 +2,9 @@
 
 Model output is untrusted (and so is a rater's edit, which reviewers read). Gradio
 sanitizes the Markdown it renders, but it still renders `<img>` and other tags it lets
-through (DESIGN.md). `safe_markdown` therefore makes sure no HTML can come out of the text
-at all, without having to agree with the renderer on what is code and what is prose
+through (a fact checked on these machines, in docs/design.md; README: "The rating app").
+`safe_markdown` therefore makes sure no HTML can come out of the text at all, without
+having to agree with the renderer on what is code and what is prose
 (a disagreement there is how such filters are defeated): a zero-width space goes after
 every `<` that could open a tag, comment or declaration, after every `&` that could start
 an entity, between the `!` and `[` of image syntax, and before the colon of a

@@ -2,7 +2,7 @@
 
 Each function runs in one transaction (`sessions.begin()`) that commits before it returns,
 so what the page shows next is what is stored. A rater acts only on their own
-assignments: `collect.scheduling` checks that each assignment id belongs to them.
+assignments: `collect.services.scheduling` checks that each assignment id belongs to them.
 """
 
 from collections.abc import Callable
@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from collect.api import campaign_stats, task_view
 from collect.app.display import escaped_chat, response_text
-from collect.campaign import BOTH_BAD, PAIRWISE_SCALE
-from collect.scheduling import next_task, skip_task, submit_judgment, undo_last
+from collect.domain.answers import answer_of
+from collect.services.read_models import campaign_stats, task_view
+from collect.services.scheduling import next_task, skip_task, submit_judgment, undo_last
 from collect.store import (
     STAFF_ROLES,
     Judgment,
@@ -86,7 +86,7 @@ def judge(
     """
     if assignment_id is None:
         return show_next(sessions, campaign=campaign, rater_name=rater_name, message="No task to answer.")
-    answer = {"both_bad": True} if choice == BOTH_BAD else {"preference": dict(PAIRWISE_SCALE)[choice]}
+    answer = answer_of(choice)
     try:
         with sessions.begin() as session:
             rater = rater_by_name(session=session, name=rater_name)
@@ -222,12 +222,12 @@ def campaign_overview(sessions, *, campaign: str, rater_name: str) -> tuple[dict
 
 def campaign_quality(sessions, *, campaign: str, rater_name: str, plot_dir: str) -> tuple[str, str | None]:
     """(the agreement and per-rater report as text, the leaderboard plot's PNG path or None), for staff only."""
-    from collect.arena import count_battles, leaderboard
-    from collect.export import load_items
-    from collect.judgment_records import battle_records, judgment_records
-    from collect.leaderboard import plot_ratings
-    from collect.quality.judgments import judgment_table
-    from collect.quality_report import QualityArguments, format_report, quality_figures
+    from collect.domain.quality.judgments import judgment_table
+    from collect.domain.quality.report import QualitySettings, format_report, quality_figures
+    from collect.services.arena.plots import plot_ratings
+    from collect.services.arena.ratings import count_battles, leaderboard
+    from collect.services.export.items import load_items
+    from collect.services.export.records import battle_records, judgment_records
 
     with sessions.begin() as session:
         require_role(session=session, name=rater_name, roles=STAFF_ROLES, what="the quality report")
@@ -236,7 +236,7 @@ def campaign_quality(sessions, *, campaign: str, rater_name: str, plot_dir: str)
         battles = battle_records(items)
     if not records:
         return "No pairwise judgments yet.", None
-    report, _ = quality_figures(judgment_table(records, source=campaign), QualityArguments())
+    report, _ = quality_figures(judgment_table(records, source=campaign), QualitySettings())
     text = format_report(report)
     if not battles:
         return text + "\n\nNo battles between different policies yet: no leaderboard.", None

@@ -19,7 +19,7 @@ from collect.app.errors import shown_as_error
 from collect.app.keys import EDIT_KEYS, action_of, keyboard_script
 from collect.app.rater_tab import RATER_CSS, choice_buttons, create_rater_tab, page_values, score_inputs
 from collect.app.review_tab import create_review_tab
-from collect.campaign import spec_of
+from collect.domain.campaign import spec_of
 from collect.store import campaign_by_name
 
 

@@ -8,11 +8,10 @@ keys work again. Tabs that are not shown stay in the page, so a key presses only
 that is visible: one key can mean different things on different tabs.
 """
 
-from collect.arena_battles import ARENA_VOTES
-from collect.campaign import BOTH_BAD, PAIRWISE_SCALE
+from collect.domain.answers import ARENA_VOTES, BOTH_BAD_CHOICE, PAIRWISE_SCALE
 
 SEPARATOR = " · "
-CHOICE_KEYS = [(str(i), label) for i, (label, _) in enumerate(PAIRWISE_SCALE, start=1)] + [("0", BOTH_BAD)]
+CHOICE_KEYS = [(str(i), label) for i, (label, _) in enumerate(PAIRWISE_SCALE, start=1)] + [("0", BOTH_BAD_CHOICE)]
 SKIP_KEY, UNDO_KEY, SUBMIT_KEY = "S", "U", "Enter"
 EDIT_KEYS = ("A", "B")  # start the improved response from response A's or B's text
 ARENA_KEYS = list(zip("ABTX", ARENA_VOTES))  # A is better, B is better, Tie, Both bad

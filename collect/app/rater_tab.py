@@ -10,7 +10,8 @@ import gradio as gr
 
 from collect.app.display import progress_markdown, safe_markdown
 from collect.app.keys import CHOICE_KEYS, EDIT_KEYS, SKIP_KEY, SUBMIT_KEY, UNDO_KEY, button_label, element_id
-from collect.campaign import BOTH_BAD, CampaignSpec
+from collect.domain.answers import BOTH_BAD_CHOICE
+from collect.domain.campaign import CampaignSpec
 
 SLOTS = "ABCDEFGH"  # the most responses one ranking or rating task shows
 # Responses are what raters read all day: a framed, scrollable pane each, stacked on a narrow screen.
@@ -81,14 +82,14 @@ def _pairwise_answers(spec: CampaignSpec) -> dict:
                     components[f"copy_{key}"] = gr.Button(
                         button_label(key, f"Start from {key}"), elem_id=element_id(key), size="sm"
                     )
-    choices = [(key, choice) for key, choice in CHOICE_KEYS if spec.allow_both_bad or choice != BOTH_BAD]
+    choices = [(key, choice) for key, choice in CHOICE_KEYS if spec.allow_both_bad or choice != BOTH_BAD_CHOICE]
     with gr.Row():
         for key, choice in choices:
             components[f"choice_{key}"] = gr.Button(
                 button_label(key, choice),
                 elem_id=element_id(key),
                 size="sm",
-                variant="secondary" if choice == BOTH_BAD else "primary",
+                variant="secondary" if choice == BOTH_BAD_CHOICE else "primary",
             )
     return components
 

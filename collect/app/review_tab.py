@@ -4,17 +4,18 @@ The reviewer sees the prompt, the candidates lettered A, B, ... in the task's ca
 order with their policies, every rater's answer on those letters with rationale, flags,
 time and edit, and answers with the campaign's own controls plus a note. Model output
 and everything raters typed is shown through `safe_markdown` or escaped: it never runs
-as HTML. The logic lives in `collect.adjudication`; every call checks the role there.
+as HTML. The logic lives in `collect.services.adjudication`; every call checks the role there.
 """
 
 import html
 
 import gradio as gr
 
-from collect import adjudication
 from collect.app.display import escaped_chat, response_text, safe_markdown
 from collect.app.errors import shown_as_error
-from collect.campaign import BOTH_BAD, PAIRWISE_SCALE, CampaignSpec
+from collect.domain.answers import choices
+from collect.domain.campaign import CampaignSpec
+from collect.services import adjudication
 
 SLOTS = adjudication.LETTERS
 
@@ -40,7 +41,7 @@ def create_review_tab(sessions, campaign: str, spec: CampaignSpec) -> dict[str, 
     c["answers"] = gr.Markdown(elem_id="plumb-review-answers")
     gr.Markdown("### Your decision")
     if spec.kind == "pairwise":
-        labels = [label for label, _ in PAIRWISE_SCALE] + ([BOTH_BAD] if spec.allow_both_bad else [])
+        labels = choices(allow_both_bad=spec.allow_both_bad)
         c["choice"] = gr.Radio(labels, label="Which is better (letters as above)", elem_id="plumb-review-choice")
     else:
         with gr.Row():

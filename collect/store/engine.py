@@ -3,7 +3,7 @@
 SQLite transactions start with BEGIN IMMEDIATE, so the writer lock is taken before the
 first read: a scheduler that reads which tasks are free and then leases one cannot
 be overtaken by another thread between the two. PostgreSQL uses row locks instead
-(see `collect.scheduling`).
+(see `collect.services.scheduling`).
 """
 
 import contextlib

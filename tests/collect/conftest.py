@@ -2,7 +2,7 @@
 
 import pytest
 
-from collect.store.temporary_postgres import create_database, drop_database, postgres_available, temporary_postgres
+from tests.support.postgres import create_database, drop_database, postgres_available, temporary_postgres
 
 
 @pytest.fixture(scope="session")
@@ -41,49 +41,3 @@ def store(db_url):
     upgrade(engine)
     yield engine, session_factory(engine)
     engine.dispose()
-
-
-def seed_campaign(sessions, *, name="demo", kind="pairwise", prompts=4, policies=("sft", "dpo"), gold=0, **settings):
-    """Store a campaign with `prompts` prompts, one candidate per policy each, and its tasks; returns its name.
-
-    The first `gold` prompts become gold tasks whose first policy is the better one.
-    """
-    from collect.campaign import as_definition, campaign_from_dict
-    from collect.store import add_candidate, add_prompt, build_tasks, create_campaign, ensure_policy
-
-    spec = campaign_from_dict({"name": name, "kind": kind, **settings})
-    with sessions.begin() as session:
-        campaign = create_campaign(session=session, name=name, kind=kind, definition=as_definition(spec))
-        stored_policies = [ensure_policy(session=session, campaign=campaign, name=p) for p in policies]
-        answers = {}
-        for i in range(prompts):
-            prompt = add_prompt(
-                session=session,
-                campaign=campaign,
-                external_id=f"p{i}",
-                messages=[{"role": "user", "content": f"question {i}"}],
-            )
-            ids = [
-                add_candidate(
-                    session=session,
-                    prompt=prompt,
-                    policy=policy,
-                    completion=[{"role": "assistant", "content": f"answer {i} from {policy.name}"}],
-                ).id
-                for policy in stored_policies
-            ]
-            if i < gold:
-                answers[prompt.id] = {"candidate_ranks": {str(cid): rank for rank, cid in enumerate(ids, start=1)}}
-        build_tasks(session=session, campaign=campaign, overlap=spec.raters_per_task, gold_answers=answers)
-    return name
-
-
-def seed_raters(sessions, count: int, *, prefix: str = "rater") -> list[str]:
-    """Add `count` raters; returns their names."""
-    from collect.store import create_rater
-
-    names = [f"{prefix}{i}" for i in range(count)]
-    with sessions.begin() as session:
-        for name in names:
-            create_rater(session=session, name=name)
-    return names

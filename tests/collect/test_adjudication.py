@@ -5,49 +5,11 @@ import datasets
 import pytest
 from sqlalchemy import select
 
-from collect.adjudication import AdjudicationError, disagreement_queue, next_review, submit_adjudication
-from collect.export import ExportArguments
 from collect.export import main as export
-from collect.store import (
-    Adjudication,
-    Assignment,
-    Task,
-    audit_events,
-    campaign_by_name,
-    create_rater,
-    rater_by_name,
-    record_judgment,
-)
-from tests.collect.conftest import seed_campaign, seed_raters
-
-
-def judge(sessions, rater_name: str, task_id: int, **answer) -> None:
-    """One judgment in the task's canonical order (preference, both_bad, ranks or ratings; rationale, flags...)."""
-    with sessions.begin() as session:
-        rater = rater_by_name(session=session, name=rater_name)
-        assignment = session.scalar(
-            select(Assignment).where(Assignment.task_id == task_id, Assignment.rater_id == rater.id)
-        )
-        if assignment is None:
-            assignment = Assignment(
-                task_id=task_id,
-                rater_id=rater.id,
-                candidate_order=[1, 0],
-                expires_at=session.get(Task, task_id).created_at,
-            )
-            session.add(assignment)
-            session.flush()
-        record_judgment(session=session, assignment=assignment, **answer)
-
-
-def campaign_with_reviewer(sessions, **campaign) -> list[int]:
-    """Seed campaign 'demo' (gold first task), raters rater0..2, reviewer 'rev', rater 'ana'; returns the task ids."""
-    seed_campaign(sessions, prompts=5, gold=1, raters_per_task=2, max_raters_per_task=3, **campaign)
-    seed_raters(sessions, 3)
-    with sessions.begin() as session:
-        create_rater(session=session, name="rev", role="reviewer")
-        create_rater(session=session, name="ana", role="rater")
-        return session.scalars(select(Task.id).order_by(Task.id)).all()
+from collect.services.adjudication import AdjudicationError, disagreement_queue, next_review, submit_adjudication
+from collect.services.export.rows import ExportArguments
+from collect.store import Adjudication, audit_events, campaign_by_name
+from tests.support.campaigns import campaign_with_reviewer, judge
 
 
 def test_the_queue_holds_disputed_pool_tasks_longest_waiting_first(store):
@@ -104,7 +66,7 @@ def test_bad_adjudications_and_raters_are_refused_with_the_reason(store):
     with pytest.raises(PermissionError, match="reviewers and admins"):
         submit_adjudication(sessions, campaign="demo", reviewer_name="ana", task_id=t1, choice="A better")
     cases = [
-        ({"task_id": t1, "choice": "C better"}, "unknown answer 'C better'"),
+        ({"task_id": t1, "choice": "C better"}, "unknown choice 'C better'"),
         ({"task_id": t1, "choice": None}, "choose an answer"),
         ({"task_id": t1, "choice": "Both bad"}, "does not offer 'both bad'"),
         ({"task_id": gold, "choice": "A better"}, f"task {gold} is a gold task"),

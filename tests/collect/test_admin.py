@@ -8,11 +8,11 @@ import datasets
 import pytest
 from PIL import Image
 
-from collect import admin
 from collect.app.plots import cumulative, plot_judgments_over_time, plot_judgments_per_rater
-from collect.export import PushError
+from collect.services import admin
+from collect.services.export.dataset import PushError
 from collect.store import RaterError, authenticate, create_rater, rater_by_name, rater_by_token
-from tests.collect.test_adjudication import campaign_with_reviewer, judge
+from tests.support.campaigns import campaign_with_reviewer, judge
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from collect.quality.aggregate import (
+from collect.domain.quality.aggregate import (
     contested_items,
     dawid_skene,
     estimate_confusions,

@@ -5,7 +5,7 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from collect.quality.agreement import (
+from collect.domain.quality.agreement import (
     agreement_summary,
     cohen_kappa_pairs,
     fleiss_kappa,

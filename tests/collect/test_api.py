@@ -3,9 +3,9 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from collect.api import create_app
+from collect.api.server import create_app
 from collect.store import create_rater, make_engine, session_factory, upgrade
-from tests.collect.conftest import seed_campaign
+from tests.support.campaigns import seed_campaign
 
 
 @pytest.fixture
@@ -160,14 +160,14 @@ def test_rankings_and_ratings_are_stored_in_canonical_order(sqlite_url, kind, fi
 
 
 def test_a_database_busy_past_its_timeout_is_a_503_to_retry(api, monkeypatch):
-    from collect import api as api_module
+    from collect.api import routes
 
     client, tokens = api
 
     def busy(**kwargs):
         raise TimeoutError("another transaction of this process has held the SQLite database for too long")
 
-    monkeypatch.setattr(api_module, "next_task", busy)
+    monkeypatch.setattr(routes, "next_task", busy)
     response = client.get("/api/campaigns/demo/next", headers=auth(tokens["ana"]))
     assert response.status_code == 503 and response.headers["Retry-After"] == "1" and "retry" in response.text
 

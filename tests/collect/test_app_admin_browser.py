@@ -10,9 +10,10 @@ from sqlalchemy import select
 
 from collect.serve import ServeArguments, build_server
 from collect.store import Adjudication, Rater, Task, authenticate, create_rater
-from tests.collect.test_adjudication import judge
-from tests.collect.test_app_browser import ATTACK, CHROMIUM, CHROMIUM_ARGS
-from tests.collect.test_app_server import PASSWORDS, add_attack_task, make_store, serving
+from tests.support.attacks import ATTACK
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.campaigns import PASSWORDS, add_attack_task, judge, make_store
+from tests.support.serving import serving
 
 playwright = pytest.importorskip("playwright.sync_api", reason="the browser test needs `pip install playwright`")
 pytestmark = pytest.mark.skipif(

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from collect.app.arena_tab import CONCURRENT_BATTLES, create_arena_tab
-from collect.campaign import as_definition, campaign_from_dict
-from collect.judgment_records import IDENTITY_LEAK
+from collect.domain.answers import IDENTITY_LEAK
+from collect.domain.campaign import as_definition, campaign_from_dict
 from collect.serve import ServeArguments, build_server
 from collect.store import (
     Assignment,
@@ -28,8 +28,10 @@ from collect.store import (
     upgrade,
 )
 from collect.store.raters import set_active
-from tests.collect.test_app_browser import ATTACK, CHROMIUM, CHROMIUM_ARGS, log_in
-from tests.collect.test_app_server import PASSWORDS, serving
+from tests.support.attacks import ATTACK
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, log_in
+from tests.support.campaigns import PASSWORDS
+from tests.support.serving import serving
 
 playwright = pytest.importorskip("playwright.sync_api", reason="the browser test needs `pip install playwright`")
 pytestmark = pytest.mark.skipif(

@@ -8,27 +8,14 @@ download does not work on these machines, so it is never used.
 
 import contextlib
 import re
-from pathlib import Path
 
 import pytest
 
 from collect.serve import ServeArguments, build_server
-from tests.collect.test_app_server import PASSWORDS, add_attack_task, judgments_of, make_store, serving
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ATTACK = (
-    'Look: <img src=x onerror="window.__plumb_ran=1"> <script>window.__plumb_ran=2</script> '
-    '<a href="javascript:window.__plumb_ran=3">link</a>\n```python\nprint("<b>hi</b>")\n```'
-)
+from tests.support.attacks import ATTACK, TRICKS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, log_in
+from tests.support.campaigns import add_attack_task, judgments_of, make_store
+from tests.support.serving import serving
 
 playwright = pytest.importorskip("playwright.sync_api", reason="the browser test needs `pip install playwright`")
 pytestmark = pytest.mark.skipif(
@@ -53,14 +40,6 @@ def browser_on_app(tmp_path, *, attack: bool | str = False, **campaign):
         finally:
             browser.close()
     engine.dispose()
-
-
-def log_in(page, name: str) -> None:
-    """Sign in on Gradio's login form and wait for the rater page."""
-    page.locator("input").nth(0).fill(name)
-    page.locator("input").nth(1).fill(PASSWORDS[name])
-    page.get_by_role("button", name="Login").click()
-    playwright.expect(page.locator("#plumb-progress")).to_contain_text("0 judged today")
 
 
 def press(page, key: str, *, judged_today: int) -> None:
@@ -171,8 +150,6 @@ def test_a_reviewer_has_the_campaign_tab_and_its_overview(tmp_path):
 
 
 def test_markdown_tricks_in_a_response_show_as_text_fetch_nothing_and_run_nothing(tmp_path):
-    from tests.collect.test_display import TRICKS
-
     tricks = "\n\n".join(TRICKS).replace("alert(", "window.__plumb_ran=(")
     with browser_on_app(tmp_path, attack=tricks, prompts=0) as (page, _):
         dialogs, requests = [], []

@@ -9,7 +9,7 @@ from collect.app import handlers
 from collect.app.display import escaped_chat, overview_markdown
 from collect.app.keys import CHOICE_KEYS, action_of, button_label, keyboard_script
 from collect.store import Judgment
-from tests.collect.test_app_server import PASSWORDS, add_attack_task, make_store
+from tests.support.campaigns import PASSWORDS, add_attack_task, make_store
 
 
 @pytest.fixture

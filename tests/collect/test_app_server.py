@@ -1,10 +1,8 @@
 """The rater app served for real (uvicorn on 127.0.0.1 in a thread), driven with `gradio_client` and the REST API."""
 
-import contextlib
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -15,85 +13,14 @@ from sqlalchemy import func, select
 from collect.app.keys import button_label
 from collect.serve import ServeArguments, build_server
 from collect.store import (
-    Judgment,
-    Rater,
     Task,
-    add_candidate,
-    add_prompt,
-    build_tasks,
-    campaign_by_name,
-    create_rater,
-    ensure_policy,
     make_engine,
     session_factory,
-    upgrade,
 )
-from tests.collect.conftest import seed_campaign
+from tests.support.campaigns import PASSWORDS, judgments_of, make_store
+from tests.support.serving import free_port, serving
 
 REPO = Path(__file__).resolve().parents[2]
-PASSWORDS = {"ana": "ana-secret", "ben": "ben-secret", "rev": "rev-secret"}
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serving(app):
-    """Run `app` with uvicorn on a free port of 127.0.0.1 in a thread; yields its URL, stops it afterwards."""
-    import uvicorn
-
-    port = free_port()
-    # Gradio keeps event streams open; a short graceful timeout closes them instead of waiting for clients.
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):  # started within seconds; the loop only bounds a broken start
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.05)
-        assert server.started, "the server did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
-def make_store(url: str, **campaign):
-    """A migrated SQLite store with a 3-task campaign 'demo' (pairwise unless `campaign` says otherwise),
-    ana and ben (raters) and rev (reviewer)."""
-    engine = make_engine(url)
-    upgrade(engine)
-    sessions = session_factory(engine)
-    seed_campaign(sessions, **{"prompts": 3, "raters_per_task": 1, "max_raters_per_task": 1, **campaign})
-    tokens = {}
-    with sessions.begin() as session:
-        for name, role in (("ana", "rater"), ("ben", "rater"), ("rev", "reviewer")):
-            tokens[name] = create_rater(session=session, name=name, role=role, password=PASSWORDS[name])[1]
-    return engine, sessions, tokens
-
-
-def add_attack_task(sessions, attack: str) -> None:
-    """A last task whose prompt and both candidates carry HTML that would run if it were rendered."""
-    with sessions.begin() as session:
-        campaign = campaign_by_name(session=session, name="demo")
-        prompt = add_prompt(
-            session=session, campaign=campaign, external_id="attack", messages=[{"role": "user", "content": attack}]
-        )
-        for name in ("sft", "dpo"):
-            add_candidate(
-                session=session,
-                prompt=prompt,
-                completion=[{"role": "assistant", "content": attack}],
-                policy=ensure_policy(session=session, campaign=campaign, name=name),
-            )
-        build_tasks(session=session, campaign=campaign, overlap=1)
 
 
 @pytest.fixture(scope="module")
@@ -104,13 +31,6 @@ def served(tmp_path_factory):
     with serving(build_server(ServeArguments(db=url, campaign="demo"))) as base_url:
         yield base_url, sessions, tokens
     engine.dispose()
-
-
-def judgments_of(sessions, name: str) -> list[Judgment]:
-    """Every judgment row of rater `name`, oldest first: superseded ones and undo retractions included."""
-    with sessions.begin() as session:
-        rater = session.scalar(select(Rater).where(Rater.name == name))
-        return session.scalars(select(Judgment).where(Judgment.rater_id == rater.id).order_by(Judgment.id)).all()
 
 
 def test_a_logged_in_rater_judges_through_the_gradio_api(served):

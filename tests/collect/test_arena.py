@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from collect.arena import (
+from collect.services.arena.ratings import (
     bootstrap_counts,
     bradley_terry,
     count_battles,

@@ -9,8 +9,9 @@ import random
 import pytest
 from sqlalchemy import func, select
 
-from collect.arena import count_battles, leaderboard
-from collect.arena_battles import (
+from collect.domain.answers import IDENTITY_LEAK
+from collect.domain.campaign import PolicySpec, campaign_from_dict
+from collect.services.arena.battles import (
     ArenaBattles,
     ArenaError,
     cast_vote,
@@ -21,10 +22,10 @@ from collect.arena_battles import (
     run_battle,
     start_battle,
 )
-from collect.campaign import PolicySpec, as_definition, campaign_from_dict
-from collect.export import load_items
-from collect.judgment_records import IDENTITY_LEAK, battle_records
-from collect.scheduling import next_task
+from collect.services.arena.ratings import count_battles, leaderboard
+from collect.services.export.items import load_items
+from collect.services.export.records import battle_records
+from collect.services.scheduling import next_task
 from collect.store import (
     Assignment,
     Candidate,
@@ -33,34 +34,11 @@ from collect.store import (
     StoreError,
     Task,
     campaign_by_name,
-    create_campaign,
-    create_rater,
     rater_by_name,
 )
 from collect.store.raters import set_active
 from plumb.generation import LoadedModels
-
-POLICIES = [{"name": "sft", "model": "default"}, {"name": "dpo", "model": "default", "aliases": ["Plumby"]}]
-
-
-def arena_campaign(sessions, **settings):
-    """An 'arena' campaign with the policies sft and dpo (reading time 5 s), raters ana and ben; returns its spec."""
-    spec = campaign_from_dict({"name": "arena", "policies": POLICIES, **settings})
-    with sessions.begin() as session:
-        create_campaign(session=session, name="arena", kind="pairwise", definition=as_definition(spec))
-        for name in ("ana", "ben"):
-            create_rater(session=session, name=name)
-    return spec
-
-
-def answered(spec, texts=("First answer.", "Second answer."), *, seed=0, rater="ana"):
-    """A battle started at t=100 whose sides started at t=101 and t=102 with `texts` (A finished, B still going)."""
-    battle = start_battle(spec, rater=rater, prompt="Tell me about rain.", rng=random.Random(seed), now=100.0)
-    for index, text in enumerate(texts):
-        battle.add_text(index, text, now=101.0 + index)
-    battle.finish(0, now=103.0)
-    battle.show()
-    return battle
+from tests.support.arena import answered, arena_campaign
 
 
 def test_a_vote_stores_the_battle_in_one_transaction_and_counts_only_after_the_reading_time(store):

@@ -7,11 +7,12 @@ import datasets
 import pytest
 from sqlalchemy import select
 
-from collect.export import ExportArguments, config_types, main
+from collect.export import config_types, main
+from collect.services.export.rows import ExportArguments
 from collect.store import Assignment, Task, rater_by_name, record_judgment, retract_judgment
 from plumb.config import parse_config
 from plumb.data import validate
-from tests.collect.conftest import seed_campaign, seed_raters
+from tests.support.campaigns import seed_campaign, seed_raters
 
 REPO = Path(__file__).resolve().parents[2]
 # Canonical answers per task (first candidate: policy "sft", second: "dpo"); None = not judged.
@@ -257,7 +258,7 @@ def test_battles_format_feeds_the_leaderboard_and_leaves_identity_leaks_out(judg
 def test_a_push_that_cannot_reach_the_hub_names_the_repo(judged_db, tmp_path, monkeypatch):
     import huggingface_hub.constants
 
-    from collect.export import PushError
+    from collect.services.export.dataset import PushError
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # never reach out, even where a network is
     (args,) = parse_config(
@@ -298,9 +299,9 @@ def test_a_failed_push_is_one_line_from_the_command_line(judged_db, tmp_path):
 
 
 def test_arena_battles_are_training_data_unless_cut_off_or_leaked(sqlite_url, tmp_path):
-    from collect.arena_battles import cast_vote
+    from collect.services.arena.battles import cast_vote
     from collect.store import make_engine, session_factory, upgrade
-    from tests.collect.test_arena_battles import answered, arena_campaign
+    from tests.support.arena import answered, arena_campaign
 
     engine = make_engine(sqlite_url)
     upgrade(engine)

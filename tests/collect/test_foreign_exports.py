@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from collect import import_prompts
-from collect.foreign_exports import detect_format, to_import_rows
+from collect.domain.foreign_exports import detect_format, to_import_rows
 from collect.init import main as init_main
 from collect.store import Candidate, Prompt, open_store
 from plumb.data import DataError

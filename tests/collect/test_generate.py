@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from collect import generate, import_prompts
 from collect.init import main as init_main
 from collect.store import Candidate, Task, open_store
+from plumb.generation import openai_generator
 
 
 def write_campaign(tmp_path, policies: str):
@@ -54,7 +55,7 @@ def test_an_openai_compatible_server_by_url(tmp_path):
 
     client = httpx.Client(transport=httpx.MockTransport(server))
     generation = {"model": "smol", "max_new_tokens": 16, "temperature": 0.5}
-    answer = generate.openai_generator("http://127.0.0.1:8001/v1/", generation, client=client)
+    answer = openai_generator("http://127.0.0.1:8001/v1/", generation, client=client)
     assert answer([[{"role": "user", "content": "hi"}]]) == ["echo hi"]
     url, body = requests[0]
     assert url == "http://127.0.0.1:8001/v1/chat/completions"
@@ -75,7 +76,7 @@ def test_an_openai_compatible_server_by_url(tmp_path):
         ),
         db=db,
     )
-    fake = generate.openai_generator("http://127.0.0.1:8001/v1", {}, client=client)
+    fake = openai_generator("http://127.0.0.1:8001/v1", {}, client=client)
     made = generate.main("gen", db=db, generators={"served": fake, "other": fake})
     assert made == {"candidates": {"served": 3, "other": 3}, "new_tasks": 3}
     assert candidate_settings(db)[0] == {"backend": "openai", "model": "http://127.0.0.1:8001/v1"}

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from collect import import_prompts
-from collect.campaign import load_campaign
+from collect.domain.campaign import load_campaign
 from collect.init import main as init_main
 from collect.store import Campaign, Candidate, Prompt, Task, open_store
 from plumb.config import ConfigError

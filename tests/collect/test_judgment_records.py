@@ -5,9 +5,10 @@ import random
 import datasets
 from sqlalchemy import select
 
-from collect.export import ExportArguments, main
-from collect.quality.judgments import judgment_table
-from collect.scheduling import next_task, submit_judgment
+from collect.domain.quality.judgments import judgment_table
+from collect.export import main
+from collect.services.export.rows import ExportArguments
+from collect.services.scheduling import next_task, submit_judgment
 from collect.store import (
     Candidate,
     Policy,
@@ -18,7 +19,7 @@ from collect.store import (
     session_factory,
     upgrade,
 )
-from tests.collect.conftest import seed_campaign, seed_raters
+from tests.support.campaigns import seed_campaign, seed_raters
 
 
 def test_records_keep_the_shown_order_and_feed_the_quality_tools(sqlite_url, tmp_path):

@@ -1,6 +1,12 @@
 """Aggregation rules, checked against decisions worked out by hand."""
 
-from collect.majority import aggregate_pairwise, aggregate_ranks, aggregate_ratings, agreement, dense_ranks
+from collect.services.export.majority import (
+    aggregate_pairwise,
+    aggregate_ranks,
+    aggregate_ratings,
+    agreement,
+    dense_ranks,
+)
 
 
 def test_majority_wins_and_the_margin_is_the_winners_mean_strength():

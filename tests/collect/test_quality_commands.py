@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from collect import leaderboard, quality_report
+from collect import leaderboard, quality
 from plumb.config import ConfigError, parse_config
 from plumb.data import DataError
 
@@ -20,7 +20,7 @@ def run(module, config: str, tmp_path, *flags):
 
 
 def test_quality_demo_flags_the_careless_rater(tmp_path, capsys):
-    report = run(quality_report, "quality-demo.yaml", tmp_path)
+    report = run(quality, "quality-demo.yaml", tmp_path)
     raters = {row["rater"]: row for row in report["raters"]}
     assert "reward-model" not in raters  # pre-labels are compared to the raters, not counted among them
     assert raters["fred"]["flags"] == ["gold", "consistency"] and raters["fred"]["speed"] == "fast"
@@ -41,7 +41,7 @@ def test_quality_demo_flags_the_careless_rater(tmp_path, capsys):
 
 def test_quality_excludes_contested_items_when_asked(tmp_path):
     report = run(
-        quality_report,
+        quality,
         "quality-demo.yaml",
         tmp_path,
         "--exclude_contested",
@@ -58,7 +58,7 @@ def test_quality_excludes_contested_items_when_asked(tmp_path):
 def test_quality_rejects_an_unknown_aggregation():
     with pytest.raises(ConfigError, match="aggregation"):
         parse_config(
-            quality_report.config_types(), ["--config", str(CONFIGS / "quality-demo.yaml"), "--aggregation", "median"]
+            quality.config_types(), ["--config", str(CONFIGS / "quality-demo.yaml"), "--aggregation", "median"]
         )
 
 
@@ -104,3 +104,10 @@ def test_leaderboard_names_missing_columns(tmp_path):
     args = parse_config(leaderboard.config_types(), ["--battles", str(path), "--output_dir", str(tmp_path)])
     with pytest.raises(DataError, match="missing column.* winner"):
         leaderboard.main(*args)
+
+
+def test_the_commands_thresholds_are_the_reports_defaults():
+    from collect.domain.quality.report import QualitySettings
+
+    assert quality.QualityArguments().settings() == QualitySettings()
+    assert quality.QualityArguments(min_gold=9, aggregation="dawid_skene").settings().min_gold == 9

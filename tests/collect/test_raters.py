@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from collect.quality.judgments import judgment_table, label_matrix, preference
-from collect.quality.raters import (
+from collect.domain.quality.judgments import judgment_table, label_matrix, preference
+from collect.domain.quality.raters import (
     consensus_agreement,
     gold_accuracy,
     intransitivity,

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from collect.scheduling import next_task, set_priorities, skip_task, submit_judgment, to_canonical, undo_last
+from collect.services.scheduling import next_task, set_priorities, skip_task, submit_judgment, to_canonical, undo_last
 from collect.store import Assignment, Judgment, JudgmentError, Task, campaign_by_name, rater_by_name
 from collect.store.models import utcnow
-from tests.collect.conftest import seed_campaign, seed_raters
+from tests.support.campaigns import seed_campaign, seed_raters
 
 
 def lease(sessions, rater_name, *, seed=0, now=None, campaign="demo"):

@@ -11,16 +11,8 @@ from scipy.stats import binom
 from sqlalchemy import func, select
 
 from collect.cli import main as collect_main
-from collect.export import ExportArguments
-from collect.export import main as export_main
-from collect.import_prompts import main as import_main
-from collect.import_prompts import parse_row
-from collect.init import main as init_main
-from collect.quality_report import QualityArguments
-from collect.quality_report import main as quality_main
-from collect.scheduling import next_task, raters_disagree, submit_judgment
-from collect.simulate import simulate
-from collect.simulated_raters import (
+from collect.domain.answers import raters_disagree
+from collect.domain.simulated_raters import (
     SimulatedRaterParams,
     agreement_probability,
     pairwise_answer,
@@ -29,6 +21,15 @@ from collect.simulated_raters import (
     rating_answer,
     rating_edges,
 )
+from collect.export import main as export_main
+from collect.import_prompts import main as import_main
+from collect.init import main as init_main
+from collect.quality import QualityArguments
+from collect.quality import main as quality_main
+from collect.services.campaign_import import parse_row
+from collect.services.export.rows import ExportArguments
+from collect.services.scheduling import next_task, submit_judgment
+from collect.services.simulation import simulate
 from collect.store import (
     Assignment,
     Candidate,
@@ -47,7 +48,7 @@ from collect.store import (
 )
 from collect.store.raters import RaterError
 from plumb.data import DataError
-from tests.collect.conftest import seed_campaign, seed_raters
+from tests.support.campaigns import seed_campaign, seed_raters
 
 SIGMOID_1 = 1 / (1 + math.exp(-1))  # 0.7311: agreement when the gap equals the temperature
 

@@ -1,8 +1,5 @@
 """The preference store: migrations, raters, and append-only judgments guarded by the database."""
 
-import subprocess
-import sys
-
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -25,16 +22,7 @@ from collect.store import (
 )
 from collect.store.models import Base, StoreError
 from collect.store.raters import RaterError
-from tests.collect.conftest import seed_campaign, seed_raters
-
-
-def test_the_store_scheduler_and_api_load_neither_gradio_nor_torch():
-    probe = (
-        "import sys, collect.store, collect.scheduling, collect.api\n"
-        "print([m for m in ('gradio', 'torch', 'trl', 'transformers') if m in sys.modules])"
-    )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+from tests.support.campaigns import seed_campaign, seed_raters
 
 
 def test_migrations_create_exactly_the_models_schema(store):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from plumb.generation import LoadedModels, load_on_device, local_generator, stream_local, stream_openai
-from tests.collect.test_app_server import serving
+from tests.support.serving import serving
 
 MESSAGES = [{"role": "user", "content": "Tell me about rain."}]
 

@@ -1,0 +1,118 @@
+"""The routes of the REST API: what a rater does (next task, submit, skip, undo), and a campaign's stats and export.
+
+Every request authenticates a rater by API token and runs in one transaction that commits
+before the response is sent.
+"""
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+
+from collect.api.schemas import AssignmentRef, JudgmentIn
+from collect.domain.answers import answer_of
+from collect.services.export.items import load_items
+from collect.services.export.rows import ExportArguments, export_rows, summarize
+from collect.services.read_models import TaskView, campaign_stats, task_view
+from collect.services.scheduling import next_task, skip_task, submit_judgment, undo_last
+from collect.store import STAFF_ROLES, Assignment, Rater, Task, campaign_by_name, rater_by_token
+
+bearer = HTTPBearer(auto_error=False)
+
+
+def _rater(session, credentials: HTTPAuthorizationCredentials | None) -> Rater:
+    rater = rater_by_token(session=session, token=credentials.credentials) if credentials else None
+    if rater is None:
+        raise HTTPException(401, "missing or unknown API token (Authorization: Bearer TOKEN)")
+    return rater
+
+
+def _answer(body: JudgmentIn) -> dict:
+    answer = body.model_dump(exclude={"assignment_id", "choice"})
+    if body.choice is not None:
+        try:
+            answer.update(answer_of(body.choice))
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from None
+    return answer
+
+
+def rating_routes() -> APIRouter:
+    """What a rater does: get the next task, answer, skip, undo."""
+    router = APIRouter(prefix="/api")
+
+    @router.get("/campaigns/{name}/next", response_model=TaskView | None)
+    def next_for_me(name: str, request: Request, credentials=Depends(bearer)):
+        """Lease the next task (or return the one already leased); null when nothing is left for you."""
+        with request.app.state.sessions.begin() as session:
+            rater = _rater(session, credentials)
+            assignment = next_task(session=session, campaign=campaign_by_name(session=session, name=name), rater=rater)
+            return task_view(session, assignment) if assignment else None
+
+    @router.post("/campaigns/{name}/judgments", status_code=201)
+    def submit(name: str, body: JudgmentIn, request: Request, credentials=Depends(bearer)) -> dict:
+        """Submit (or edit) your answer to a leased task; it is stored when this returns."""
+        with request.app.state.sessions.begin() as session:
+            rater = _rater(session, credentials)
+            _own_campaign_assignment(session, name, body.assignment_id)
+            judgment = submit_judgment(session=session, rater=rater, assignment_id=body.assignment_id, **_answer(body))
+            result = {"judgment_id": judgment.id, "task_id": judgment.task_id, "supersedes_id": judgment.supersedes_id}
+        return result
+
+    @router.post("/campaigns/{name}/skip")
+    def skip(name: str, body: AssignmentRef, request: Request, credentials=Depends(bearer)) -> dict:
+        """Pass on a leased task: it is not offered to you again."""
+        with request.app.state.sessions.begin() as session:
+            rater = _rater(session, credentials)
+            _own_campaign_assignment(session, name, body.assignment_id)
+            return {"skipped": skip_task(session=session, rater=rater, assignment_id=body.assignment_id).task_id}
+
+    @router.post("/campaigns/{name}/undo", response_model=TaskView)
+    def undo(name: str, request: Request, credentials=Depends(bearer)):
+        """Take back your latest judgment in the campaign; its task is leased to you again."""
+        with request.app.state.sessions.begin() as session:
+            rater = _rater(session, credentials)
+            campaign = campaign_by_name(session=session, name=name)
+            return task_view(session, undo_last(session=session, campaign=campaign, rater=rater))
+
+    return router
+
+
+def campaign_routes() -> APIRouter:
+    """What the campaign looks like: progress, and its export."""
+    router = APIRouter(prefix="/api")
+
+    @router.get("/campaigns/{name}/stats")
+    def stats(name: str, request: Request, credentials=Depends(bearer)) -> dict:
+        """Progress: tasks, complete tasks, live judgments, raters, and your own count."""
+        with request.app.state.sessions.begin() as session:
+            return campaign_stats(session, campaign_by_name(session=session, name=name), _rater(session, credentials))
+
+    @router.get("/campaigns/{name}/export")
+    def export(
+        name: str,
+        request: Request,
+        format: str = "pairwise",
+        per_rater: bool = False,
+        on_split: str = "drop",
+        credentials=Depends(bearer),
+    ) -> dict:
+        """The campaign's dataset rows and summary in a contract format (reviewers and admins only)."""
+        try:
+            args = ExportArguments(campaign=name, format=format, per_rater=per_rater, on_split=on_split)
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from None
+        with request.app.state.sessions.begin() as session:
+            if _rater(session, credentials).role not in STAFF_ROLES:
+                raise HTTPException(403, "exporting needs the reviewer or admin role")
+            items = load_items(session, campaign_by_name(session=session, name=name).id)
+        rows, left_out = export_rows(items, args)
+        return {"rows": rows, "summary": summarize(items, rows, left_out, args)}
+
+    return router
+
+
+def _own_campaign_assignment(session, name: str, assignment_id: int) -> None:
+    campaign = campaign_by_name(session=session, name=name)
+    task_campaign = session.scalar(select(Task.campaign_id).join(Assignment).where(Assignment.id == assignment_id))
+    if task_campaign != campaign.id:
+        raise HTTPException(404, f"assignment {assignment_id} is not in campaign '{name}'")

@@ -1,0 +1,30 @@
+"""The request bodies of the REST API, checked by pydantic before a route runs: bad input is a 422 with a message."""
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+RowId = Annotated[int, Field(ge=1, le=2**62)]  # larger could not be a row id, and would overflow SQLite
+
+
+class JudgmentIn(BaseModel):
+    """An answer in display order: a `choice` label of the scale (or `preference`, -3..3, positive = A better)."""
+
+    assignment_id: RowId
+    choice: str | None = Field(None, description="one of the scale's labels, e.g. 'A slightly better', 'Both bad'")
+    preference: int | None = Field(None, ge=-3, le=3)
+    both_bad: bool = False
+    ranks: list[int] | None = None
+    ratings: list[int] | None = None
+    rationale: str = Field("", max_length=10_000)
+    flags: list[str] = []
+    seconds_spent: float | None = Field(None, ge=0)
+    edit: str | None = Field(
+        None, max_length=50_000, description="your improved version of the better response (campaigns with allow_edits)"
+    )
+
+
+class AssignmentRef(BaseModel):
+    """Which assignment an action is about."""
+
+    assignment_id: RowId

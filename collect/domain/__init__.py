@@ -1,0 +1,1 @@
+"""collect's pure logic: answers and their labels, campaign specs, simulated raters, quality maths; no I/O here."""

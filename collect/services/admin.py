@@ -1,0 +1,222 @@
+"""What admins do in the app, as plain functions over the store: manage raters, export and push, watch progress.
+
+Every function checks the caller's role itself, because a hidden tab is still callable
+through the Gradio API: rater management and export are for admins, the progress figures
+for reviewers and admins. Each runs in one transaction that commits before it returns.
+"""
+
+import re
+import secrets
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from collect.services.adjudication import disagreement_queue
+from collect.services.export.dataset import PushError, push, save_export
+from collect.services.export.items import load_items
+from collect.services.export.rows import FORMATS, ExportArguments
+from collect.store import (
+    STAFF_ROLES,
+    Adjudication,
+    Judgment,
+    Rater,
+    Task,
+    campaign_by_name,
+    create_rater,
+    live_judgments_per_rater,
+    live_judgments_query,
+    require_role,
+)
+from collect.store.raters import all_raters, set_active, set_password, set_role
+
+
+@dataclass
+class ExportResult:
+    """Where an export went (its directory and, when asked, a zip of it), its summary.json and the dataset."""
+
+    directory: Path
+    archive: Path | None
+    summary: dict
+    dataset: object  # datasets.Dataset, imported only when exporting
+
+
+def _admin(session, name: str) -> Rater:
+    return require_role(session=session, name=name, roles=("admin",), what="this")
+
+
+def _staff(session, name: str) -> Rater:
+    return require_role(session=session, name=name, roles=STAFF_ROLES, what="campaign progress")
+
+
+# Raters
+
+
+def rater_table(sessions, *, campaign: str, admin_name: str) -> list[dict]:
+    """Every rater: name, role, active, and their live judgments in `campaign`."""
+    with sessions.begin() as session:
+        _admin(session, admin_name)
+        live = live_judgments_query(campaign_by_name(session=session, name=campaign).id).subquery()
+        counts = dict(session.execute(select(live.c.rater_id, func.count()).group_by(live.c.rater_id)).all())
+        return [
+            {"name": r.name, "role": r.role, "active": r.active, "judgments": counts.get(r.id, 0)}
+            for r in all_raters(session=session)
+        ]
+
+
+def add_rater(sessions, *, admin_name: str, name: str, role: str, password: str | None = None) -> str:
+    """Add a rater; with no password one is generated. Returns a message with the password and API token, shown once."""
+    name = (name or "").strip()
+    with sessions.begin() as session:
+        _admin(session, admin_name)
+        generated = password is None
+        password = secrets.token_urlsafe(12) if generated else password
+        _, token = create_rater(session=session, name=name, role=role, password=password)
+    shown = f" Password (shown once): `{password}`." if generated else ""
+    return f"Added {role} '{name}'.{shown} API token (shown once): `{token}`"
+
+
+def change_role(sessions, *, admin_name: str, name: str, role: str) -> str:
+    """Give rater `name` a new role (rater, reviewer, admin)."""
+    name = (name or "").strip()
+    with sessions.begin() as session:
+        rater = set_role(session=session, name=name, role=role, by=_admin(session, admin_name))
+        return f"'{rater.name}' is now a {rater.role}."
+
+
+def change_active(sessions, *, admin_name: str, name: str, active: bool) -> str:
+    """Deactivate (no more sign-ins, API calls or page actions) or reactivate rater `name`."""
+    name = (name or "").strip()
+    with sessions.begin() as session:
+        rater = set_active(session=session, name=name, active=active, by=_admin(session, admin_name))
+        return f"'{rater.name}' is {'active again' if rater.active else 'deactivated: they can no longer sign in'}."
+
+
+def reset_password(sessions, *, admin_name: str, name: str, password: str | None = None) -> str:
+    """Set rater `name`'s password; with none, generate one. Returns a message (a generated password shown once)."""
+    name = (name or "").strip()  # as typed into a form: "alice " is alice, as when she was added
+    with sessions.begin() as session:
+        admin = _admin(session, admin_name)
+        generated = password is None
+        password = secrets.token_urlsafe(12) if generated else password
+        set_password(session=session, name=name, password=password, by=admin)
+    return f"New password for '{name}'" + (f" (shown once): `{password}`" if generated else " saved.")
+
+
+# Export and push
+
+
+def export_campaign(
+    sessions,
+    *,
+    campaign: str,
+    admin_name: str,
+    format: str,
+    output_root: str | Path,
+    archive_dir: str | Path | None = None,
+    per_rater: bool = False,
+    include_identity_leaks: bool = False,
+) -> ExportResult:
+    """Export `campaign` in `format` to a new directory under `output_root`/exports (zipped into `archive_dir`)."""
+    if format not in FORMATS:
+        raise ValueError(f"unknown export format '{format}' (choose one of: {', '.join(FORMATS)})")
+    with sessions.begin() as session:
+        _admin(session, admin_name)
+        stored_campaign = campaign_by_name(session=session, name=campaign)
+        items = load_items(session, stored_campaign.id)
+        guidelines = stored_campaign.definition.get("guidelines", "")
+    directory = _new_directory(Path(output_root) / "exports", f"{campaign}-{format}")
+    args = ExportArguments(
+        campaign=campaign,
+        format=format,
+        output_dir=str(directory),
+        per_rater=per_rater,
+        include_identity_leaks=include_identity_leaks,
+    )
+    dataset, summary = save_export(items, args, guidelines=guidelines)
+    archive = None
+    if archive_dir is not None:
+        archive = Path(shutil.make_archive(str(Path(archive_dir) / directory.name), "zip", root_dir=directory))
+    return ExportResult(directory=directory, archive=archive, summary=summary, dataset=dataset)
+
+
+def push_campaign(
+    sessions,
+    *,
+    campaign: str,
+    admin_name: str,
+    format: str,
+    repo: str,
+    output_root: str | Path,
+    per_rater: bool = False,
+    include_identity_leaks: bool = False,
+) -> str:
+    """Export as `export_campaign` does, then push the dataset and its card to the Hub repo `repo`."""
+    repo = (repo or "").strip()
+    if not repo:
+        raise PushError("give the Hub dataset repo to push to (like team/preferences)")
+    result = export_campaign(
+        sessions,
+        campaign=campaign,
+        admin_name=admin_name,
+        format=format,
+        output_root=output_root,
+        per_rater=per_rater,
+        include_identity_leaks=include_identity_leaks,
+    )
+    push(result.dataset, result.directory, repo)
+    return f"Pushed {result.summary['rows']} {format} rows to the Hub dataset repo '{repo}'."
+
+
+def _new_directory(parent: Path, stem: str) -> Path:
+    # One directory per export, named for what and when, so an earlier export is never overwritten.
+    stem = re.sub(r"[^\w.-]+", "-", stem)
+    base = parent / f"{stem}-{datetime.now():%Y%m%d-%H%M%S}"
+    directory, copy = base, 1
+    while directory.exists():
+        copy += 1
+        directory = base.with_name(f"{base.name}-{copy}")
+    directory.mkdir(parents=True)
+    return directory
+
+
+# Progress
+
+
+def campaign_activity(sessions, *, campaign: str, staff_name: str) -> dict:
+    """Live judgment times, live judgments per rater, and per-task progress rows, for reviewers and admins."""
+    with sessions.begin() as session:
+        _staff(session, staff_name)
+        stored_campaign = campaign_by_name(session=session, name=campaign)
+        times = sorted(session.scalars(live_judgments_query(stored_campaign.id).with_only_columns(Judgment.created_at)))
+        per_rater = live_judgments_per_rater(session, stored_campaign.id)
+        tasks = session.scalars(
+            select(Task).where(Task.campaign_id == stored_campaign.id, Task.source == "pool").order_by(Task.id)
+        ).all()
+        adjudicated = set(
+            session.scalars(select(Adjudication.task_id).join(Task).where(Task.campaign_id == stored_campaign.id))
+        )
+        disputed = set(disagreement_queue(session, stored_campaign))
+        progress = [
+            {
+                "task": t.id,
+                "gold": t.is_gold,
+                "judgments": t.judgment_count,
+                "target": t.target_overlap,
+                "status": _status(t, t.id in disputed, t.id in adjudicated),
+            }
+            for t in tasks
+        ]
+    return {"times": times, "per_rater": per_rater, "tasks": progress}
+
+
+def _status(task: Task, disputed: bool, adjudicated: bool) -> str:
+    if disputed:
+        return "waiting for a reviewer"
+    if adjudicated:
+        return "adjudicated"
+    if task.judgment_count >= task.target_overlap:
+        return "complete"
+    return "in progress" if task.judgment_count else "not started"

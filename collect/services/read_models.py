@@ -1,0 +1,72 @@
+"""What raters and staff are shown, read from the store: the REST API, the app and `/metrics` share these.
+
+`task_view` is an assignment as its rater sees it (candidates in the order of that
+assignment, never a policy's name or a gold answer); `campaign_stats` counts a campaign's
+progress. Both read only, inside the caller's transaction.
+"""
+
+from datetime import datetime
+
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from collect.domain.campaign import spec_of
+from collect.store import Assignment, Campaign, Candidate, Prompt, Rater, Task, live_judgments_query
+
+LABELS = "ABCDEFGHIJ"
+
+
+class TaskView(BaseModel):
+    """A leased task as a rater sees it: candidates in the randomized order of this assignment."""
+
+    assignment_id: int
+    task_id: int
+    kind: str
+    prompt: list[dict]
+    candidates: list[dict]  # {"label": "A", "completion": [messages]}
+    expires_at: datetime
+    options: dict  # the answer scale, flags, rationale rule and guidelines of the campaign
+
+
+def task_view(session, assignment: Assignment) -> TaskView:
+    """What the rater is shown for an assignment (never the policies' names or a gold answer)."""
+    task = session.get(Task, assignment.task_id)
+    campaign = session.get(Campaign, task.campaign_id)
+    candidates = {c.id: c for c in session.scalars(select(Candidate).where(Candidate.id.in_(task.candidate_ids)))}
+    shown = [candidates[task.candidate_ids[index]] for index in assignment.candidate_order]
+    spec = spec_of(campaign)
+    options = {"flags": spec.flags, "rationale": spec.rationale, "guidelines": spec.guidelines}
+    if task.kind == "pairwise":
+        options.update(scale=spec.scale(), allow_edits=spec.allow_edits)
+    elif task.kind == "rating":
+        options["rating_points"] = spec.rating_points
+    return TaskView(
+        assignment_id=assignment.id,
+        task_id=task.id,
+        kind=task.kind,
+        prompt=session.get(Prompt, task.prompt_id).messages,
+        expires_at=assignment.expires_at,
+        candidates=[{"label": LABELS[i], "completion": c.completion} for i, c in enumerate(shown)],
+        options=options,
+    )
+
+
+def campaign_stats(session, campaign: Campaign, rater: Rater | None = None) -> dict:
+    """Counts that show a campaign's progress, and (given a rater) their own number of live judgments."""
+    in_campaign = Task.campaign_id == campaign.id
+    live = live_judgments_query(campaign.id).subquery()
+    return {
+        "campaign": campaign.name,
+        "tasks": session.scalar(select(func.count(Task.id)).where(in_campaign)),
+        "gold_tasks": session.scalar(select(func.count(Task.id)).where(in_campaign, Task.is_gold.is_(True))),
+        "complete_tasks": session.scalar(
+            select(func.count(Task.id)).where(
+                in_campaign, Task.is_gold.is_(False), Task.judgment_count >= Task.target_overlap
+            )
+        ),
+        "judgments": session.scalar(select(func.count()).select_from(live)),
+        "raters": session.scalar(select(func.count(func.distinct(live.c.rater_id)))),
+        "my_judgments": session.scalar(select(func.count()).select_from(live).where(live.c.rater_id == rater.id))
+        if rater is not None
+        else None,
+    }

@@ -1,0 +1,276 @@
+"""Which task a rater sees next, and what happens when they answer, skip or undo.
+
+Plain functions over a session. Concurrency: on SQLite every transaction begins
+IMMEDIATE (see `collect.store.engine`), so choosing and leasing a task is one
+serialized step. On PostgreSQL the chosen task row is locked `FOR UPDATE SKIP LOCKED`
+(other raters pass over it instead of waiting), and its free slots are counted again
+in a fresh statement once the lock is held: every lease of a task is written while
+holding that task's lock, so the recount cannot be stale.
+"""
+
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import Session
+
+from collect.domain.answers import raters_disagree
+from collect.domain.campaign import CampaignSpec, spec_of
+from collect.store import (
+    Assignment,
+    Campaign,
+    Judgment,
+    JudgmentError,
+    Rater,
+    Task,
+    live_judgments_query,
+    record_event,
+    record_judgment,
+    retract_judgment,
+)
+from collect.store.models import utcnow
+
+# A strategy turns a task's count of slots in use into ORDER BY terms over the task table.
+STRATEGIES: dict[str, Callable[[object], list]] = {
+    "fewest-judgments-first": lambda in_use: [in_use.asc(), Task.id.asc()],
+    "random": lambda in_use: [func.random()],
+    # Filled by a priority hook (`set_priorities`), e.g. from reward-model uncertainty; highest first.
+    "priority": lambda in_use: [Task.priority.desc(), in_use.asc(), Task.id.asc()],
+}
+
+
+def set_priorities(*, session: Session, priorities: dict[int, float]) -> None:
+    """The priority hook: store a score per task id for the `priority` strategy (higher is served first)."""
+    for task_id, score in priorities.items():
+        session.execute(update(Task).where(Task.id == task_id).values(priority=float(score)))
+
+
+def next_task(
+    *, session: Session, campaign: Campaign, rater: Rater, rng: random.Random | None = None, now: datetime | None = None
+) -> Assignment | None:
+    """Lease the rater's next task, or return their unexpired lease; None when nothing is left for them.
+
+    Never a task they judged or skipped; overlap respected; gold tasks mixed in at the
+    campaign's share; the candidate order shown is randomized and recorded.
+    """
+    rng = rng or random.SystemRandom()
+    now = now or utcnow()
+    spec = spec_of(campaign)
+    held = session.scalar(
+        select(Assignment)
+        .join(Task)
+        .where(
+            Task.campaign_id == campaign.id,
+            Assignment.rater_id == rater.id,
+            Assignment.state == "leased",
+            Assignment.expires_at > now,
+        )
+    )
+    if held is not None:
+        return held
+    # A gold task at the configured share (a regular one when no gold is left for them), else a regular
+    # task (a gold one when the regular have run out); no gold at all when the share is 0.
+    if not spec.gold_share:
+        pools = [False]
+    else:
+        pools = [True, False] if rng.random() < spec.gold_share else [False, True]
+    for gold in pools:
+        task = _lock_free_task(session, campaign, rater, spec, gold=gold, now=now)
+        if task is not None:
+            return _lease(session, task, rater, spec, rng=rng, now=now)
+    return None
+
+
+def _slots_in_use(rater: Rater, now: datetime):
+    leases = (
+        select(func.count(Assignment.id))
+        .where(
+            Assignment.task_id == Task.id,
+            Assignment.state == "leased",
+            Assignment.expires_at > now,
+            Assignment.rater_id != rater.id,
+        )
+        .scalar_subquery()
+    )
+    return Task.judgment_count + leases
+
+
+def _eligible(campaign: Campaign, rater: Rater, *, gold: bool, now: datetime):
+    done = (
+        select(Assignment.id)
+        .where(Assignment.task_id == Task.id, Assignment.rater_id == rater.id, Assignment.state != "leased")
+        .exists()
+    )
+    conditions = [Task.campaign_id == campaign.id, Task.source == "pool", Task.is_gold.is_(gold), ~done]
+    if not gold:  # a gold task is a check every rater may take once, so it has no overlap limit
+        conditions.append(_slots_in_use(rater, now) < Task.target_overlap)
+    return and_(*conditions)
+
+
+def _lock_free_task(
+    session: Session, campaign: Campaign, rater: Rater, spec: CampaignSpec, *, gold: bool, now: datetime
+) -> Task | None:
+    order = STRATEGIES[spec.strategy](_slots_in_use(rater, now))
+    query = select(Task).where(_eligible(campaign, rater, gold=gold, now=now)).order_by(*order).limit(1)
+    if session.get_bind().dialect.name != "postgresql":
+        return session.scalar(query)  # SQLite: BEGIN IMMEDIATE already serializes this transaction
+    passed_over = []
+    while True:
+        task = session.scalar(query.where(Task.id.not_in(passed_over)).with_for_update(skip_locked=True, of=Task))
+        if task is None:
+            return None
+        # A new statement sees every lease committed before we took the lock (READ COMMITTED).
+        recount = select(Task.id).where(Task.id == task.id, _eligible(campaign, rater, gold=gold, now=now))
+        if session.scalar(recount) is not None:
+            return task
+        passed_over.append(task.id)  # filled by a lease that committed after our first look; keep looking
+
+
+def _lease(
+    session: Session, task: Task, rater: Rater, spec: CampaignSpec, *, rng: random.Random, now: datetime
+) -> Assignment:
+    order = list(range(len(task.candidate_ids)))
+    rng.shuffle(order)
+    expires = now + timedelta(minutes=spec.lease_minutes)
+    assignment = session.scalar(
+        select(Assignment).where(Assignment.task_id == task.id, Assignment.rater_id == rater.id)
+    )
+    if assignment is None:  # a lease of theirs that expired is renewed in place, keeping one row per pair
+        assignment = Assignment(task_id=task.id, rater_id=rater.id)
+        session.add(assignment)
+    assignment.candidate_order, assignment.leased_at, assignment.expires_at = order, now, expires
+    session.flush()
+    return assignment
+
+
+def own_assignment(*, session: Session, rater: Rater, assignment_id: int) -> Assignment:
+    """The rater's assignment `assignment_id`; `JudgmentError` when it is not theirs or does not exist."""
+    assignment = session.get(Assignment, assignment_id)
+    if assignment is None or assignment.rater_id != rater.id:
+        raise JudgmentError(f"assignment {assignment_id} is not one of yours")
+    return assignment
+
+
+def to_canonical(assignment: Assignment, *, preference=None, ranks=None, ratings=None) -> dict:
+    """Turn an answer in display order (A = shown first) into the task's canonical candidate order."""
+    order = assignment.candidate_order  # display position -> canonical index
+    out = {"preference": preference, "ranks": None, "ratings": None}
+    if preference is not None and order and order[0] != 0:
+        out["preference"] = -preference  # shown A was the task's second candidate
+    for key, values in (("ranks", ranks), ("ratings", ratings)):
+        if isinstance(values, list) and len(values) == len(order):
+            canonical = [None] * len(order)
+            for position, value in enumerate(values):
+                canonical[order[position]] = value
+            out[key] = canonical
+        else:
+            out[key] = values  # wrong shapes are reported by the store's answer check
+    return out
+
+
+def submit_judgment(
+    *,
+    session: Session,
+    rater: Rater,
+    assignment_id: int,
+    preference: int | None = None,
+    both_bad: bool = False,
+    ranks: list[int] | None = None,
+    ratings: list[int] | None = None,
+    rationale: str = "",
+    flags: list[str] | None = None,
+    seconds_spent: float | None = None,
+    edit: str | None = None,
+) -> Judgment:
+    """Record the rater's answer (in display order) to an assignment; a second answer replaces the first.
+
+    `edit` is the rater's improved version of the better response (pairwise tasks of a
+    campaign with `allow_edits`); the SFT export prefers it to the response it improves.
+
+    An answer to a lease that has expired is still stored (paid work is never thrown away),
+    so a task whose slot was re-leased meanwhile can end up with one judgment more than its overlap.
+    """
+    assignment = own_assignment(session=session, rater=rater, assignment_id=assignment_id)
+    if assignment.state == "skipped":
+        raise JudgmentError(f"assignment {assignment_id} was skipped")
+    task = session.get(Task, assignment.task_id)
+    spec = spec_of(session.get(Campaign, task.campaign_id))
+    _check_options(spec, both_bad=both_bad, ratings=ratings, rationale=rationale, flags=flags)
+    edit = (edit or "").strip() or None
+    if edit is not None and not spec.allow_edits:
+        raise JudgmentError("this campaign does not ask raters to improve a response")
+    if edit is not None and task.kind != "pairwise":
+        raise JudgmentError(f"an improved response goes with a pairwise judgment, not a {task.kind} one")
+    answer = to_canonical(assignment, preference=preference, ranks=ranks, ratings=ratings)
+    judgment = record_judgment(
+        session=session,
+        assignment=assignment,
+        both_bad=both_bad,
+        rationale=rationale,
+        flags=flags,
+        seconds_spent=seconds_spent,
+        edit=edit,
+        **answer,
+    )
+    _grow_overlap_on_disagreement(session, task, spec)
+    return judgment
+
+
+def _check_options(spec: CampaignSpec, *, both_bad, ratings, rationale, flags) -> None:
+    if both_bad and not spec.allow_both_bad:
+        raise JudgmentError("this campaign does not offer 'both bad'")
+    if spec.rationale == "required" and not (rationale or "").strip():
+        raise JudgmentError("this campaign asks for a rationale with every judgment")
+    unknown = sorted(set(flags or []) - set(spec.flags))
+    if unknown:
+        raise JudgmentError(f"unknown flag(s) {', '.join(unknown)} (this campaign offers: {', '.join(spec.flags)})")
+    if isinstance(ratings, list) and not all(type(r) is int and 1 <= r <= spec.rating_points for r in ratings):
+        raise JudgmentError(f"ratings must be integers from 1 to {spec.rating_points}, got {ratings}")
+
+
+def _grow_overlap_on_disagreement(session: Session, task: Task, spec: CampaignSpec) -> None:
+    session.refresh(task)
+    if task.is_gold or task.judgment_count < task.target_overlap or task.target_overlap >= spec.max_raters_per_task:
+        return
+    judgments = session.scalars(live_judgments_query(task.campaign_id).where(Judgment.task_id == task.id))
+    if raters_disagree(judgments):
+        task.target_overlap += 1
+        record_event(session=session, action="task.overlap_grown", task_id=task.id, overlap=task.target_overlap)
+
+
+def skip_task(*, session: Session, rater: Rater, assignment_id: int) -> Assignment:
+    """The rater passes on a task; it is never offered to them again and its slot goes back to the pool."""
+    assignment = own_assignment(session=session, rater=rater, assignment_id=assignment_id)
+    if assignment.state != "leased":
+        raise JudgmentError(f"assignment {assignment_id} is already {assignment.state}")
+    assignment.state = "skipped"
+    record_event(session=session, action="task.skipped", rater=rater, task_id=assignment.task_id)
+    return assignment
+
+
+def undo_last(*, session: Session, campaign: Campaign, rater: Rater, now: datetime | None = None) -> Assignment:
+    """Retract the rater's latest live judgment in the campaign and lease its task back to them.
+
+    Only within the campaign's `undo_minutes` of submitting it: later, a judgment may already
+    have been exported or adjudicated, and changing it is a reviewer's decision.
+    """
+    latest = session.scalars(
+        live_judgments_query(campaign.id)
+        .where(Judgment.rater_id == rater.id)
+        .where(Task.source == "pool")
+        .order_by(None)
+        .order_by(Judgment.id.desc())
+        .limit(1)
+    ).first()
+    if latest is None:
+        raise JudgmentError("nothing to undo")
+    spec, now = spec_of(campaign), now or utcnow()
+    if now - latest.created_at > timedelta(minutes=spec.undo_minutes):
+        raise JudgmentError(
+            f"your last judgment is more than {spec.undo_minutes:g} minutes old: ask a reviewer to change it"
+        )
+    retract_judgment(session=session, judgment=latest)
+    assignment = session.get(Assignment, latest.assignment_id)
+    assignment.state, assignment.expires_at = "leased", now + timedelta(minutes=spec.lease_minutes)
+    return assignment
