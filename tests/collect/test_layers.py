@@ -23,7 +23,7 @@ PURE_IN_SERVICES = (
 NOT_IN_PURE = ("fastapi", "starlette", "gradio", "torch", "transformers", "trl", "sqlalchemy", "uvicorn")
 # Folders whose test modules still import their conftest (reward_train_args, the golden helpers): theirs to move to
 # tests/support/ or fixtures; then drop them from here.
-PENDING = ("tests/reward/", "tests/golden/")
+PENDING = ("tests/reward/",)
 
 
 def module_name(path: Path) -> str:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from plumb.config import parse_config
-from tests.golden import conftest as golden
-from tests.golden.conftest import GOLDEN_SEED, check_golden, step_series
+from tests.support import golden
+from tests.support.golden import GOLDEN_SEED, check_golden, step_series
 
 STEPS = 4
 
