@@ -64,10 +64,12 @@ class GuardCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         """Check the figures TRL just logged."""
+        if self.tripped is not None:  # stopped: a later log (the end-of-training summary) makes no step good
+            return control
         problems = violations(logs or {}, self.limits)
         if not problems:
             self.last_good_step = state.global_step
-        elif self.tripped is None:
+        else:
             self.tripped = {"step": state.global_step, "reasons": problems, "last_good_step": self.last_good_step}
             logger.warning("Over-optimisation guard at step %d: %s. Stopping.", state.global_step, "; ".join(problems))
             control.should_training_stop = True

@@ -1,36 +1,139 @@
-"""`plumb align ppo`: RLOO and GRPO steps on tiny models with an encoder reward model, and the guards."""
+"""`plumb align ppo`: the guards' decisions on hand-made histories, the reward of each completion, and RLOO/GRPO runs
+on tiny models whose reported figures and kept checkpoint are checked against the run's own log and checkpoints."""
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerControl, TrainerState
 
-from align.guards import Limits, last_good_checkpoint, violations
+from align.guards import GuardCallback, Limits, keep_last_good, last_good_checkpoint, violations
 from align.ppo import config_types, main
-from align.rewards import penalize_unfinished
+from align.rewards import DISAGREEMENT, UNFINISHED, RewardModels, penalize_unfinished
 from plumb.config import parse_config
+from tests.support.worked import score_alone
 
 
 def test_violations_name_what_crossed_which_limit():
     logs = {"kl": 0.8, "completions/mean_length": 50.0, "entropy": 0.01, "reward_ensemble_std": 0.3}
     assert violations(logs, Limits()) == []
-    found = violations(logs, Limits(max_kl=0.5, max_mean_length=60, min_entropy=0.1, max_reward_disagreement=0.2))
-    assert len(found) == 3
-    assert any("KL" in f and "0.5" in f for f in found) and any("entropy" in f for f in found)
+    assert violations(logs, Limits(max_kl=0.5, max_mean_length=60, min_entropy=0.1, max_reward_disagreement=0.2)) == [
+        "KL to the reference 0.8 > max_kl 0.5",
+        "entropy 0.01 < min_entropy 0.1",
+        "reward-model ensemble disagreement 0.3 > max_reward_disagreement 0.2",
+    ]
+    assert violations(logs, Limits(max_mean_length=49.5)) == ["mean completion length 50 tokens > max_mean_length 49.5"]
+    # On the limit is within it
+    assert violations(logs, Limits(max_kl=0.8, max_mean_length=50, min_entropy=0.01, max_reward_disagreement=0.3)) == []
     assert violations({"loss": 1.0}, Limits(max_kl=0.1)) == []  # not logged: nothing to judge
 
 
+def test_guard_trips_at_the_first_step_over_a_limit_and_keeps_the_step_before():
+    guard = GuardCallback(Limits(max_kl=0.1, min_entropy=0.5))
+    state, control = TrainerState(), TrainerControl()
+    history = [
+        (1, {"kl": 0.01, "entropy": 2.0}),
+        (2, {"kl": 0.05, "entropy": 1.0}),
+        (3, {"kl": 0.1, "entropy": 0.5}),  # on both limits: still good
+        (4, {"kl": 0.3, "entropy": 0.4}),  # over both: the guard trips here
+        (4, {"train_runtime": 1.0, "train_loss": 0.2}),  # the trainer's end-of-training summary, no figures
+        (5, {"kl": 0.01, "entropy": 2.0}),  # anything logged after the trip changes nothing
+        (6, {"kl": 0.9, "entropy": 2.0}),
+    ]
+    stops = []
+    for step, logs in history:
+        state.global_step = step
+        guard.on_log(None, state, control, logs=logs)
+        stops.append(control.should_training_stop)
+    assert stops == [False, False, False, True, True, True, True]
+    assert guard.tripped == {
+        "step": 4,
+        "reasons": ["KL to the reference 0.3 > max_kl 0.1", "entropy 0.4 < min_entropy 0.5"],
+        "last_good_step": 3,
+    }
+    assert guard.last_good_step == 3
+
+
+def test_guard_that_never_trips_follows_the_last_step():
+    guard = GuardCallback(Limits(max_mean_length=10))
+    state, control = TrainerState(), TrainerControl()
+    for step, length in enumerate([3.0, 9.0, 10.0], start=1):
+        state.global_step = step
+        guard.on_log(None, state, control, logs={"completions/mean_length": length})
+    assert guard.tripped is None and guard.last_good_step == 3 and not control.should_training_stop
+
+
 def test_last_good_checkpoint_is_the_newest_at_or_before_the_good_step(tmp_path):
-    for step in (2, 4, 6):
+    for step in (2, 4, 6, 10):
         (tmp_path / f"checkpoint-{step}").mkdir()
+    (tmp_path / "checkpoint-last").mkdir()
     assert last_good_checkpoint(tmp_path, 5).name == "checkpoint-4"
     assert last_good_checkpoint(tmp_path, 6).name == "checkpoint-6"
+    assert last_good_checkpoint(tmp_path, 12).name == "checkpoint-10"  # by number, not by name (10 > 6)
     assert last_good_checkpoint(tmp_path, 1) is None
+
+
+def test_keep_last_good_copies_that_checkpoints_model_only(tmp_path):
+    for step in (2, 4):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(bytes([step]) * 64)
+        (folder / "config.json").write_text(json.dumps({"step": step}))
+        for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"):
+            (folder / name).write_text("state")
+    guard = GuardCallback(Limits(max_kl=0.1))
+    guard.last_good_step, guard.tripped = 3, {"step": 4, "reasons": ["KL"], "last_good_step": 3}
+    kept = keep_last_good(tmp_path, guard)
+    assert kept == tmp_path / "last_good"
+    assert sorted(p.name for p in kept.iterdir()) == ["config.json", "model.safetensors"]
+    assert (kept / "model.safetensors").read_bytes() == (tmp_path / "checkpoint-2" / "model.safetensors").read_bytes()
+    report = json.loads((tmp_path / "guard.json").read_text())
+    assert report == {**guard.tripped, "kept": str(tmp_path / "checkpoint-2")}
+
+
+def test_keep_last_good_keeps_nothing_when_no_checkpoint_came_before_the_trip(tmp_path):
+    (tmp_path / "checkpoint-1").mkdir()
+    (tmp_path / "checkpoint-1" / "model.safetensors").write_bytes(b"over-optimised")
+    guard = GuardCallback(Limits(max_kl=0.1))
+    guard.tripped = {"step": 1, "reasons": ["KL"], "last_good_step": 0}
+    assert keep_last_good(tmp_path, guard) is None and not (tmp_path / "last_good").exists()
+    assert json.loads((tmp_path / "guard.json").read_text())["kept"] is None
 
 
 def test_unfinished_completions_are_penalised():
     rewards, share = penalize_unfinished([1.0, 1.0, 2.0], [[5, 2], [5, 7], []], stop_ids={2}, penalty=0.5)
     assert rewards.tolist() == [1.0, 0.5, 1.5] and share == pytest.approx(2 / 3)
+
+
+def test_reward_function_scores_each_completion_as_if_alone(judge_dirs):
+    from reward.score import load_reward_model
+
+    prompts = ["Name a colour.", "Name a colour.", "Say hi.", "Count to three.", "Say hi."]
+    texts = ["Blue.", "Red, I think, or maybe a deep shade of green.", "Hi!", "one two three", "Hello, how are you?"]
+    completions = [[{"role": "assistant", "content": text}] for text in texts]  # TRL's conversational form
+    completion_ids = [[5, 7], [5, 9], [], [7], [3, 3, 7]]  # 7 ends a completion: rows 1 and 2 never end
+    logged = {}
+    reward = RewardModels(",".join(judge_dirs), stop_ids={7}, unfinished_penalty=0.5, batch_size=2)
+    rewards = reward(prompts, completions, completion_ids=completion_ids, log_metric=logged.__setitem__)
+
+    judges = [load_reward_model(path) for path in judge_dirs]
+    conversations = [[{"role": "user", "content": p}] + c for p, c in zip(prompts, completions)]
+    scores = np.array([[score_alone(judge, conversation) for conversation in conversations] for judge in judges])
+    assert np.ptp(scores.mean(axis=0)) > 0.1 and np.abs(scores[0] - scores[1]).min() > 1e-3
+    unfinished = np.array([0, 1, 1, 0, 0])
+    assert rewards == pytest.approx((scores.mean(axis=0) - 0.5 * unfinished).tolist(), abs=1e-5)
+    # the spread of two models is half their distance, averaged over the completions
+    assert logged[DISAGREEMENT] == pytest.approx(np.mean(np.abs(scores[0] - scores[1]) / 2), abs=1e-5)
+    assert logged[UNFINISHED] == pytest.approx(2 / 5)
+
+    # One model, plain strings (TRL's standard form), no token ids: the bare scores, no penalty, no spread logged
+    logged.clear()
+    single = RewardModels(judge_dirs[0], stop_ids={7}, unfinished_penalty=0.5, batch_size=3)
+    assert single(prompts, texts, log_metric=logged.__setitem__) == pytest.approx(scores[0].tolist(), abs=1e-5)
+    assert logged == {}
 
 
 def ppo_args(out_dir, policy, reward, *flags):
@@ -66,32 +169,75 @@ def ppo_args(out_dir, policy, reward, *flags):
     return parse_config(config_types(argv), argv)
 
 
+def weights(folder: Path) -> dict:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    assert a.keys() == b.keys(), "not the same model's tensors"
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def logged_steps(checkpoint: Path) -> list[dict]:
+    """The training log entries (those with a reward) a checkpoint's trainer_state.json recorded."""
+    return [e for e in json.loads((checkpoint / "trainer_state.json").read_text())["log_history"] if "reward" in e]
+
+
 @pytest.mark.parametrize("algorithm", ["rloo", "grpo"])
-def test_two_steps_against_an_encoder_reward_model(tmp_path, tiny_policy_dir, tiny_reward_dir, algorithm):
-    args = ppo_args(tmp_path / "out", tiny_policy_dir, tiny_reward_dir, "--algorithm", algorithm)
+def test_two_steps_report_what_the_run_logged(tmp_path, tiny_policy_dir, tiny_reward_dir, algorithm):
+    out = tmp_path / "out"
+    args = ppo_args(
+        out, tiny_policy_dir, tiny_reward_dir, "--algorithm", algorithm, "--save_strategy", "steps", "--save_steps", "2"
+    )
     assert type(args[1]).__name__ == ("GRPOConfig" if algorithm == "grpo" else "RLOOConfig")
     metrics = main(*args)
+    history = logged_steps(out / "checkpoint-2")
+    assert [e["step"] for e in history] == [1, 2]
     assert metrics["steps"] == 2 and not metrics["guard_tripped"]
-    assert metrics["last_reward"] is not None
-    assert (tmp_path / "out" / "model.safetensors").is_file()
+    assert (metrics["first_reward"], metrics["last_reward"]) == (history[0]["reward"], history[1]["reward"])
+    assert metrics["last_kl"] == history[1].get("kl")
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    # The result is the trained policy: the last checkpoint's weights, not the starting ones
+    assert same_weights(weights(out), weights(out / "checkpoint-2"))
+    assert not same_weights(weights(out), weights(Path(tiny_policy_dir)))
 
 
-def test_guard_stops_the_run_and_says_why(tmp_path, tiny_policy_dir, tiny_reward_dir):
+def test_guard_tripped_after_a_good_checkpoint_keeps_that_checkpoint(tmp_path, tiny_policy_dir, tiny_reward_dir):
+    # Step 1 samples from the reference itself (KL 0); the first update moves the policy, so a later step crosses
+    # the limit, after checkpoint-1 was saved within it.
+    out = tmp_path / "out"
     args = ppo_args(
-        tmp_path / "out",
+        out,
         tiny_policy_dir,
         tiny_reward_dir,
         "--max_steps",
         "4",
-        "--max_mean_length",
-        "0.5",
+        "--max_kl",
+        "1e-4",
         "--save_strategy",
         "steps",
         "--save_steps",
         "1",
     )
     metrics = main(*args)
-    assert metrics["guard_tripped"] and metrics["steps"] < 4
-    report = json.loads((Path(tmp_path) / "out" / "guard.json").read_text())
-    assert "max_mean_length" in report["reasons"][0] and report["last_good_step"] == 0
-    assert not (tmp_path / "out" / "model.safetensors").exists()  # the over-optimised policy is not the result
+
+    # Which step crosses the limit, worked out from the KL the run logged
+    checkpoints = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
+    history = logged_steps(out / f"checkpoint-{checkpoints[-1]}")
+    tripped = next(e for e in history if e["kl"] > 1e-4)
+    trip, good = tripped["step"], tripped["step"] - 1
+    assert history[0]["kl"] <= 1e-4 and good >= 1, "the guard should trip after at least one good step"
+    assert checkpoints == list(range(1, trip + 1))  # stopped at the trip (whose checkpoint is saved, then ignored)
+
+    assert metrics["guard_tripped"] and metrics["steps"] == trip
+    assert metrics["guard_reasons"] == [f"KL to the reference {tripped['kl']:.4g} > max_kl 0.0001"]
+    report = json.loads((out / "guard.json").read_text())
+    assert (report["step"], report["last_good_step"]) == (trip, good)
+    assert report["kept"] == str(out / f"checkpoint-{good}") and metrics["kept"] == str(out / "last_good")
+
+    # last_good holds the good checkpoint's weights: not the tripped step's, not the starting policy's
+    kept = weights(out / "last_good")
+    assert same_weights(kept, weights(out / f"checkpoint-{good}"))
+    assert not same_weights(kept, weights(out / f"checkpoint-{trip}"))
+    assert not same_weights(kept, weights(Path(tiny_policy_dir)))
+    assert not (out / "model.safetensors").exists()  # the over-optimised policy is not the result
