@@ -57,17 +57,20 @@ def test_two_rounds_with_simulated_raters(tiny_loop, tmp_path):
         evaluation = json.loads((run / f"round-{r}" / "eval" / "report.json").read_text())
         assert row["win_rate_vs_sft"] == evaluation["win_rate"]
         assert row["win_rate_vs_sft"] == rescored_win_rate(run, r, evaluation["judge"])
-    assert report["rounds"][1]["win_rate_vs_previous"] is not None
+    # Round 2 against round 1: the two rounds' saved responses rescored by the same judge.
+    judge = json.loads((run / "round-2" / "eval" / "report.json").read_text())["judge"]
+    assert report["rounds"][1]["win_rate_vs_previous"] == rescored_win_rate(run, 2, judge, against="round-1")
     assert (run / "report.md").read_text().count("\n| 2 |") == 1 and (run / "report.png").is_file()
 
 
-def rescored_win_rate(run, round_number, judge) -> float:
-    """Score the round's saved responses and the SFT policy's with the judge again, and count wins by hand."""
+def rescored_win_rate(run, round_number, judge, against: str = "sft") -> float:
+    """Score the round's saved responses and SFT's (or round-N's) with the judge again; count wins by hand."""
     from align.rewards import RewardModels
     from loop.evaluation import conversations
 
     policy = json.loads((run / f"round-{round_number}" / "eval" / "responses.json").read_text())["texts"]
-    sft = json.loads((run / "sft-responses.json").read_text())["texts"]
+    other = run / ("sft-responses.json" if against == "sft" else f"{against}/eval/responses.json")
+    sft = json.loads(other.read_text())["texts"]
     prompts = [json.loads(line)["prompt"] for line in open(run.parent / "prompts" / "prompts-test.jsonl")][:5]
     scorer = RewardModels(judge)
     mine, theirs = (scorer.score(conversations(prompts, texts)).mean(axis=0) for texts in (policy, sft))

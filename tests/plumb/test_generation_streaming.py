@@ -119,9 +119,12 @@ def test_policies_naming_one_model_share_one_loaded_copy(tiny_policy_dir):
 
     models = LoadedModels(load)
     first = "".join(models.stream(tiny_policy_dir, MESSAGES, {"max_new_tokens": 3, "do_sample": False}))
-    second = "".join(
+    "".join(  # a second policy (another temperature) streams from the same loaded model
         models.stream(tiny_policy_dir, MESSAGES, {"max_new_tokens": 3, "temperature": 1.5, "do_sample": True})
     )
     assert loaded == [tiny_policy_dir]  # two policies (two temperatures), one model in memory
-    assert isinstance(first, str) and isinstance(second, str)
+    # Greedy streaming gives what one non-streamed greedy call of the same model gives.
+    model, tokenizer = models.get(tiny_policy_dir)
+    assert first == local_generator(model, tokenizer, {"max_new_tokens": 3, "do_sample": False})([MESSAGES])[0]
+    assert loaded == [tiny_policy_dir]
     assert models.get(tiny_policy_dir)[0].device.type == ("cuda" if torch.cuda.is_available() else "cpu")

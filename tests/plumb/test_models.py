@@ -36,8 +36,17 @@ def test_default_policy_loads_offline_and_answers(default_policy_dir):
 
 def test_tiny_policy_from_a_directory_generates(tiny_policy_dir):
     model, tokenizer = load_policy(tiny_policy_dir)
-    assert tokenizer.pad_token is not None
-    assert isinstance(generate(model, tokenizer, "Hello"), str)
+    assert tokenizer.pad_token_id == model.generation_config.pad_token_id is not None
+    # Greedy decoding by hand: the argmax of the logits, one token at a time, must give the same answer.
+    inputs = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hello"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    ids = inputs["input_ids"]
+    with torch.no_grad():
+        for _ in range(12):
+            ids = torch.cat([ids, model(ids).logits[:, -1:].argmax(-1)], dim=1)
+    by_hand = tokenizer.decode(ids[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert generate(model, tokenizer, "Hello") == by_hand and by_hand
 
 
 def test_default_reward_backbone_gets_template_and_eos():
