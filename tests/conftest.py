@@ -9,7 +9,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
-from plumb.models import default_reward_dir, load_tokenizer, resolve_policy  # noqa: E402
+from plumb.models import load_tokenizer, resolve_policy  # noqa: E402
+from tests.support.models import save_tiny_policy, save_tiny_reward  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -29,48 +30,13 @@ def default_policy_dir(plumb_home):
 @pytest.fixture(scope="session")
 def tiny_policy_dir(tmp_path_factory, default_policy_dir):
     """A 2-layer random Llama with SmolLM2's real tokenizer and chat template."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = load_tokenizer(default_policy_dir)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    path = tmp_path_factory.mktemp("tiny_policy")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    return save_tiny_policy(tmp_path_factory.mktemp("tiny_policy"), load_tokenizer(default_policy_dir))
 
 
 @pytest.fixture(scope="session")
 def tiny_reward_dir(tmp_path_factory):
     """A 2-layer random BERT sequence classifier (one reward logit) with MiniLM's real tokenizer."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    tokenizer = AutoTokenizer.from_pretrained(default_reward_dir())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=512,
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    path = tmp_path_factory.mktemp("tiny_reward")
-    BertForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    return save_tiny_reward(tmp_path_factory.mktemp("tiny_reward"))
 
 
 # In CI (CI=true) a skipped test fails the run: a PostgreSQL or browser test that skips because its server or

@@ -7,35 +7,15 @@ initialised wide enough that each text gets its own score.
 
 import pytest
 
-
-def _spread_reward_model(path, seed: int) -> str:
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from plumb.models import default_reward_dir
-
-    tokenizer = AutoTokenizer.from_pretrained(default_reward_dir())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=512,
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-        initializer_range=0.5,
-    )
-    torch.manual_seed(seed)
-    BertForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+from tests.support.models import save_tiny_reward
 
 
 @pytest.fixture(scope="session")
 def judge_dirs(tmp_path_factory, plumb_home):
     """Two random BERT reward models (different seeds) whose scores differ from text to text and from each other."""
-    return [_spread_reward_model(tmp_path_factory.mktemp(f"judge{seed}"), seed) for seed in (1, 2)]
+    return [
+        save_tiny_reward(tmp_path_factory.mktemp(f"judge{seed}"), seed=seed, initializer_range=0.5) for seed in (1, 2)
+    ]
 
 
 @pytest.fixture(scope="session")

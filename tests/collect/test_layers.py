@@ -21,9 +21,6 @@ PURE_IN_SERVICES = (
     "collect.services.export.records",
 )
 NOT_IN_PURE = ("fastapi", "starlette", "gradio", "torch", "transformers", "trl", "sqlalchemy", "uvicorn")
-# Folders whose test modules still import their conftest (reward_train_args, the golden helpers): theirs to move to
-# tests/support/ or fixtures; then drop them from here.
-PENDING = ("tests/reward/",)
 
 
 def module_name(path: Path) -> str:
@@ -156,7 +153,7 @@ def test_no_test_module_imports_another_test_module_or_a_conftest():
     wrong = [
         f"{path.relative_to(ROOT)} imports {name}"
         for module, path in sorted(paths.items())
-        if path.name.startswith("test_") and not str(path.relative_to(ROOT)).startswith(PENDING)
+        if path.name.startswith("test_")
         for name in sorted(imports_of(path, known))
         if name.rpartition(".")[2].startswith("test_") or name.rpartition(".")[2] == "conftest"
     ]

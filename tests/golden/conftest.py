@@ -14,55 +14,22 @@ from pathlib import Path
 
 import pytest
 
-from plumb.models import default_reward_dir, load_tokenizer
-from tests.support.golden import build_with_seed, seed_everything
+from plumb.models import load_tokenizer
+from tests.support.golden import GOLDEN_SEED, seed_everything
+from tests.support.models import save_tiny_policy, save_tiny_reward
 
 
 @pytest.fixture(scope="session")
 def golden_policy_dir(tmp_path_factory, default_policy_dir):
     """A 2-layer Llama (as tests/conftest.py's tiny policy) with weights fixed by GOLDEN_SEED, SmolLM2's tokenizer."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     tokenizer = load_tokenizer(default_policy_dir)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    path = tmp_path_factory.mktemp("golden_policy")
-    build_with_seed(lambda: LlamaForCausalLM(config)).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    return save_tiny_policy(tmp_path_factory.mktemp("golden_policy"), tokenizer, seed=GOLDEN_SEED)
 
 
 @pytest.fixture(scope="session")
 def golden_reward_dir(tmp_path_factory):
     """A 2-layer BERT reward model (one logit) with weights fixed by GOLDEN_SEED and MiniLM's tokenizer."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    tokenizer = AutoTokenizer.from_pretrained(default_reward_dir())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=512,
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    path = tmp_path_factory.mktemp("golden_reward")
-    build_with_seed(lambda: BertForSequenceClassification(config)).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    return save_tiny_reward(tmp_path_factory.mktemp("golden_reward"), seed=GOLDEN_SEED)
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> str:

@@ -90,3 +90,43 @@ def test_empty_response_is_named(field, empty, standard):
         validate(
             datasets.Dataset.from_list(pairs(standard=standard, **{field: empty})), "pairwise", source="prefs.jsonl"
         )
+
+
+def test_truncation_counts_over_several_pairs(encoder_tokenizer):
+    def message(role, text):
+        return [{"role": role, "content": text}]
+
+    rows = [
+        # short: not cut
+        {
+            "prompt": message("user", "Hi"),
+            "chosen": message("assistant", "Hello!"),
+            "rejected": message("assistant", "No."),
+        },
+        # a long prompt is cut, the short responses are not, and they still differ
+        {
+            "prompt": long_conversation("x")[:-1],
+            "chosen": message("assistant", "Salt water."),
+            "rejected": message("assistant", "Go away."),
+        },
+        # two responses of ~45 tokens (longer than 32, not than 64) differing only in their first word: both cut,
+        # and identical once cut
+        {
+            "prompt": message("user", "Talk."),
+            "chosen": message("assistant", "Yes " + "blah " * 40),
+            "rejected": message("assistant", "No " + "blah " * 40),
+        },
+    ]
+    tokenized, count = tokenize_pairs(datasets.Dataset.from_list(rows), encoder_tokenizer, 32)
+    assert count.as_metrics() == {
+        "pairs": 3,
+        "truncated_pairs": 2,
+        "truncated_share": pytest.approx(2 / 3),
+        "responses_cut_by_truncation": 2,
+        "pairs_identical_after_truncation": 1,
+    }
+    assert [len(row["chosen_ids"]) for row in tokenized] == [
+        len(encode_conversation(encoder_tokenizer, rows[0]["prompt"] + rows[0]["chosen"], None)[0]),
+        32,
+        32,
+    ]

@@ -1,5 +1,6 @@
 """`plumb reward push`: the generated card, a folder that loads, and the Hub calls (faked: no network in tests)."""
 
+import json
 import shutil
 
 import pytest
@@ -23,7 +24,16 @@ def test_dry_run_writes_the_card_and_the_folder_loads(model_copy):
     assert "## Evaluation" in card and "| accuracy |" in card and "length_baseline_accuracy" in card
     assert "`builtin:prefs`, the small preference set shipped with Plumb" in card
     assert "learning_rate: 0.01" in card and "plumb_config.yaml" in card
-    assert "Accuracy by group" in card and "| wrong |" in card
+    # the card shows the evaluation report's own figures
+    report = json.loads((model_copy / "eval_report.json").read_text())
+    for key in ("accuracy", "length_baseline_accuracy", "ece", "reward_length_spearman", "mean_margin"):
+        assert f"| {key} | {report[key]:.4g} |" in card, key
+    assert "| pairs | 57 |" in card
+    low, high = report["accuracy_ci95"]
+    assert f"Accuracy 95% bootstrap interval: {low:.3f} to {high:.3f}." in card
+    assert "Accuracy by group" in card
+    for group, row in report["by_group"].items():
+        assert f"| {group} | {row['pairs']} | {row['accuracy']:.3f} |" in card, group
     repo = "me/plumb-reward"  # the usage snippet in the card names the pushed repo (nothing is downloaded)
     assert f'from_pretrained("{repo}")' in card
     model = AutoModelForSequenceClassification.from_pretrained(model_copy)

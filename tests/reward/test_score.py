@@ -8,6 +8,7 @@ import pytest
 from plumb.data import DataError, read_jsonl
 from reward.config import ScoreArguments
 from reward.score import load_reward_model, main, score_conversations, trained_max_length
+from tests.support.reward import HandScorer
 
 
 def test_pairs_scored_by_an_ensemble_get_mean_and_spread(trained_reward_dir, tiny_reward_dir, tmp_path):
@@ -24,16 +25,22 @@ def test_pairs_scored_by_an_ensemble_get_mean_and_spread(trained_reward_dir, tin
         scored.column_names
     )
     written = read_jsonl(output)
-    assert len(written) == 57 and written[0]["chosen_reward"] == pytest.approx(scored[0]["chosen_reward"])
+    assert len(written) == 57
 
-    # the ensemble mean is the mean of the two members' own scores
-    conversation = written[0]["prompt"] + written[0]["chosen"]
-    members = [
-        score_conversations(load_reward_model(path), [conversation], progress=False)[0]
-        for path in (str(trained_reward_dir), tiny_reward_dir)
-    ]
-    assert written[0]["chosen_reward"] == pytest.approx(np.mean(members), abs=1e-5)
-    assert written[0]["chosen_reward_std"] == pytest.approx(np.std(members), abs=1e-5)
+    # every row against its own two members' scores, each conversation scored alone and cut at the first
+    # member's training max_length (64); the std of two values is half their distance
+    members = [HandScorer(path, trained_reward_dir, max_length=64) for path in (trained_reward_dir, tiny_reward_dir)]
+    (chosen_a, rejected_a), (chosen_b, rejected_b) = (member.pairs(written) for member in members)
+    assert len(np.unique(chosen_a)) > 1 and len(np.unique(chosen_b)) > 1
+    for column, expected in {
+        "chosen_reward": (chosen_a + chosen_b) / 2,
+        "rejected_reward": (rejected_a + rejected_b) / 2,
+        "chosen_reward_std": np.abs(chosen_a - chosen_b) / 2,
+        "rejected_reward_std": np.abs(rejected_a - rejected_b) / 2,
+        "reward_margin_std": np.abs((chosen_a - rejected_a) - (chosen_b - rejected_b)) / 2,
+    }.items():
+        assert written[column] == pytest.approx(expected.tolist(), abs=1e-6), column
+        assert scored[column] == pytest.approx(written[column], abs=1e-7), column
 
 
 def test_batching_does_not_change_scores(trained_reward_dir):
@@ -46,11 +53,19 @@ def test_batching_does_not_change_scores(trained_reward_dir):
     assert batched == pytest.approx(one_by_one, abs=1e-4)
 
 
-def test_completions_and_rankings_get_a_reward_column(trained_reward_dir, tmp_path):
-    prompt = [{"role": "user", "content": "Hi"}]
-    reply = [{"role": "assistant", "content": "Hello!"}]
+def test_completions_and_rankings_get_each_their_own_reward(trained_reward_dir, tmp_path):
+    def reply(text):
+        return [{"role": "assistant", "content": text}]
+
+    hand = HandScorer(trained_reward_dir, max_length=64)
+    prompts = [[{"role": "user", "content": "Hi"}], [{"role": "user", "content": "Name a fruit."}]]
     unpaired = tmp_path / "kto.jsonl"
-    unpaired.write_text(json.dumps({"prompt": prompt, "completion": reply, "label": True}))
+    rows = [
+        {"prompt": prompts[0], "completion": reply("Hello!"), "label": True},
+        {"prompt": prompts[1], "completion": reply("A brick."), "label": False},
+        {"prompt": prompts[1], "completion": reply("An apple."), "label": True},
+    ]
+    unpaired.write_text("\n".join(json.dumps(row) for row in rows))
     scored = main(
         ScoreArguments(
             model_name_or_path=str(trained_reward_dir),
@@ -59,16 +74,31 @@ def test_completions_and_rankings_get_a_reward_column(trained_reward_dir, tmp_pa
             column="score",
         )
     )
-    assert isinstance(scored[0]["score"], float)
+    expected = [hand(row["prompt"] + row["completion"]) for row in rows]
+    assert len(set(expected)) == 3
+    assert scored["score"] == pytest.approx(expected, abs=1e-6)
 
+    # rankings of different sizes: each completion's reward lands on its own row, in its own place
     ranking = tmp_path / "ranking.jsonl"
-    ranking.write_text(json.dumps({"prompt": prompt, "completions": [reply, reply, reply], "ranks": [1, 2, 2]}))
+    rows = [
+        {
+            "prompt": prompts[0],
+            "completions": [reply("Hello!"), reply("Go away."), reply("Hi there.")],
+            "ranks": [1, 3, 2],
+        },
+        {"prompt": prompts[1], "completions": [reply("An apple."), reply("A brick.")], "ranks": [1, 2]},
+    ]
+    ranking.write_text("\n".join(json.dumps(row) for row in rows))
     scored = main(
         ScoreArguments(
             model_name_or_path=str(trained_reward_dir), dataset_name=str(ranking), output_path=str(tmp_path / "b.jsonl")
         )
     )
-    assert len(scored[0]["reward"]) == 3
+    expected = [[hand(row["prompt"] + completion) for completion in row["completions"]] for row in rows]
+    assert len({score for scores in expected for score in scores}) == 5
+    assert [len(scores) for scores in scored["reward"]] == [3, 2]
+    for got, want in zip(scored["reward"], expected):
+        assert got == pytest.approx(want, abs=1e-6)
 
 
 def test_data_without_responses_is_refused(trained_reward_dir, tmp_path):

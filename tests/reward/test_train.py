@@ -2,15 +2,16 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from plumb.config import ConfigError
-from plumb.data import DataError
+from plumb.data import DataError, load_records, rows_to_dataset, split_by_prompt
 from reward.score import load_reward_model, score_conversations
 from reward.train import main, resume_argument
-from tests.reward.conftest import reward_train_args
+from tests.support.reward import HandScorer, reward_train_args
 
 
 def test_trained_folder_loads_and_scores_a_conversation_in_one_call(trained_reward_dir, tiny_reward_dir):
@@ -31,15 +32,71 @@ def test_trained_folder_loads_and_scores_a_conversation_in_one_call(trained_rewa
 
 def test_training_writes_metrics_report_diagram_card_and_config(trained_reward_dir):
     metrics = json.loads((trained_reward_dir / "metrics.json").read_text())
-    assert {"train_loss", "eval_accuracy", "eval_ece", "eval_length_baseline_accuracy", "train_truncated_pairs"} <= set(
-        metrics
-    )
     report = json.loads((trained_reward_dir / "eval_report.json").read_text())
-    assert report["pairs"] == 57 and set(report["by_group"]) == {"rude", "unhelpful", "wrong"}
+    # builtin:prefs has its own splits: 281 pairs to train on, its 57 test pairs held out
+    assert metrics["train_pairs"] == 281 and metrics["eval_pairs"] == 57 and report["pairs"] == 57
+    for key in ("accuracy", "accuracy_ci95", "ece", "length_baseline_accuracy", "reward_length_spearman"):
+        assert metrics[f"eval_{key}"] == report[key], key
+    assert set(report["by_group"]) == {"rude", "unhelpful", "wrong"}
+
+    # the held-out accuracy is the saved model's, on the test split, each pair scored alone
+    held_out = list(load_records("builtin:prefs", "test"))
+    chosen, rejected = HandScorer(trained_reward_dir, max_length=64).pairs(held_out)
+    slack = int((np.abs(chosen - rejected) < 1e-6).sum())  # batched and single scoring agree to ~1e-8
+    assert metrics["eval_accuracy"] == pytest.approx(np.mean(chosen > rejected), abs=slack / 57 + 1e-12)
+    assert report["mean_margin"] == pytest.approx(np.mean(chosen - rejected), abs=1e-6)
+
+    # truncation counts: pairs with a side longer than max_length (64) tokens, counted here with the tokenizer
+    tokenizer = AutoTokenizer.from_pretrained(trained_reward_dir)
+
+    def too_long(rows):
+        def length(conversation):
+            return len(tokenizer.apply_chat_template(conversation, tokenize=True, return_dict=True)["input_ids"])
+
+        return sum(max(length(r["prompt"] + r["chosen"]), length(r["prompt"] + r["rejected"])) > 64 for r in rows)
+
+    train_cut, held_out_cut = too_long(load_records("builtin:prefs", "train")), too_long(held_out)
+    assert train_cut > 0 and held_out_cut > 0
+    assert metrics["train_truncated_pairs"] == train_cut and metrics["eval_truncated_pairs"] == held_out_cut
+    assert metrics["train_truncated_share"] == pytest.approx(train_cut / 281)
+
     assert (trained_reward_dir / "reliability.png").read_bytes()[:4] == b"\x89PNG"
     assert (trained_reward_dir / "plumb_config.yaml").is_file()
     card = (trained_reward_dir / "README.md").read_text()
     assert "builtin:prefs" in card and "length_baseline_accuracy" in card
+
+
+@pytest.mark.parametrize("use_margin", [True, False])
+def test_train_loss_is_the_bradley_terry_loss_of_the_pairs(tmp_path, tiny_reward_dir, use_margin):
+    def message(role, text):
+        return [{"role": role, "content": text}]
+
+    rows = [
+        {
+            "prompt": message("user", question),
+            "chosen": message("assistant", good),
+            "rejected": message("assistant", bad),
+            "margin": margin,
+        }
+        for question, good, bad, margin in [
+            ("Capital of France?", "Paris.", "Lyon.", 3.0),
+            ("Two plus two?", "Four.", "Five, I think.", 1.0),
+            ("Say thanks.", "Thank you!", "No.", 0.0),
+            ("A colour?", "Blue.", "Seven.", 2.0),
+        ]
+    ]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    # one step on one batch of all four pairs: the reported loss is the loss before the step
+    flags = ["--dataset_name", str(data), "--test_size", "0", "--max_steps", "1", "--per_device_train_batch_size", "4"]
+    metrics = main(*reward_train_args(tmp_path / "out", tiny_reward_dir, *flags, "--use_margin", str(use_margin)))
+
+    chosen, rejected = HandScorer(tiny_reward_dir, tmp_path / "out", max_length=64).pairs(rows)
+    margins = np.array([r["margin"] for r in rows]) if use_margin else np.zeros(4)
+    # Bradley-Terry with a margin: mean over pairs of -log sigmoid(r_chosen - r_rejected - margin)
+    expected = np.mean(np.log1p(np.exp(-(chosen - rejected - margins))))
+    assert metrics["train_loss"] == pytest.approx(expected, rel=1e-5)
+    assert metrics["train_pairs"] == 4 and "eval_accuracy" not in metrics
 
 
 def test_decoder_with_lora_saves_a_merged_sequence_classifier(tmp_path, tiny_policy_dir):
@@ -55,9 +112,17 @@ def test_decoder_with_lora_saves_a_merged_sequence_classifier(tmp_path, tiny_pol
     ]
     data = tmp_path / "pairs.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows))
-    main(
+    metrics = main(
         *reward_train_args(tmp_path / "out", tiny_policy_dir, *lora, "--dataset_name", str(data), "--test_size", "0.25")
     )
+    # 12 pairs with 12 different prompts, a quarter held out: 3 evaluated, 9 trained on
+    assert metrics["train_pairs"] == 9 and metrics["eval_pairs"] == 3
+    report = json.loads((tmp_path / "out" / "eval_report.json").read_text())
+    assert report["pairs"] == 3
+    # ... and they are the prompts the split holds out (seed 0), scored alone by the merged model
+    _, held_out = split_by_prompt(rows_to_dataset(rows), test_size=0.25, seed=0)
+    chosen, rejected = HandScorer(tmp_path / "out", max_length=64).pairs(held_out)
+    assert report["mean_margin"] == pytest.approx(np.mean(chosen - rejected), abs=1e-5)
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out")
     assert type(model).__name__ == "LlamaForSequenceClassification" and model.config.num_labels == 1
     assert not (tmp_path / "out" / "adapter_config.json").exists()

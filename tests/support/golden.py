@@ -35,13 +35,6 @@ def seed_everything(seed: int = GOLDEN_SEED) -> None:
     torch.manual_seed(seed)
 
 
-def build_with_seed(factory, seed: int = GOLDEN_SEED):
-    """Build a model from `factory()` with torch's RNG at `seed`, leaving the global RNG as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return factory()
-
-
 def step_series(history: list[dict], keys: tuple[str, ...]) -> dict[str, list[float]]:
     """Per-step values of `keys` from the training logs (the final summary entry, with train_runtime, left out)."""
     steps = [entry for entry in history if "train_runtime" not in entry and "step" in entry]
