@@ -6,6 +6,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two pytest-xdist workers on two cores: torch's default of a thread per core would oversubscribe them, and
+    # spinning OpenMP threads slow everything down many times over. The servers and CLIs the tests start inherit it.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
@@ -13,18 +17,31 @@ from plumb.models import load_tokenizer, resolve_policy  # noqa: E402
 from tests.support.models import save_tiny_policy, save_tiny_reward  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def plumb_home(tmp_path_factory):
-    """A Plumb data directory for the whole test session (the default policy is converted into it once)."""
+    """A Plumb data directory for the whole test session, never the user's; its models/ folder (the dequantized
+    default policy) is shared by the pytest-xdist workers of one run, so the policy is converted once."""
     home = tmp_path_factory.mktemp("plumb_home")
+    shared = run_folder(tmp_path_factory) / "models"
+    shared.mkdir(exist_ok=True)
+    (home / "models").symlink_to(shared, target_is_directory=True)
     os.environ["PLUMB_HOME"] = str(home)
     return home
 
 
 @pytest.fixture(scope="session")
-def default_policy_dir(plumb_home):
-    """The offline default policy, dequantized once per test session."""
-    return resolve_policy("default")
+def default_policy_dir(plumb_home, tmp_path_factory):
+    """The offline default policy, dequantized once per test run (one worker converts while the others wait)."""
+    from filelock import FileLock
+
+    with FileLock(run_folder(tmp_path_factory) / "models.lock"):
+        return resolve_policy("default")
+
+
+def run_folder(tmp_path_factory):
+    """This run's temporary folder, which pytest-xdist's workers share (each has its own folder inside it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session")

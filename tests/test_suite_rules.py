@@ -18,7 +18,9 @@ def run_pytest(tmp_path, *, ci: bool) -> subprocess.CompletedProcess:
         "@pytest.mark.skip(reason='no PostgreSQL server programs')\n"
         "def test_needs_postgres():\n    pass\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "CI"} | ({"CI": "true"} if ci else {})
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYTEST_XDIST_WORKER")} | (
+        {"CI": "true"} if ci else {}
+    )
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider", "-q", str(tmp_path)],
         cwd=tmp_path,

@@ -136,7 +136,8 @@ def start_serving(command: list[str], *, ready: str) -> tuple[subprocess.Popen, 
 
 
 @pytest.mark.slow
-def test_the_demo_config_starts_from_nothing_and_keeps_judgments_across_restarts(tmp_path):
+def test_the_demo_config_starts_from_nothing_and_keeps_judgments_across_restarts(tmp_path, default_policy_dir):
+    # default_policy_dir: the server answers with the default policy, dequantized by then (never by two processes).
     from gradio_client import Client
 
     db = tmp_path / "demo" / "collect.sqlite"  # its folder does not exist yet: init_db makes it
