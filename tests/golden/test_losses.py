@@ -8,6 +8,7 @@ tolerance in conftest.py. A silent change in the maths (a loss, a default, a mas
 baseline) moves these numbers. Regenerate on purpose: `PLUMB_UPDATE_GOLDEN=1 pytest tests/golden`.
 """
 
+import importlib
 import json
 from pathlib import Path
 
@@ -54,27 +55,35 @@ def flags_dict(argv: list[str]) -> dict[str, str]:
     return {k.lstrip("-"): Path(v).name if "/" in v else v for k, v in pairs.items() if k != "--output_dir"}
 
 
-def run_sft(tmp_path, policy, data, *extra):
-    from sft.train import config_types, main
-
-    flags = [
+def offline_flags(data: str, *, batch: int) -> list[str]:
+    """The flags the offline trainers (SFT, reward, DPO) share: the data file, all of it for training, a small batch."""
+    return [
         "--dataset_name",
         data,
         "--test_size",
         "0",
-        "--eval_before_train",
-        "false",
         "--per_device_train_batch_size",
-        "2",
+        str(batch),
         "--max_length",
         "64",
         "--learning_rate",
         "1e-2",
-        *extra,
     ]
-    argv = ["--model_name_or_path", policy, *common_flags(tmp_path / "out"), *flags]
-    main(*parse_config(config_types(), argv))
+
+
+def run_stage(stage: str, tmp_path, model: str, flags: list[str]) -> list[str]:
+    """Run a stage's `main` (e.g. "align.dpo") on `model` with the common flags and `flags`; returns its argv."""
+    module = importlib.import_module(stage)
+    argv = ["--model_name_or_path", model, *common_flags(tmp_path / "out"), *flags]
+    # `plumb align ppo` chooses its config classes by the algorithm named in the arguments.
+    types = module.config_types(argv) if stage == "align.ppo" else module.config_types()
+    module.main(*parse_config(types, argv))
     return argv
+
+
+def run_sft(tmp_path, policy, data, *extra):
+    flags = ["--eval_before_train", "false", *offline_flags(data, batch=2), *extra]
+    return run_stage("sft.train", tmp_path, policy, flags)
 
 
 def test_sft_first_steps(tmp_path, golden_policy_dir, golden_data, log_history):
@@ -84,24 +93,7 @@ def test_sft_first_steps(tmp_path, golden_policy_dir, golden_data, log_history):
 
 
 def run_reward(tmp_path, reward_model, data, *extra):
-    from reward.train import config_types, main
-
-    flags = [
-        "--dataset_name",
-        data,
-        "--test_size",
-        "0",
-        "--per_device_train_batch_size",
-        "4",
-        "--max_length",
-        "64",
-        "--learning_rate",
-        "1e-2",
-        *extra,
-    ]
-    argv = ["--model_name_or_path", reward_model, *common_flags(tmp_path / "out"), *flags]
-    main(*parse_config(config_types(), argv))
-    return argv
+    return run_stage("reward.train", tmp_path, reward_model, [*offline_flags(data, batch=4), *extra])
 
 
 def test_reward_first_steps(tmp_path, golden_reward_dir, golden_data, log_history):
@@ -111,26 +103,7 @@ def test_reward_first_steps(tmp_path, golden_reward_dir, golden_data, log_histor
 
 
 def run_dpo(tmp_path, policy, data, *extra):
-    from align.dpo import config_types, main
-
-    flags = [
-        "--dataset_name",
-        data,
-        "--test_size",
-        "0",
-        "--per_device_train_batch_size",
-        "2",
-        "--max_length",
-        "64",
-        "--learning_rate",
-        "1e-2",
-        "--beta",
-        "0.1",
-        *extra,
-    ]
-    argv = ["--model_name_or_path", policy, *common_flags(tmp_path / "out"), *flags]
-    main(*parse_config(config_types(), argv))
-    return argv
+    return run_stage("align.dpo", tmp_path, policy, [*offline_flags(data, batch=2), "--beta", "0.1", *extra])
 
 
 def test_dpo_first_steps(tmp_path, golden_policy_dir, golden_data, log_history):
@@ -140,8 +113,6 @@ def test_dpo_first_steps(tmp_path, golden_policy_dir, golden_data, log_history):
 
 
 def run_online(tmp_path, policy, reward_model, data, algorithm, *extra):
-    from align.ppo import config_types, main
-
     flags = [
         "--algorithm",
         algorithm,
@@ -161,9 +132,7 @@ def run_online(tmp_path, policy, reward_model, data, algorithm, *extra):
         "0.05",
         *extra,
     ]
-    argv = ["--model_name_or_path", policy, *common_flags(tmp_path / "out"), *flags]
-    main(*parse_config(config_types(argv), argv))
-    return argv
+    return run_stage("align.ppo", tmp_path, policy, flags)
 
 
 @pytest.mark.parametrize("algorithm", ["rloo", "grpo"])
