@@ -24,6 +24,7 @@ from collect.store import (
     JudgmentError,
     Rater,
     Task,
+    live_judgment,
     live_judgments_query,
     record_event,
     record_judgment,
@@ -182,8 +183,12 @@ def submit_judgment(
     flags: list[str] | None = None,
     seconds_spent: float | None = None,
     edit: str | None = None,
+    now: datetime | None = None,
 ) -> Judgment:
     """Record the rater's answer (in display order) to an assignment; a second answer replaces the first.
+
+    Only within the campaign's `undo_minutes`, as an undo: a judgment older than that may already have been
+    exported or adjudicated, and changing it is a reviewer's decision.
 
     `edit` is the rater's improved version of the better response (pairwise tasks of a
     campaign with `allow_edits`); the SFT export prefers it to the response it improves.
@@ -197,6 +202,7 @@ def submit_judgment(
     task = session.get(Task, assignment.task_id)
     spec = spec_of(session.get(Campaign, task.campaign_id))
     _check_options(spec, both_bad=both_bad, ratings=ratings, rationale=rationale, flags=flags)
+    _check_still_changeable(session, task, rater, spec, now or utcnow())
     edit = (edit or "").strip() or None
     if edit is not None and not spec.allow_edits:
         raise JudgmentError("this campaign does not ask raters to improve a response")
@@ -215,6 +221,21 @@ def submit_judgment(
     )
     _grow_overlap_on_disagreement(session, task, spec)
     return judgment
+
+
+def _check_still_changeable(session: Session, task: Task, rater: Rater, spec: CampaignSpec, now: datetime) -> None:
+    head = live_judgment(session=session, task_id=task.id, rater_id=rater.id)
+    if head is not None and not head.retracted and _past_undo_window(head, spec, now):
+        raise JudgmentError(_too_old(spec, "your judgment of this task"))
+
+
+def _past_undo_window(judgment: Judgment, spec: CampaignSpec, now: datetime) -> bool:
+    """Whether a rater's judgment is past the campaign's undo window (then only a reviewer may change it)."""
+    return now - judgment.created_at > timedelta(minutes=spec.undo_minutes)
+
+
+def _too_old(spec: CampaignSpec, what: str) -> str:
+    return f"{what} is more than {spec.undo_minutes:g} minutes old: ask a reviewer to change it"
 
 
 def _check_options(spec: CampaignSpec, *, both_bad, ratings, rationale, flags) -> None:
@@ -266,10 +287,8 @@ def undo_last(*, session: Session, campaign: Campaign, rater: Rater, now: dateti
     if latest is None:
         raise JudgmentError("nothing to undo")
     spec, now = spec_of(campaign), now or utcnow()
-    if now - latest.created_at > timedelta(minutes=spec.undo_minutes):
-        raise JudgmentError(
-            f"your last judgment is more than {spec.undo_minutes:g} minutes old: ask a reviewer to change it"
-        )
+    if _past_undo_window(latest, spec, now):
+        raise JudgmentError(_too_old(spec, "your last judgment"))
     retract_judgment(session=session, judgment=latest)
     assignment = session.get(Assignment, latest.assignment_id)
     assignment.state, assignment.expires_at = "leased", now + timedelta(minutes=spec.lease_minutes)

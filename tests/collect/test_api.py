@@ -1,5 +1,7 @@
 """The REST API: token auth, next task, submit, edit, undo, skip, stats, export, OpenAPI; 4xx for bad input."""
 
+from datetime import timedelta
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -59,6 +61,28 @@ def test_a_rater_judges_edits_and_undoes_through_the_api(api):
     )
     assert refused.status_code == 400 and "improve a response" in refused.text
     assert task["options"]["allow_edits"] is False
+
+
+def test_a_day_old_judgment_is_not_changed_by_posting_again(api, db_url):
+    from sqlalchemy import select
+
+    from collect.store import Judgment
+
+    client, tokens = api
+    task = client.get("/api/campaigns/demo/next", headers=auth(tokens["ana"])).json()
+    body = {"assignment_id": task["assignment_id"], "choice": "B better"}
+    first = client.post("/api/campaigns/demo/judgments", json=body, headers=auth(tokens["ana"]))
+    engine = make_engine(db_url)
+    with session_factory(engine).begin() as session:
+        judgment = session.get(Judgment, first.json()["judgment_id"])
+        judgment.created_at -= timedelta(days=1)
+    flipped = client.post(
+        "/api/campaigns/demo/judgments", json={**body, "choice": "A much better"}, headers=auth(tokens["ana"])
+    )
+    assert flipped.status_code == 400 and "ask a reviewer" in flipped.text
+    with session_factory(engine)() as session:
+        assert session.scalars(select(Judgment.id)).all() == [first.json()["judgment_id"]]
+    engine.dispose()
 
 
 def test_skip_and_export_with_roles(api):

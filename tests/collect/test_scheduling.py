@@ -9,7 +9,15 @@ import pytest
 from sqlalchemy import func, select
 
 from collect.services.scheduling import next_task, set_priorities, skip_task, submit_judgment, to_canonical, undo_last
-from collect.store import Assignment, Judgment, JudgmentError, Task, campaign_by_name, rater_by_name
+from collect.store import (
+    Assignment,
+    Judgment,
+    JudgmentError,
+    Task,
+    campaign_by_name,
+    live_judgments_query,
+    rater_by_name,
+)
 from collect.store.models import utcnow
 from tests.support.campaigns import seed_campaign, seed_raters
 
@@ -182,6 +190,30 @@ def test_undo_works_only_within_the_campaigns_undo_window(sqlite_url):
             == assignment.id
         )
     engine.dispose()
+
+
+def test_past_the_undo_window_a_resubmitted_answer_is_refused_and_within_it_replaces_the_first(store):
+    _, sessions = store
+    seed_campaign(sessions, prompts=2, raters_per_task=1, max_raters_per_task=1, undo_minutes=2)
+    seed_raters(sessions, 1)
+    old, _ = lease(sessions, "rater0")
+    answer(sessions, "rater0", old, preference=-2)
+    with sessions.begin() as session:  # the judgment is a day old: exported or adjudicated by now, perhaps
+        judgment = session.scalars(select(Judgment)).one()
+        judgment.created_at -= timedelta(days=1)
+    with pytest.raises(JudgmentError, match="more than 2 minutes old: ask a reviewer"):
+        answer(sessions, "rater0", old, preference=3)
+    fresh, _ = lease(sessions, "rater0")
+    answer(sessions, "rater0", fresh, preference=-2)
+    answer(sessions, "rater0", fresh, preference=3)  # a change of mind within the window replaces the answer
+    with sessions() as session:
+        live = {
+            j.assignment_id: j
+            for j in session.scalars(live_judgments_query(session.get(Task, old.task_id).campaign_id))
+        }
+        assert live[old.id].preference == to_canonical(old, preference=-2)["preference"]
+        assert live[fresh.id].preference == to_canonical(fresh, preference=3)["preference"]
+        assert session.scalar(select(func.count(Judgment.id))) == 3  # two on the fresh task, the old one untouched
 
 
 def test_an_edit_of_the_better_response_is_stored_only_where_the_campaign_asks_for_it(store):
