@@ -53,7 +53,7 @@ def rating_routes() -> APIRouter:
         """Submit (or edit) your answer to a leased task; it is stored when this returns."""
         with request.app.state.sessions.begin() as session:
             rater = _rater(session, credentials)
-            _own_campaign_assignment(session, name, body.assignment_id)
+            _own_campaign_assignment(session, name, body.assignment_id, rater)
             judgment = submit_judgment(session=session, rater=rater, assignment_id=body.assignment_id, **_answer(body))
             result = {"judgment_id": judgment.id, "task_id": judgment.task_id, "supersedes_id": judgment.supersedes_id}
         return result
@@ -63,7 +63,7 @@ def rating_routes() -> APIRouter:
         """Pass on a leased task: it is not offered to you again."""
         with request.app.state.sessions.begin() as session:
             rater = _rater(session, credentials)
-            _own_campaign_assignment(session, name, body.assignment_id)
+            _own_campaign_assignment(session, name, body.assignment_id, rater)
             return {"skipped": skip_task(session=session, rater=rater, assignment_id=body.assignment_id).task_id}
 
     @router.post("/campaigns/{name}/undo", response_model=TaskView)
@@ -85,7 +85,8 @@ def campaign_routes() -> APIRouter:
     def stats(name: str, request: Request, credentials=Depends(bearer)) -> dict:
         """Progress: tasks, complete tasks, live judgments, raters, and your own count."""
         with request.app.state.sessions.begin() as session:
-            return campaign_stats(session, campaign_by_name(session=session, name=name), _rater(session, credentials))
+            rater = _rater(session, credentials)  # before the campaign: a stranger learns nothing of which exist
+            return campaign_stats(session, campaign_by_name(session=session, name=name), rater)
 
     @router.get("/campaigns/{name}/export")
     def export(
@@ -111,8 +112,11 @@ def campaign_routes() -> APIRouter:
     return router
 
 
-def _own_campaign_assignment(session, name: str, assignment_id: int) -> None:
+def _own_campaign_assignment(session, name: str, assignment_id: int, rater: Rater) -> None:
+    # One answer whether the id does not exist, is another rater's or another campaign's: ids cannot be probed.
     campaign = campaign_by_name(session=session, name=name)
-    task_campaign = session.scalar(select(Task.campaign_id).join(Assignment).where(Assignment.id == assignment_id))
+    task_campaign = session.scalar(
+        select(Task.campaign_id).join(Assignment).where(Assignment.id == assignment_id, Assignment.rater_id == rater.id)
+    )
     if task_campaign != campaign.id:
-        raise HTTPException(404, f"assignment {assignment_id} is not in campaign '{name}'")
+        raise HTTPException(404, f"assignment {assignment_id} is not one of yours in campaign '{name}'")

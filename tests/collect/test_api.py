@@ -85,6 +85,26 @@ def test_a_day_old_judgment_is_not_changed_by_posting_again(api, db_url):
     engine.dispose()
 
 
+def test_strangers_and_other_raters_cannot_probe_campaigns_or_assignments(api):
+    client, tokens = api
+    for campaign in ("demo", "no-such-campaign"):  # the token is checked first: the same 401 either way
+        answer = client.get(f"/api/campaigns/{campaign}/stats", headers=auth("wrong-token"))
+        assert answer.status_code == 401 and "API token" in answer.text
+    mine = client.get("/api/campaigns/demo/next", headers=auth(tokens["ana"])).json()["assignment_id"]
+    answers = [
+        client.post(
+            "/api/campaigns/demo/judgments",
+            json={"assignment_id": assignment, "choice": "A better"},
+            headers=auth(tokens["ben"]),
+        )
+        for assignment in (mine, 99999)  # ana's, and one that does not exist
+    ]
+    assert [a.status_code for a in answers] == [404, 404]
+    assert [a.json()["detail"].replace(str(mine), "N").replace("99999", "N") for a in answers] == [
+        "assignment N is not one of yours in campaign 'demo'"
+    ] * 2
+
+
 def test_skip_and_export_with_roles(api):
     client, tokens = api
     for name in ("ana", "ben"):  # fewest judgments first: each gets a different task
@@ -113,7 +133,7 @@ def test_skip_and_export_with_roles(api):
         ("get", "/api/campaigns/nope/next", None, 404, "no campaign named 'nope'"),
         ("post", "/api/campaigns/demo/judgments", {"assignment_id": "x"}, 422, "assignment_id"),
         ("post", "/api/campaigns/demo/judgments", {"assignment_id": 10**30}, 422, "assignment_id"),
-        ("post", "/api/campaigns/demo/judgments", {"assignment_id": 999}, 404, "not in campaign"),
+        ("post", "/api/campaigns/demo/judgments", {"assignment_id": 999}, 404, "not one of yours in campaign"),
         ("post", "/api/campaigns/demo/judgments", {"choice": "A way better"}, 422, "unknown choice"),
         ("post", "/api/campaigns/demo/judgments", {"preference": 9}, 422, "less than or equal to 3"),
         ("post", "/api/campaigns/demo/judgments", {}, 400, "needs a preference"),
