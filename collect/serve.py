@@ -134,14 +134,20 @@ def main(args: ServeArguments) -> None:
     """Set up what the config asks, then serve the page and the API with uvicorn until interrupted."""
     import uvicorn
 
-    from collect.services.demo_accounts import ensure_demo_raters
+    from collect.services.demo_accounts import (
+        ensure_demo_raters,
+        refuse_demo_on_public_host,
+        refuse_published_passwords,
+    )
     from collect.services.generation import CandidateFiller
     from plumb.generation import LoadedModels
 
     _check_port_free(args.host, args.port)  # before minutes of set-up, not after
+    refuse_demo_on_public_host(host=args.host, demo_raters=args.demo_raters)  # before the database is made
     models = LoadedModels()
     app = build_server(args, models=models)
     sessions = app.state.sessions
+    refuse_published_passwords(sessions, host=args.host)
     logins = ensure_demo_raters(sessions, host=args.host) if args.demo_raters else []
     if args.generate_first or args.generate_rest:
         filler = CandidateFiller(sessions, args.campaign, batch_size=args.generation_batch_size, models=models)

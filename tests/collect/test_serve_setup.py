@@ -1,11 +1,14 @@
 """What `plumb collect serve` sets up before serving: campaign, demo accounts, candidates first, then the rest."""
 
+import subprocess
+import sys
+
 import pytest
 import yaml
 from sqlalchemy import func, select
 
 from collect.services.campaign_import import ensure_campaign
-from collect.services.demo_accounts import demo_password, ensure_demo_raters
+from collect.services.demo_accounts import demo_password, ensure_demo_raters, refuse_published_passwords
 from collect.services.generation import CandidateFiller
 from collect.store import (
     CampaignError,
@@ -17,6 +20,9 @@ from collect.store import (
     session_factory,
     upgrade,
 )
+from collect.store.raters import set_password
+from tests.support.campaigns import seed_campaign
+from tests.support.serving import free_port
 
 
 @pytest.fixture
@@ -96,3 +102,35 @@ def test_the_first_prompts_are_answered_before_serving_and_the_rest_in_the_backg
     assert count(sessions, Task.id) == 40 and count(sessions, Candidate.id) == 80
     with sessions() as session:
         assert all(len(task.candidate_ids) == 2 for task in session.scalars(select(Task)))
+
+
+def serve_on_all_addresses(*flags, timeout=120) -> subprocess.CompletedProcess:
+    """`plumb collect serve --host 0.0.0.0` with `flags`: a refusal returns; a server that starts fails."""
+    command = [sys.executable, "-m", "plumb", "collect", "serve", "--host", "0.0.0.0", "--port", str(free_port())]
+    try:
+        return subprocess.run([*command, *flags], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail("plumb collect serve started listening on 0.0.0.0 instead of refusing")
+
+
+def test_the_demo_config_on_a_public_address_is_refused_before_anything_is_made(tmp_path):
+    db = tmp_path / "demo" / "collect.sqlite"
+    result = serve_on_all_addresses("--config", "configs/collect/demo.yaml", "--db", str(db))
+    assert result.returncode == 2 and "serve them on 127.0.0.1, not 0.0.0.0" in result.stderr
+    assert not db.parent.exists()  # no database made, no campaign imported
+
+
+def test_published_demo_passwords_keep_a_database_off_public_addresses_until_changed(sessions, sqlite_url, tmp_path):
+    seed_campaign(sessions, name="demo")
+    ensure_demo_raters(sessions, host="127.0.0.1")
+    with sessions.begin() as session:  # two of the four change their passwords
+        for name in ("alice", "adam"):
+            set_password(session=session, name=name, password=f"{name}-own-secret")
+    result = serve_on_all_addresses("--db", sqlite_url, "--campaign", "demo", "--output_dir", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    assert "account(s) bob, rita still have their published demo password" in result.stderr
+    refuse_published_passwords(sessions, host="127.0.0.1")  # this machine only: allowed
+    with sessions.begin() as session:
+        for name in ("bob", "rita"):
+            set_password(session=session, name=name, password=f"{name}-own-secret")
+    refuse_published_passwords(sessions, host="0.0.0.0")  # no published password left: allowed
