@@ -1,5 +1,7 @@
 """Fixtures of the collect tests: a real PostgreSQL server started for the session, and stores on both databases."""
 
+import contextlib
+
 import pytest
 
 from tests.support.postgres import create_database, drop_database, postgres_available, temporary_postgres
@@ -41,3 +43,12 @@ def store(db_url):
     upgrade(engine)
     yield engine, session_factory(engine)
     engine.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def patient_browser_waits():
+    """Playwright's `expect` waits up to EXPECT_TIMEOUT_MS in the browser tests (tests/support/browser.py)."""
+    from tests.support.browser import use_patient_expect
+
+    with contextlib.suppress(ImportError):  # without playwright the browser tests are skipped (a failure in CI)
+        use_patient_expect()
