@@ -2,7 +2,9 @@
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from collect.store.limits import EDIT_MAX_CHARS, FLAGS_MAX, RATIONALE_MAX_CHARS, SECONDS_SPENT_MAX
 
 RowId = Annotated[int, Field(ge=1, le=2**62)]  # larger could not be a row id, and would overflow SQLite
 
@@ -10,17 +12,21 @@ RowId = Annotated[int, Field(ge=1, le=2**62)]  # larger could not be a row id, a
 class JudgmentIn(BaseModel):
     """An answer in display order: a `choice` label of the scale (or `preference`, -3..3, positive = A better)."""
 
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
     assignment_id: RowId
     choice: str | None = Field(None, description="one of the scale's labels, e.g. 'A slightly better', 'Both bad'")
     preference: int | None = Field(None, ge=-3, le=3)
     both_bad: bool = False
     ranks: list[int] | None = None
     ratings: list[int] | None = None
-    rationale: str = Field("", max_length=10_000)
-    flags: list[str] = []
-    seconds_spent: float | None = Field(None, ge=0)
+    rationale: str = Field("", max_length=RATIONALE_MAX_CHARS)
+    flags: list[str] = Field([], max_length=FLAGS_MAX)
+    seconds_spent: float | None = Field(None, ge=0, le=SECONDS_SPENT_MAX)
     edit: str | None = Field(
-        None, max_length=50_000, description="your improved version of the better response (campaigns with allow_edits)"
+        None,
+        max_length=EDIT_MAX_CHARS,
+        description="your improved version of the better response (campaigns with allow_edits)",
     )
 
 

@@ -10,9 +10,11 @@ is sent, so an acknowledged judgment is a stored one. Bad input is a 4xx with a 
 import contextlib
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.exc import IntegrityError
 
+from collect.api.guards import RequestGuard, validation_error
 from collect.api.routes import campaign_routes, rating_routes
 from collect.services.metrics import prometheus_text
 from collect.store import StoreError, open_store
@@ -30,6 +32,8 @@ def create_app(db: str | None = None) -> FastAPI:
 
     app = FastAPI(title="Plumb collect API", description=__doc__, version="1", lifespan=lifespan)
     app.state.sessions = sessions
+    app.add_middleware(RequestGuard)
+    app.exception_handler(RequestValidationError)(validation_error)
     app.exception_handler(StoreError)(_store_error)
     app.exception_handler(IntegrityError)(_conflict)
     app.exception_handler(TimeoutError)(_busy)
@@ -52,7 +56,9 @@ def _metrics(request: Request) -> str:
 
 def _store_error(request: Request, error: StoreError) -> JSONResponse:
     status = 404 if isinstance(error, CampaignError) and str(error).startswith("no campaign") else 400
-    return JSONResponse({"detail": str(error)}, status_code=status)
+    # A message may quote what was sent: escape what UTF-8 cannot carry (a lone surrogate) rather than fail.
+    detail = str(error).encode("utf-8", "backslashreplace").decode("utf-8")
+    return JSONResponse({"detail": detail}, status_code=status)
 
 
 def _conflict(request: Request, error: IntegrityError) -> JSONResponse:

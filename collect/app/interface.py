@@ -21,6 +21,7 @@ from collect.app.rater_tab import RATER_CSS, choice_buttons, create_rater_tab, p
 from collect.app.review_tab import create_review_tab
 from collect.domain.campaign import spec_of
 from collect.store import campaign_by_name
+from collect.store.limits import SECONDS_SPENT_MAX
 
 
 def create_ui(sessions, campaign: str, *, output_dir: str | None = None, models=None) -> gr.Blocks:
@@ -172,7 +173,8 @@ def shown(page, old_state: dict) -> dict:
 
 def _seconds_on(old_state: dict) -> float | None:
     started = old_state.get("shown_at")
-    return time.monotonic() - started if started is not None else None
+    # Capped: a tab left open for days is still an answer to store, not a limit to refuse.
+    return min(time.monotonic() - started, SECONDS_SPENT_MAX) if started is not None else None
 
 
 def mount(app, sessions, campaign: str, *, path: str = "/", output_dir: str | None = None, models=None):

@@ -12,6 +12,7 @@ from collect.app.display import progress_markdown, safe_markdown
 from collect.app.keys import CHOICE_KEYS, EDIT_KEYS, SKIP_KEY, SUBMIT_KEY, UNDO_KEY, button_label, element_id
 from collect.domain.answers import BOTH_BAD_CHOICE
 from collect.domain.campaign import CampaignSpec
+from collect.store.limits import EDIT_MAX_CHARS, RATIONALE_MAX_CHARS
 
 SLOTS = "ABCDEFGH"  # the most responses one ranking or rating task shows
 # Responses are what raters read all day: a framed, scrollable pane each, stacked on a narrow screen.
@@ -47,6 +48,7 @@ def create_rater_tab(spec: CampaignSpec) -> dict[str, gr.components.Component]:
             label="Rationale (optional)" if spec.rationale == "optional" else "Rationale (required)",
             lines=2,
             scale=3,
+            max_length=RATIONALE_MAX_CHARS,
             visible=spec.rationale != "off",
         )
         components["flags"] = gr.CheckboxGroup(spec.flags, label="Flags", scale=2, visible=bool(spec.flags))
@@ -74,6 +76,7 @@ def _pairwise_answers(spec: CampaignSpec) -> dict:
                 label="Improve the better response (optional; Esc leaves the box)",
                 lines=4,
                 max_lines=20,
+                max_length=EDIT_MAX_CHARS,
                 scale=4,
                 elem_id="plumb-edit",
             )

@@ -111,7 +111,7 @@ def pairwise_answer(score_a: float, score_b: float, params: SimulatedRaterParams
     if rng.random() < params.position_bias:
         return {"preference": 1, "both_bad": False}
     if params.both_bad_below is not None and max(score_a, score_b) < params.both_bad_below:
-        return {"preference": 0, "both_bad": True}
+        return {"preference": None, "both_bad": True}
     gap = score_a - score_b
     if is_tie(gap, params.tie_margin):
         return {"preference": 0, "both_bad": False}

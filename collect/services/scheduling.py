@@ -245,7 +245,8 @@ def _check_options(spec: CampaignSpec, *, both_bad, ratings, rationale, flags) -
         raise JudgmentError("this campaign asks for a rationale with every judgment")
     unknown = sorted(set(flags or []) - set(spec.flags))
     if unknown:
-        raise JudgmentError(f"unknown flag(s) {', '.join(unknown)} (this campaign offers: {', '.join(spec.flags)})")
+        offered = ", ".join(spec.flags)
+        raise JudgmentError(f"unknown flag(s) {', '.join(map(repr, unknown))} (this campaign offers: {offered})")
     if isinstance(ratings, list) and not all(type(r) is int and 1 <= r <= spec.rating_points for r in ratings):
         raise JudgmentError(f"ratings must be integers from 1 to {spec.rating_points}, got {ratings}")
 

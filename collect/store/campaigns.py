@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from collect.store.audit import record_event
+from collect.store.limits import is_storable
 from collect.store.models import TASK_KINDS, Campaign, Candidate, Policy, Prompt, StoreError, Task
 
 
@@ -28,6 +29,8 @@ def create_campaign(*, session: Session, name: str, kind: str, definition: dict)
 
 def campaign_by_name(*, session: Session, name: str) -> Campaign:
     """The campaign called `name`; `CampaignError` when there is none."""
+    if not is_storable(name):  # PostgreSQL refuses a NUL in a query: such a name is no campaign's, not a crash
+        raise CampaignError(f"no campaign named {name!r}")
     campaign = session.scalar(select(Campaign).where(Campaign.name == name))
     if campaign is None:
         raise CampaignError(f"no campaign named '{name}' (create it with `plumb collect import --campaign FILE`)")

@@ -4,6 +4,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from collect.store.audit import record_event
+from collect.store.limits import check_judgment_limits
 from collect.store.models import Assignment, Judgment, Rater, StoreError, Task
 
 
@@ -53,6 +54,18 @@ def live_judgments_per_rater(session: Session, campaign_id: int) -> dict[str, in
 def check_answer(task: Task, *, preference, both_bad: bool, ranks, ratings) -> None:
     """Raise `JudgmentError` unless the answer has the shape the task's kind needs."""
     size = len(task.candidate_ids)
+    given = {
+        "preference": preference is not None,
+        "both_bad": bool(both_bad),
+        "ranks": ranks is not None,
+        "ratings": ratings is not None,
+    }
+    fits = {"pairwise": {"preference", "both_bad"}, "ranking": {"ranks"}, "rating": {"ratings"}}[task.kind]
+    foreign = sorted(key for key, present in given.items() if present and key not in fits)
+    if foreign:
+        raise JudgmentError(f"a {task.kind} judgment takes no {' or '.join(foreign)}")
+    if preference is not None and both_bad:
+        raise JudgmentError("a pairwise judgment is a preference or both_bad, not both")
     if task.kind == "pairwise":
         if preference is None and not both_bad:
             raise JudgmentError("a pairwise judgment needs a preference (-3..3) or both_bad")
@@ -84,6 +97,7 @@ def record_judgment(
     same transaction; a concurrent double submission fails on the database's unique indexes.
     """
     task = session.get(Task, assignment.task_id)
+    check_judgment_limits(rationale=rationale, edit=edit, flags=list(flags or []), seconds_spent=seconds_spent)
     check_answer(task, preference=preference, both_bad=both_bad, ranks=ranks, ratings=ratings)
     head = live_judgment(session=session, task_id=task.id, rater_id=assignment.rater_id)
     judgment = Judgment(

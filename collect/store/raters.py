@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from collect.store.audit import record_event
+from collect.store.limits import is_storable
 from collect.store.models import RATER_KINDS, ROLES, Rater, StoreError
 
 
@@ -60,6 +61,8 @@ def create_rater(
 
 def rater_by_token(*, session: Session, token: str) -> Rater | None:
     """The active rater holding this API token, or None."""
+    if not is_storable(token):
+        return None
     return session.scalar(select(Rater).where(Rater.token_hash == token_hash(token), Rater.active.is_(True)))
 
 

@@ -8,26 +8,7 @@ from fastapi.testclient import TestClient
 from collect.api.server import create_app
 from collect.store import create_rater, make_engine, session_factory, upgrade
 from tests.support.campaigns import seed_campaign
-
-
-@pytest.fixture
-def api(db_url):
-    """(client, tokens by rater name) on a campaign of 3 pairwise tasks, 2 raters per task, on SQLite and PostgreSQL."""
-    engine = make_engine(db_url)
-    upgrade(engine)
-    sessions = session_factory(engine)
-    seed_campaign(sessions, prompts=3, raters_per_task=2, max_raters_per_task=2, flags=["unsafe"])
-    tokens = {}
-    with sessions.begin() as session:
-        for name, role in (("ana", "rater"), ("ben", "rater"), ("rev", "reviewer")):
-            tokens[name] = create_rater(session=session, name=name, role=role)[1]
-    engine.dispose()
-    with TestClient(create_app(db_url)) as client:
-        yield client, tokens
-
-
-def auth(token):
-    return {"Authorization": f"Bearer {token}"}
+from tests.support.serving import auth
 
 
 def test_a_rater_judges_edits_and_undoes_through_the_api(api):

@@ -84,7 +84,7 @@ def test_ties_both_bad_and_position_bias():
     assert answers(1.0, 0.6, tie)[0]["preference"] == 1  # |gap| 0.4: decisive
     assert answers(2.0, 2.0, SimulatedRaterParams(temperature=1))[0]["preference"] == 0  # equal scores: a tie
     bad = SimulatedRaterParams(temperature=0, both_bad_below=0.0)
-    assert answers(-1.0, -0.5, bad)[0] == {"preference": 0, "both_bad": True}
+    assert answers(-1.0, -0.5, bad)[0] == {"preference": None, "both_bad": True}
     assert answers(-1.0, 0.5, bad)[0]["preference"] == -2  # one of them is good enough
     lazy = SimulatedRaterParams(temperature=0, position_bias=1.0)
     assert all(a == {"preference": 1, "both_bad": False} for a in answers(-3.0, 3.0, lazy, draws=20))
@@ -164,8 +164,11 @@ def shown_answers(sessions) -> list[tuple[float, float, str]]:
     shown = []
     for judgment, order, candidate_ids in rows:
         a, b = (known_score(content[candidate_ids[k]]) for k in order)
+        if judgment.both_bad:
+            shown.append((a, b, "both_bad"))
+            continue
         preference = judgment.preference if order[0] == 0 else -judgment.preference  # canonical -> as shown
-        choice = "both_bad" if judgment.both_bad else "A" if preference > 0 else "B" if preference < 0 else "tie"
+        choice = "A" if preference > 0 else "B" if preference < 0 else "tie"
         shown.append((a, b, choice))
     return shown
 

@@ -35,3 +35,8 @@ def serving(app):
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def auth(token: str) -> dict:
+    """The REST API's authorization header for an API token."""
+    return {"Authorization": f"Bearer {token}"}

@@ -44,6 +44,7 @@ from collect.store import (
     record_event,
     record_judgment,
 )
+from collect.store.limits import SECONDS_SPENT_MAX
 from collect.store.models import utcnow
 
 logger = logging.getLogger(__name__)
@@ -368,7 +369,7 @@ def record_vote(
         session=session,
         assignment=assignment,
         flags=[IDENTITY_LEAK] if leaks else [],
-        seconds_spent=now - battle.created_at,
+        seconds_spent=min(now - battle.created_at, SECONDS_SPENT_MAX),  # a battle left open for days still counts
         **ARENA_VOTES[vote],
     )
     record_event(
