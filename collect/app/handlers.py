@@ -5,7 +5,6 @@ so what the page shows next is what is stored. A rater acts only on their own
 assignments: `collect.services.scheduling` checks that each assignment id belongs to them.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +17,6 @@ from collect.store import (
     STAFF_ROLES,
     Judgment,
     StoreError,
-    authenticate,
     campaign_by_name,
     live_judgments_per_rater,
     live_judgments_query,
@@ -40,16 +38,6 @@ class RaterPage:
     message: str = ""
     score_name: str = ""  # ranking and rating tasks: what each response gets ("rank (1 = best)", "rating")
     score_choices: list[int] = field(default_factory=list)  # ... and the values it may take
-
-
-def password_check(sessions) -> Callable[[str, str], bool]:
-    """Gradio's login function: True when the name and password match an active rater's argon2 hash."""
-
-    def check(name: str, password: str) -> bool:
-        with sessions.begin() as session:
-            return authenticate(session=session, name=name, password=password) is not None
-
-    return check
 
 
 def role_of(sessions, rater_name: str) -> str:

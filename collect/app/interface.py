@@ -10,6 +10,7 @@ import html
 import time
 
 import gradio as gr
+from starlette.routing import Mount
 
 from collect.app import handlers
 from collect.app.admin_tab import create_admin_tab
@@ -17,11 +18,13 @@ from collect.app.arena_tab import create_arena_tab
 from collect.app.campaign_tab import create_campaign_tab
 from collect.app.errors import shown_as_error
 from collect.app.keys import EDIT_KEYS, action_of, keyboard_script
+from collect.app.login import LoginGuard, LoginThrottle, StoredLogins, password_check
 from collect.app.rater_tab import RATER_CSS, choice_buttons, create_rater_tab, page_values, score_inputs
 from collect.app.review_tab import create_review_tab
 from collect.domain.campaign import spec_of
 from collect.store import campaign_by_name
 from collect.store.limits import SECONDS_SPENT_MAX
+from collect.store.web_sessions import SessionLimits
 
 
 def create_ui(sessions, campaign: str, *, output_dir: str | None = None, models=None) -> gr.Blocks:
@@ -177,15 +180,33 @@ def _seconds_on(old_state: dict) -> float | None:
     return min(time.monotonic() - started, SECONDS_SPENT_MAX) if started is not None else None
 
 
-def mount(app, sessions, campaign: str, *, path: str = "/", output_dir: str | None = None, models=None):
-    """Mount the rater app for `campaign` on the FastAPI `app`, behind a login with the store's rater accounts."""
-    return gr.mount_gradio_app(
+def mount(
+    app,
+    sessions,
+    campaign: str,
+    *,
+    path: str = "/",
+    output_dir: str | None = None,
+    models=None,
+    session_limits: SessionLimits | None = None,
+):
+    """Mount the rater app for `campaign` on the FastAPI `app`, behind a login with the store's rater accounts.
+
+    Sign-ins are throttled per account and per client address; page sessions are stored and
+    expire after `session_limits` (idle and absolute).
+    """
+    accounts = LoginThrottle(max_failures=5)
+    mounted = gr.mount_gradio_app(
         app,
         create_ui(sessions, campaign, output_dir=output_dir, models=models),
         path=path,
-        auth=handlers.password_check(sessions),
+        auth=password_check(sessions, accounts),
         auth_message="Sign in with your Plumb rater account.",
         head=keyboard_script(),
         css=RATER_CSS,
         footer_links=[],
     )
+    gradio_app = next(route.app for route in app.routes if isinstance(route, Mount) and route.path == path.rstrip("/"))
+    gradio_app.tokens = StoredLogins(sessions, session_limits or SessionLimits())
+    app.add_middleware(LoginGuard, throttle=LoginThrottle(max_failures=20))
+    return mounted

@@ -48,6 +48,7 @@ from collect.store.models import (
     Rater,
     StoreError,
     Task,
+    WebSession,
 )
 from collect.store.raters import (
     RaterError,
@@ -77,6 +78,7 @@ __all__ = [
     "RaterError",
     "StoreError",
     "Task",
+    "WebSession",
     "add_candidate",
     "add_prompt",
     "audit_events",

@@ -206,3 +206,20 @@ class AuditEvent(Base):
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     action: Mapped[str] = mapped_column(String(50))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class WebSession(Base):
+    """A signed-in page session (the cookie's token, as its SHA-256), with its idle and absolute clocks.
+
+    `password_mark` fingerprints the password hash at sign-in: a password reset from any
+    process ends every session opened with the old password.
+    """
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    password_mark: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -1,5 +1,6 @@
 """The rater app's handlers as plain functions on a real SQLite store: judge, skip, undo, progress, roles, escaping."""
 
+import asyncio
 import re
 
 import pytest
@@ -8,6 +9,7 @@ from sqlalchemy import select
 from collect.app import handlers
 from collect.app.display import escaped_chat, overview_markdown
 from collect.app.keys import CHOICE_KEYS, action_of, button_label, keyboard_script
+from collect.app.login import LoginThrottle, password_check
 from collect.store import Judgment
 from tests.support.campaigns import PASSWORDS, add_attack_task, make_store
 
@@ -26,10 +28,10 @@ def stored_judgments(sessions) -> list[Judgment]:
 
 
 def test_login_checks_the_argon2_password_of_an_active_rater(sessions):
-    check = handlers.password_check(sessions)
-    assert check("ana", PASSWORDS["ana"])
-    assert not check("ana", PASSWORDS["ben"])
-    assert not check("nobody", PASSWORDS["ana"])
+    check = password_check(sessions, LoginThrottle(max_failures=5))
+    assert asyncio.run(check("ana", PASSWORDS["ana"]))
+    assert not asyncio.run(check("ana", PASSWORDS["ben"]))
+    assert not asyncio.run(check("nobody", PASSWORDS["ana"]))
 
 
 def test_a_judgment_is_stored_in_the_task_order_with_its_time_rationale_and_flags(sessions):
