@@ -2,7 +2,8 @@
 
 A policy's `model` is anything `plumb.models.load_policy` loads (run locally with
 transformers, batched, on the GPU when there is one), or the URL of an OpenAI-compatible
-server (vLLM, TGI, llama.cpp: `http://host:8000/v1`). Each batch is committed as it
+server (vLLM, TGI, llama.cpp: `http://host:8000/v1`), asked through `plumb.openai_client`
+(API key, retries, concurrent requests; see its generation keys). Each batch is committed as it
 finishes, so an interrupted run resumes where it stopped; the generation settings are
 stored with every candidate. Tasks are built once every policy has answered.
 
@@ -21,7 +22,13 @@ def cli(argv: list[str], *, prog: str) -> int:
     parser = verb_parser(prog, __doc__)
     parser.add_argument("--campaign", required=True, help="name of a campaign created by `plumb collect import`")
     parser.add_argument("--policy", action="append", help="only this policy (repeatable; default: all of them)")
-    parser.add_argument("--batch-size", type=int, default=8, help="prompts per generate() call (default: 8)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        help="prompts per generate() call (default: 8); a URL policy sends a batch's requests at once, "
+        "at most its generation key max_concurrency (default: 8) at a time",
+    )
     args = parser.parse_args(argv)
     print(json.dumps(main(args.campaign, policies=args.policy, batch_size=args.batch_size, db=args.db)))
     return 0

@@ -4,16 +4,19 @@ Every stage that samples from a policy (candidates for raters, best-of-n, evalua
 arena battles) goes through here, so the prompt formatting and the decoding settings mean
 the same everywhere. Arena battles stream: `stream_local` and `stream_openai` yield the
 answer's text piece by piece, and `LoadedModels` loads each local model once for every
-policy that names it.
+policy that names it. The OpenAI-compatible client (key, retries, concurrency) lives in
+`plumb.openai_client`.
 """
 
-import json
 import threading
 from collections.abc import Callable, Iterator
 
+# Re-exported: every stage imports its generators from here, whichever backend serves them.
+from plumb.openai_client import openai_generator as openai_generator
+from plumb.openai_client import stream_openai
+
 # A batch of prompts (message lists) -> one response text per prompt.
 Generator = Callable[[list[list[dict]]], list[str]]
-OPENAI_KEYS = {"max_new_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p", "seed": "seed"}
 
 
 def local_generator(model, tokenizer, generation: dict) -> Generator:
@@ -49,30 +52,6 @@ def load_on_device(model_spec: str):
 def load_generator(model_spec: str, generation: dict) -> Generator:
     """Load a policy (any spec `load_policy` takes) onto the GPU when there is one, and return its generator."""
     return local_generator(*load_on_device(model_spec), generation)
-
-
-def _openai_body(generation: dict) -> dict:
-    body = {"model": generation.get("model", "default")}
-    body.update({OPENAI_KEYS[key]: value for key, value in generation.items() if key in OPENAI_KEYS})
-    return body
-
-
-def openai_generator(url: str, generation: dict, *, client=None) -> Generator:
-    """Chat completions from an OpenAI-compatible server at `url` (…/v1); `generation['model']` names its model."""
-    import httpx
-
-    client = client or httpx.Client(timeout=600)
-    body = _openai_body(generation)
-
-    def generate(prompts: list[list[dict]]) -> list[str]:
-        texts = []
-        for messages in prompts:  # one request each: servers batch concurrent work themselves
-            response = client.post(f"{url.rstrip('/')}/chat/completions", json={**body, "messages": messages})
-            response.raise_for_status()
-            texts.append(response.json()["choices"][0]["message"]["content"])
-        return texts
-
-    return generate
 
 
 def generate_all(
@@ -133,36 +112,6 @@ def stream_local(model, tokenizer, messages: list[dict], generation: dict) -> It
         thread.join()
     if failure:
         raise failure[0]
-
-
-def stream_openai(url: str, messages: list[dict], generation: dict, *, client=None) -> Iterator[str]:
-    """Yield the answer of an OpenAI-compatible server at `url` (…/v1) as it streams (`stream: true`, SSE chunks)."""
-    import httpx
-
-    own_client = client is None
-    client = client or httpx.Client(timeout=httpx.Timeout(600, connect=10))
-    body = {**_openai_body(generation), "messages": messages, "stream": True}
-    try:
-        with client.stream("POST", f"{url.rstrip('/')}/chat/completions", json=body) as response:
-            response.raise_for_status()
-            for line in response.iter_lines():
-                # Server-sent events: "data: {json}" lines, then "data: [DONE]"; comments and blank lines skipped.
-                if not line.startswith("data:"):
-                    continue
-                data = line[len("data:") :].strip()
-                if data == "[DONE]":
-                    break
-                try:
-                    chunk = json.loads(data)
-                except json.JSONDecodeError as error:  # a bare decode error would not say which server sent it
-                    raise ValueError(f"{url}: bad stream chunk {data[:80]!r}") from error
-                for choice in chunk.get("choices", []):
-                    piece = (choice.get("delta") or {}).get("content")
-                    if piece:
-                        yield piece
-    finally:
-        if own_client:
-            client.close()
 
 
 def is_url(model_spec: str) -> bool:

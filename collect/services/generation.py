@@ -2,7 +2,8 @@
 
 A policy's `model` is anything `plumb.models.load_policy` loads (run locally with
 transformers, batched, on the GPU when there is one), or the URL of an OpenAI-compatible
-server (vLLM, TGI, llama.cpp: `http://host:8000/v1`). Each batch is committed as it
+server (vLLM, TGI, llama.cpp: `http://host:8000/v1`), asked through `plumb.openai_client`
+(API key, retries, concurrent requests; see its generation keys). Each batch is committed as it
 finishes, so an interrupted run resumes where it stopped; the generation settings are
 stored with every candidate. Tasks are built once every policy has answered.
 `CandidateFiller` does the same a chunk of prompts at a time, in the foreground or in a
@@ -28,7 +29,8 @@ from collect.store import (
     opened_store,
     record_event,
 )
-from plumb.generation import Generator, LoadedModels, load_generator, local_generator, openai_generator
+from plumb.generation import Generator, LoadedModels, is_url, load_generator, local_generator, openai_generator
+from plumb.openai_client import api_key, check_settings
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ def generate_candidates(
         unknown = set(policies or []) - {p.name for p in spec.policies}
         if unknown:
             raise CampaignError(f"campaign '{campaign_name}' has no policy {', '.join(sorted(unknown))}")
+        check_served_settings([p for p in chosen if p.name not in (generators or {})])
         made = {}
         for policy in chosen:
             generator = (generators or {}).get(policy.name) or make_generator(policy)
@@ -65,9 +68,19 @@ def generate_candidates(
     return {"candidates": made, "new_tasks": new_tasks}
 
 
+def check_served_settings(policies: list[PolicySpec]) -> None:
+    """Refuse a URL policy's setting the server would not get, or its missing API key, before any policy
+    sends a request or loads a model."""
+    for policy in policies:
+        if is_url(policy.model):
+            where = f"policy '{policy.name}' ({policy.model})"
+            check_settings(policy.generation, where=where)
+            api_key(policy.generation, where=where)
+
+
 def settings_of(policy: PolicySpec) -> dict:
     """What is recorded with each candidate: the backend, the model and the generation settings."""
-    backend = "openai" if policy.model.startswith(("http://", "https://")) else "transformers"
+    backend = "openai" if is_url(policy.model) else "transformers"
     return {"backend": backend, "model": policy.model, **policy.generation}
 
 
@@ -129,6 +142,7 @@ class CandidateFiller:
     def __init__(self, sessions, campaign: str, *, batch_size: int = 8, models: LoadedModels | None = None):
         with sessions() as session:
             self.spec = spec_of(campaign_by_name(session=session, name=campaign))
+        check_served_settings(self.spec.policies)
         self.sessions, self.campaign, self.batch_size = sessions, campaign, batch_size
         self.models = models or LoadedModels()  # policies of one model (the demo's two temperatures) share it
         self.generators = {}

@@ -1,14 +1,18 @@
-"""`plumb collect generate`: candidates from local transformers and from an OpenAI-compatible server, resumably."""
+"""`plumb collect generate`: candidates from local transformers and from an OpenAI-compatible server, resumably.
+
+The server is a stub on 127.0.0.1 (tests/support/openai_stub.py) that fails on purpose.
+"""
 
 import json
 
-import httpx
 from sqlalchemy import func, select
 
 from collect import generate, import_prompts
 from collect.init import main as init_main
 from collect.store import Candidate, Task, open_store
-from plumb.generation import openai_generator
+from plumb.cli import main as plumb_main
+from tests.support.openai_stub import OpenAIStub
+from tests.support.serving import serving
 
 
 def write_campaign(tmp_path, policies: str):
@@ -44,42 +48,71 @@ def test_local_generation_is_batched_recorded_and_resumable(tmp_path, tiny_polic
         assert session.scalar(select(func.count(Task.id))) == 3
 
 
-def test_an_openai_compatible_server_by_url(tmp_path):
-    requests = []
-
-    def server(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        requests.append((str(request.url), body))
-        reply = {"role": "assistant", "content": f"echo {body['messages'][-1]['content']}"}
-        return httpx.Response(200, json={"choices": [{"message": reply}]})
-
-    client = httpx.Client(transport=httpx.MockTransport(server))
-    generation = {"model": "smol", "max_new_tokens": 16, "temperature": 0.5}
-    answer = openai_generator("http://127.0.0.1:8001/v1/", generation, client=client)
-    assert answer([[{"role": "user", "content": "hi"}]]) == ["echo hi"]
-    url, body = requests[0]
-    assert url == "http://127.0.0.1:8001/v1/chat/completions"
-    assert body == {
-        "model": "smol",
-        "max_tokens": 16,
-        "temperature": 0.5,
-        "messages": [{"role": "user", "content": "hi"}],
-    }
-
+def test_an_openai_compatible_server_by_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    stub = OpenAIStub(api_key="sk-test", models=("smol",), failures=1, retry_after="0.05")
     db = str(tmp_path / "c.sqlite")
     init_main(db)
-    import_prompts.main(
-        write_campaign(
-            tmp_path,
-            "  - {name: served, model: 'http://127.0.0.1:8001/v1'}\n"
-            "  - {name: other, model: 'http://127.0.0.1:8002/v1'}\n",
-        ),
-        db=db,
-    )
-    fake = openai_generator("http://127.0.0.1:8001/v1", {}, client=client)
-    made = generate.main("gen", db=db, generators={"served": fake, "other": fake})
-    assert made == {"candidates": {"served": 3, "other": 3}, "new_tasks": 3}
-    assert candidate_settings(db)[0] == {"backend": "openai", "model": "http://127.0.0.1:8001/v1"}
+    with serving(stub.app()) as url:
+        generation = "{model: smol, max_new_tokens: 16, top_k: 5, max_concurrency: 3}"
+        import_prompts.main(
+            write_campaign(tmp_path, f"  - {{name: served, model: '{url}/v1', generation: {generation}}}\n"), db=db
+        )
+        made = generate.main("gen", db=db)
+    assert made == {"candidates": {"served": 3}, "new_tasks": 0}  # one policy: no pair to judge
+    with open_store(db)() as session:
+        texts = session.scalars(select(Candidate.completion).order_by(Candidate.prompt_id)).all()
+    assert [t[0]["content"] for t in texts] == [
+        f"echo Say something about {topic}." for topic in ("cats", "rain", "tea")
+    ]
+    assert candidate_settings(db)[0] == {
+        "backend": "openai",
+        "model": "smol",  # the server's model name (the generation key) wins over the policy's URL
+        "max_new_tokens": 16,
+        "top_k": 5,
+        "max_concurrency": 3,
+    }
+    answered = [r for r in stub.requests if r["headers"]["authorization"] == "Bearer sk-test"]
+    assert len(answered) == 4  # one 503 retried, then the three prompts
+    assert all(r["body"]["top_k"] == 5 and r["body"]["max_tokens"] == 16 for r in answered)
+
+
+def url_campaign(tmp_path, db, url, *generations: str) -> None:
+    """A campaign whose policies p0, p1... are all served at `url`, each with its generation settings."""
+    init_main(db)
+    policies = "".join(f"  - {{name: p{i}, model: '{url}/v1', generation: {g}}}\n" for i, g in enumerate(generations))
+    import_prompts.main(write_campaign(tmp_path, policies), db=db)
+
+
+def test_the_cli_quotes_a_401_or_404_from_the_server_without_a_traceback(tmp_path, monkeypatch, capsys):
+    stub = OpenAIStub(api_key="sk-right", models=("smol",))
+    db = str(tmp_path / "c.sqlite")
+    with serving(stub.app()) as url:
+        url_campaign(tmp_path, db, url, "{model: smol}")
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
+        unauthorized = plumb_main(["collect", "generate", "--campaign", "gen", "--db", db])
+        refused = capsys.readouterr().err
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-right")
+        stub.models = ("other",)
+        missing = plumb_main(["collect", "generate", "--campaign", "gen", "--db", db])
+        not_found = capsys.readouterr().err
+    assert unauthorized == missing == 2
+    assert f"plumb collect: error: {url}/v1 answered 401: Incorrect API key provided." in refused
+    assert f"plumb collect: error: {url}/v1 answered 404: The model `smol` does not exist." in not_found
+    assert "Traceback" not in refused + not_found
+
+
+def test_the_cli_refuses_an_unknown_setting_before_any_policy_sends_a_request(tmp_path, capsys):
+    stub = OpenAIStub()
+    db = str(tmp_path / "c.sqlite")
+    with serving(stub.app()) as url:
+        url_campaign(tmp_path, db, url, "{max_new_tokens: 8}", "{max_new_tokens: 8, num_beams: 4}")
+        status = plumb_main(["collect", "generate", "--campaign", "gen", "--db", db])
+    error = capsys.readouterr().err
+    assert status == 2
+    assert f"policy 'p1' ({url}/v1): generation key 'num_beams' cannot be sent" in error
+    assert "accepted keys: api_key_env, do_sample, max_concurrency, max_new_tokens, max_retries" in error
+    assert stub.requests == []  # p0, whose settings are fine, did not start either
 
 
 def test_a_raters_arena_prompt_is_not_answered_again_by_the_other_policies(tmp_path, tiny_policy_dir):

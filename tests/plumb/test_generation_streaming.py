@@ -6,11 +6,11 @@ model's own answer in the chat-completions chunk format, as vLLM or llama.cpp wo
 
 import json
 
-import httpx
 import pytest
 import torch
 
 from plumb.generation import LoadedModels, load_on_device, local_generator, stream_local, stream_openai
+from plumb.models import ModelLoadError
 from tests.support.serving import serving
 
 MESSAGES = [{"role": "user", "content": "Tell me about rain."}]
@@ -92,11 +92,12 @@ def test_an_openai_compatible_server_streams_the_same_answer(tiny):
     requests = []
     with serving(chat_server(model, tokenizer, requests)) as url:
         pieces = list(stream_openai(f"{url}/v1/", MESSAGES, {"model": "tiny", "max_new_tokens": 16}))
-        with pytest.raises(httpx.HTTPStatusError):
+        with pytest.raises(ModelLoadError) as missing:  # the server's words, not an HTTP traceback
             list(stream_openai(f"{url}/v1", MESSAGES, {"model": "missing"}))
     greedy = local_generator(model, tokenizer, {"max_new_tokens": 16, "do_sample": False})([MESSAGES])[0]
     assert "".join(pieces) == greedy and len(pieces) > 1
     assert requests[0] == {"model": "tiny", "max_tokens": 16, "messages": MESSAGES, "stream": True}
+    assert str(missing.value).startswith(f"{url}/v1 answered 404: no such model (check")
 
 
 def test_a_chunk_that_is_not_json_names_the_server_and_the_data(tiny):
