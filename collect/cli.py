@@ -25,6 +25,8 @@ VERBS = {
     ),
     "serve-api": ("collect.serve_api", "serve the REST API (next task, judgments, undo, stats, export)"),
     "serve": ("collect.serve", "serve the Gradio rater app, the REST API and its docs in one process"),
+    "backup": ("collect.backup", "back up the database while it is in use (SQLite backup API, or pg_dump)"),
+    "restore": ("collect.restore", "restore a backup; refuses a database that holds rows unless --force"),
 }
 
 

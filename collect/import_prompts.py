@@ -1,4 +1,4 @@
-"""Create a campaign from its YAML (if new) and import prompts, or prompts with candidates, in one transaction.
+"""Create a campaign from its YAML (if new) and import prompts, or prompts with candidates, all or nothing.
 
     plumb collect import --campaign configs/collect/campaigns/demo.yaml --db campaign.sqlite
     plumb collect import --campaign FILE --source rows.jsonl   # JSONL, Parquet, a saved dataset or a Hub id
@@ -12,6 +12,10 @@ a list of `{"policy": NAME, "completion": messages or text}` (with an optional
 dataset` follows), and `gold: {"ranks": [...]}`
 (one rank per candidate, 1 = best) to make their tasks gold tasks. A bad row stops the
 import with its row number, and nothing is stored.
+
+Raters keep working during a long import: it is written in short transactions into a
+hidden staging campaign, and its tasks join the campaign together at the end. An import
+that was killed leaves nothing visible; the next import into that campaign clears what it left.
 """
 
 import json

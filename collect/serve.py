@@ -29,6 +29,13 @@ class ServeArguments:
             "help": "Database URL or SQLite file (default: $PLUMB_DB, else collect.sqlite in the Plumb data dir)."
         },
     )
+    synchronous: str | None = field(
+        default=None,
+        metadata={
+            "help": "SQLite commit durability: `normal` (the default: an application crash loses nothing, a power "
+            "loss can lose the last commits) or `full` (an fsync at every commit). PostgreSQL: the server's own."
+        },
+    )
     host: str = field(default="127.0.0.1", metadata={"help": "Address to listen on (default: this machine only)."})
     port: int = field(default=7860, metadata={"help": "Port of the page and the API."})
     share: bool = field(
@@ -73,6 +80,18 @@ class ServeArguments:
     )
     generation_batch_size: int = field(default=8, metadata={"help": "Prompts per generate() call."})
 
+    def __post_init__(self):
+        if self.synchronous is not None:
+            from collect.store.engine import check_synchronous
+
+            check_synchronous(self.synchronous)  # a ValueError: the config parser names the file
+
+    def store_url(self) -> str | None:
+        """`db` with the `synchronous` setting on it (the URL carries it to every store this server opens)."""
+        from collect.store import store_url
+
+        return store_url(self.db, synchronous=self.synchronous)
+
 
 def config_types() -> tuple:
     """The dataclasses a `plumb collect serve` config fills."""
@@ -97,10 +116,11 @@ def build_server(args: ServeArguments, *, models=None):
     if args.share:
         # Gradio's share tunnel belongs to `Blocks.launch`, which a mounted app does not use.
         raise ConfigError("share: a share link is not available for the mounted app; use a reverse proxy")
+    db = args.store_url()
     if args.init_db:
-        _init_db(args.db)
-    app = create_app(args.db)
-    ensure_campaign(app.state.sessions, campaign=args.campaign, campaign_file=args.campaign_file, db=args.db)
+        _init_db(db)
+    app = create_app(db)
+    ensure_campaign(app.state.sessions, campaign=args.campaign, campaign_file=args.campaign_file, db=db)
     return mount(app, app.state.sessions, args.campaign, output_dir=args.output_dir, models=models)
 
 

@@ -1,25 +1,42 @@
-"""Import into a campaign: create it from its YAML when new, then store prompts (and candidates) in one transaction.
+"""Import into a campaign: create it from its YAML when new, then store prompts (and candidates) all or nothing.
 
 Rows are in the format `plumb collect import --help` describes (the contract's prompts
 format, optionally with `candidates` and `gold` ranks); Label Studio and Argilla exports
 are read too (`collect.domain.foreign_exports`). A bad row stops the import with its row
 number, and nothing is stored.
+
+An import is written in short transactions, so raters are not locked out of SQLite for
+its whole length: the rows, their candidates and tasks go into a hidden staging campaign
+(named `.import-...`; scheduling, generation and exports look at one campaign at a time,
+so nobody sees it), batch by batch, then one short transaction moves them into the real
+campaign. A failed import removes its staging campaign; one that was killed leaves it
+behind, and the next import into the same campaign removes it. Two imports into one
+campaign at once: the later one cancels the earlier, which fails saying so.
 """
 
 import hashlib
 import json
 import logging
 import math
+import time
+import uuid
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
+
+from sqlalchemy import delete, select, update
 
 from collect.domain.campaign import as_definition, load_campaign, spec_of
 from collect.domain.foreign_exports import to_import_rows
 from collect.store import (
+    Campaign,
     CampaignError,
+    Candidate,
+    Policy,
+    Prompt,
+    Task,
     add_candidate,
     add_prompt,
-    build_tasks,
     campaign_by_name,
     campaign_counts,
     create_campaign,
@@ -29,6 +46,13 @@ from collect.store import (
 from plumb.data import DataError, load_records, message_problem
 
 logger = logging.getLogger(__name__)
+
+STAGING_PREFIX = ".import-"  # the name of a staging campaign; a campaign YAML's name cannot start with it
+# The longest one import transaction holds SQLite's write lock: a rater's request waits at most about this.
+BATCH_SECONDS = 0.5
+# Between batches on SQLite: longer than the longest sleep of SQLite's busy handler (100 ms), so a
+# request of another process that waits for the lock polls within the pause and gets its turn.
+SQLITE_TURN_SECONDS = 0.15
 
 
 @dataclass
@@ -46,37 +70,195 @@ def import_campaign(
 ) -> dict:
     """Import rows into the campaign (created from `campaign_file` when new); returns what was added, and totals."""
     spec = load_campaign(campaign_file)
+    if spec.name.startswith(STAGING_PREFIX):
+        raise DataError(f"{campaign_file}: a campaign name cannot start with '{STAGING_PREFIX}' (import staging)")
     source = source or spec.prompts
     if not source:
         raise DataError(f"{campaign_file}: no `prompts` source in the campaign and no --source given")
     records = read_source(source, split or spec.prompts_split)
     rows = read_rows(to_import_rows(records, source=source), source=source)
 
-    with opened_store(db) as sessions, sessions.begin() as session:  # one transaction: a failure stores nothing
+    with opened_store(db) as sessions:
+        spec, stored_ids, stored_policies = _stored_campaign(sessions, spec, campaign_file)
+        check_new_prompt_ids(rows, stored_ids, campaign=spec.name, source=source)
+        remove_staging(sessions, campaign=spec.name)  # what an import that was killed left behind
+        staging_id, policies = _create_staging(sessions, spec, stored_policies)
+        try:
+            new_tasks = _stage_rows(sessions, staging_id, spec, rows, policies, source=source)
+            counts = _publish(sessions, staging_id, spec, rows, source=source)
+        except BaseException:
+            _remove_after_failure(sessions, spec.name, staging_id)
+            raise
+    counts = {"campaign": spec.name, "rows": len(rows), "new_tasks": new_tasks, **counts}
+    logger.info("Imported %d rows into campaign '%s': %s", len(rows), spec.name, counts)
+    return counts
+
+
+def _stored_campaign(sessions, spec, campaign_file: str):
+    """The campaign's stored spec (it wins over the file), its prompt ids and its policy names, oldest first."""
+    with sessions() as session:
         try:
             campaign = campaign_by_name(session=session, name=spec.name)
-            if campaign.definition != as_definition(spec):
-                logger.warning("Campaign '%s' exists: its stored definition is kept, not %s", spec.name, campaign_file)
-            spec = spec_of(campaign)
+        except CampaignError:
+            return spec, set(), []
+        if campaign.definition != as_definition(spec):
+            logger.warning("Campaign '%s' exists: its stored definition is kept, not %s", spec.name, campaign_file)
+        prompt_ids = session.scalars(select(Prompt.external_id).where(Prompt.campaign_id == campaign.id))
+        policies = session.scalars(select(Policy.name).where(Policy.campaign_id == campaign.id).order_by(Policy.id))
+        return spec_of(campaign), set(prompt_ids), list(policies)
+
+
+def check_new_prompt_ids(rows: list[ImportRow], stored: set[str], *, campaign: str, source: str) -> None:
+    """`DataError` naming the first row whose prompt_id is in the campaign already or earlier in the rows."""
+    seen = set(stored)
+    for index, row in enumerate(rows):
+        if row.prompt_id in seen:
+            raise DataError(f"{source}: row {index}: prompt_id '{row.prompt_id}' is already in campaign '{campaign}'")
+        seen.add(row.prompt_id)
+
+
+def _create_staging(sessions, spec, stored_policies: list[str]) -> tuple[int, dict[str, Policy]]:
+    """A staging campaign, and its policies by name: first the campaign's own and the spec's, in the order
+    they are (or will be) created there, so tasks order candidates as `build_tasks` does (by policy id)."""
+    # Not `create_campaign`: a staging campaign is no event of the audit trail.
+    with sessions.begin() as session:
+        staging = Campaign(name=f"{STAGING_PREFIX}{uuid.uuid4().hex}", kind=spec.kind, definition=as_definition(spec))
+        session.add(staging)
+        session.flush()
+        names = dict.fromkeys([*stored_policies, *(policy.name for policy in spec.policies)])
+        policies = {name: ensure_policy(session=session, campaign=staging, name=name) for name in names}
+        return staging.id, policies
+
+
+def _stage_rows(sessions, staging_id: int, spec, rows: list[ImportRow], policies: dict, *, source: str) -> int:
+    """Store the rows in the staging campaign, one short transaction per batch; returns how many tasks were made."""
+    new_tasks, start = 0, 0
+    while start < len(rows):
+        with sessions.begin() as session:
+            staging = _staging(session, staging_id, spec.name)
+            began, index = time.monotonic(), start
+            while index < len(rows) and (index == start or time.monotonic() - began < BATCH_SECONDS):
+                try:
+                    new_tasks += stage_row(session, staging, rows[index], policies, overlap=spec.raters_per_task)
+                except CampaignError as error:
+                    raise DataError(f"{source}: row {index}: {error}") from None
+                index += 1
+        start = index
+        if sessions.kw["bind"].dialect.name == "sqlite" and start < len(rows):
+            time.sleep(SQLITE_TURN_SECONDS)
+    return new_tasks
+
+
+def _staging(session, staging_id: int, name: str) -> Campaign:
+    staging = session.get(Campaign, staging_id)
+    if staging is None:
+        raise DataError(f"the import into campaign '{name}' was cancelled by another import into it; run it again")
+    return staging
+
+
+def stage_row(session, staging: Campaign, row: ImportRow, policies: dict[str, Policy], *, overlap: int) -> int:
+    """Store one row's prompt, candidates and tasks in the staging campaign; returns how many tasks it made."""
+    prompt = add_prompt(session=session, campaign=staging, external_id=row.prompt_id, messages=row.messages)
+    candidates = []
+    for policy_name, completion, settings in row.candidates:
+        if policy_name not in policies:
+            policies[policy_name] = ensure_policy(session=session, campaign=staging, name=policy_name)
+        samples = sum(1 for name, *_ in row.candidates[: len(candidates)] if name == policy_name)
+        candidate = add_candidate(
+            session=session,
+            prompt=prompt,
+            policy=policies[policy_name],
+            completion=completion,
+            settings={"source": "import", **settings},
+            sample_index=samples,
+        )
+        candidates.append(candidate)
+    tasks = row_tasks(staging, prompt, candidates, gold_ranks=row.gold_ranks, overlap=overlap)
+    session.add_all(tasks)
+    return len(tasks)
+
+
+def row_tasks(campaign: Campaign, prompt: Prompt, candidates: list, *, gold_ranks, overlap: int) -> list[Task]:
+    """The tasks `build_tasks` makes of a new prompt: the same groups, candidates in its order (policy, then id)."""
+    gold = None
+    if gold_ranks is not None:
+        gold = {"candidate_ranks": {str(c.id): rank for c, rank in zip(candidates, gold_ranks)}}
+    ids = [c.id for c in sorted(candidates, key=lambda c: (c.policy_id, c.id))]
+    if campaign.kind == "pairwise":
+        groups = list(combinations(ids, 2))
+    else:
+        groups = [tuple(ids)] if len(ids) >= (2 if campaign.kind == "ranking" else 1) else []
+    return [
+        Task(
+            campaign_id=campaign.id,
+            prompt_id=prompt.id,
+            kind=campaign.kind,
+            candidate_ids=list(group),
+            target_overlap=overlap,
+            is_gold=gold is not None,
+            gold_answer=gold,
+        )
+        for group in groups
+    ]
+
+
+def _publish(sessions, staging_id: int, spec, rows: list[ImportRow], *, source: str) -> dict:
+    """Move everything staged into the campaign (created when new) in one transaction; returns its counts."""
+    with sessions.begin() as session:
+        _staging(session, staging_id, spec.name)
+        try:
+            campaign = campaign_by_name(session=session, name=spec.name)
         except CampaignError:
             campaign = create_campaign(session=session, name=spec.name, kind=spec.kind, definition=as_definition(spec))
         for policy in spec.policies:
             ensure_policy(session=session, campaign=campaign, name=policy.name, spec=policy.model)
-        gold = {}
-        for index, row in enumerate(rows):
-            try:
-                gold.update(store_row(session, campaign, row))
-            except CampaignError as error:
-                raise DataError(f"{source}: row {index}: {error}") from None
-        tasks = build_tasks(session=session, campaign=campaign, overlap=spec.raters_per_task, gold_answers=gold)
-        counts = {
-            "campaign": spec.name,
-            "rows": len(rows),
-            "new_tasks": len(tasks),
-            **campaign_counts(session=session, campaign=campaign),
-        }
-    logger.info("Imported %d rows into campaign '%s': %s", len(rows), spec.name, counts)
-    return counts
+        _check_no_prompt_added_meanwhile(session, staging_id, campaign, rows, source=source)
+        quick = {"synchronize_session": False}  # bulk updates of rows no session object holds
+        staged_policies = select(Policy).where(Policy.campaign_id == staging_id).order_by(Policy.id)
+        for staged in session.scalars(staged_policies).all():  # new ones are created in the staged order
+            policy = ensure_policy(session=session, campaign=campaign, name=staged.name)
+            move = update(Candidate).where(Candidate.policy_id == staged.id).values(policy_id=policy.id)
+            session.execute(move, execution_options=quick)
+        for table in (Prompt, Task):
+            move = update(table).where(table.campaign_id == staging_id).values(campaign_id=campaign.id)
+            session.execute(move, execution_options=quick)
+        session.execute(delete(Policy).where(Policy.campaign_id == staging_id), execution_options=quick)
+        session.execute(delete(Campaign).where(Campaign.id == staging_id), execution_options=quick)
+        return campaign_counts(session=session, campaign=campaign)
+
+
+def _check_no_prompt_added_meanwhile(session, staging_id: int, campaign: Campaign, rows, *, source: str) -> None:
+    staged = select(Prompt.external_id).where(Prompt.campaign_id == staging_id)
+    clash = session.scalar(
+        select(Prompt.external_id).where(Prompt.campaign_id == campaign.id, Prompt.external_id.in_(staged)).limit(1)
+    )
+    if clash is not None:
+        index = next(i for i, row in enumerate(rows) if row.prompt_id == clash)
+        raise DataError(f"{source}: row {index}: prompt_id '{clash}' is already in campaign '{campaign.name}'")
+
+
+def _remove_after_failure(sessions, campaign: str, staging_id: int) -> None:
+    try:
+        remove_staging(sessions, campaign=campaign, only=staging_id)
+    except Exception as error:  # the import's own error is the one to report; the next import removes this
+        logger.warning("Could not remove the unfinished import into '%s' (the next import will): %s", campaign, error)
+
+
+def remove_staging(sessions, *, campaign: str, only: int | None = None) -> int:
+    """Delete the staging campaigns of imports into `campaign` (or just staging campaign `only`); returns how many."""
+    with sessions.begin() as session:
+        found = session.scalars(select(Campaign).where(Campaign.name.startswith(STAGING_PREFIX, autoescape=True)))
+        ids = [c.id for c in found if c.definition.get("name") == campaign and only in (None, c.id)]
+        if ids:
+            quick = {"synchronize_session": False}
+            prompts = select(Prompt.id).where(Prompt.campaign_id.in_(ids))
+            session.execute(delete(Task).where(Task.campaign_id.in_(ids)), execution_options=quick)
+            session.execute(delete(Candidate).where(Candidate.prompt_id.in_(prompts)), execution_options=quick)
+            for table in (Prompt, Policy):
+                session.execute(delete(table).where(table.campaign_id.in_(ids)), execution_options=quick)
+            session.execute(delete(Campaign).where(Campaign.id.in_(ids)), execution_options=quick)
+            logger.info("Removed %d unfinished import(s) into campaign '%s'", len(ids), campaign)
+        return len(ids)
 
 
 def ensure_campaign(sessions, *, campaign: str, campaign_file: str | None, db: str | None) -> None:
@@ -93,27 +275,6 @@ def ensure_campaign(sessions, *, campaign: str, campaign_file: str | None, db: s
         raise CampaignError(f"{campaign_file}: defines campaign '{defined}', not '{campaign}' (the `campaign` key)")
     counts = import_campaign(campaign_file, db=db)
     logger.info("Imported campaign '%s': %d prompts", campaign, counts["prompts"])
-
-
-def store_row(session, campaign, row: ImportRow) -> dict[int, dict]:
-    """Store one row's prompt and candidates; returns {prompt id: gold answer} when the row is gold."""
-    prompt = add_prompt(session=session, campaign=campaign, external_id=row.prompt_id, messages=row.messages)
-    candidate_ids = []
-    for policy_name, completion, settings in row.candidates:
-        policy = ensure_policy(session=session, campaign=campaign, name=policy_name)
-        samples = sum(1 for name, *_ in row.candidates[: len(candidate_ids)] if name == policy_name)
-        candidate = add_candidate(
-            session=session,
-            prompt=prompt,
-            policy=policy,
-            completion=completion,
-            settings={"source": "import", **settings},
-            sample_index=samples,
-        )
-        candidate_ids.append(candidate.id)
-    if row.gold_ranks is None:
-        return {}
-    return {prompt.id: {"candidate_ranks": {str(cid): rank for cid, rank in zip(candidate_ids, row.gold_ranks)}}}
 
 
 def read_source(source: str, split: str) -> list[dict]:

@@ -22,6 +22,7 @@ from collect.store.engine import (
     opened_store,
     schema_problem,
     session_factory,
+    store_url,
     upgrade,
 )
 from collect.store.judgments import (
@@ -104,5 +105,6 @@ __all__ = [
     "retract_judgment",
     "schema_problem",
     "session_factory",
+    "store_url",
     "upgrade",
 ]

@@ -1,5 +1,10 @@
 """Opening the store: a SQLite file in WAL mode by default, PostgreSQL (psycopg 3) by URL, and migrations.
 
+SQLite commits with `synchronous=NORMAL` unless asked for `full` (`make_engine(..., synchronous="full")`
+or `?synchronous=full` on the URL, so every verb and config that takes a `db` can ask): in WAL
+mode an application crash loses nothing, a power loss can lose the last commits. PostgreSQL's
+durability is the server's own settings (`fsync`, `synchronous_commit`).
+
 SQLite transactions start with BEGIN IMMEDIATE, so the writer lock is taken before the
 first read: a scheduler that reads which tasks are free and then leases one cannot
 be overtaken by another thread between the two. PostgreSQL uses row locks instead
@@ -7,19 +12,23 @@ be overtaken by another thread between the two. PostgreSQL uses row locks instea
 """
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from collect.store.models import StoreError
 from plumb.paths import data_dir
 
 DB_ENV = "PLUMB_DB"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# SQLite's `PRAGMA synchronous` levels offered; NORMAL skips the fsync per commit in WAL mode.
+SYNCHRONOUS_LEVELS = {"normal": 1, "full": 2}
 
 
 def default_url() -> str:
@@ -38,10 +47,15 @@ def normalize_url(url: str | None) -> str:
     return url
 
 
-def make_engine(url: str | None = None, **engine_kwargs) -> Engine:
-    """An engine for `url` (see `normalize_url`); SQLite files get WAL, a busy timeout and foreign keys."""
-    url = normalize_url(url)
+def make_engine(url: str | None = None, *, synchronous: str | None = None, **engine_kwargs) -> Engine:
+    """An engine for `url` (see `normalize_url`); SQLite files get WAL, a busy timeout, foreign keys and
+    `synchronous` (`normal` unless `full` is asked, here or by `?synchronous=` on the URL)."""
+    url, synchronous = _pop_synchronous(normalize_url(url), synchronous)
     if not url.startswith("sqlite"):
+        if synchronous is not None:
+            raise StoreError(
+                "synchronous: a SQLite setting; PostgreSQL's durability is the server's own (fsync, synchronous_commit)"
+            )
         engine_kwargs.setdefault("pool_size", 20)
         engine_kwargs.setdefault("max_overflow", 40)
         engine_kwargs.setdefault("pool_pre_ping", True)
@@ -52,21 +66,47 @@ def make_engine(url: str | None = None, **engine_kwargs) -> Engine:
         url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **engine_kwargs
     )
     writers = SQLiteWriters()
-    event.listen(engine, "connect", _configure_sqlite)
+    event.listen(engine, "connect", functools.partial(_configure_sqlite, synchronous=synchronous or "normal"))
     event.listen(engine, "begin", writers.begin)
     event.listen(engine, "commit", writers.end)
     event.listen(engine, "rollback", writers.end)
     return engine
 
 
-def _configure_sqlite(dbapi_connection, _record) -> None:
+def store_url(url: str | None, *, synchronous: str | None = None) -> str | None:
+    """`url` with `synchronous` (SQLite's commit durability: normal or full) on it, for code that takes a URL only."""
+    if synchronous is None:
+        return url
+    check_synchronous(synchronous)
+    with_level = make_url(normalize_url(url)).update_query_dict({"synchronous": synchronous})
+    return with_level.render_as_string(hide_password=False)
+
+
+def check_synchronous(level: str) -> str:
+    """`level` when it is one of `SYNCHRONOUS_LEVELS`; a `StoreError` naming the choices otherwise."""
+    if level not in SYNCHRONOUS_LEVELS:
+        raise StoreError(f"synchronous: expected one of {', '.join(SYNCHRONOUS_LEVELS)}, got {level!r}")
+    return level
+
+
+def _pop_synchronous(url: str, synchronous: str | None) -> tuple[str, str | None]:
+    # Taken off the URL: neither SQLAlchemy nor the drivers know the key. The argument wins over the URL.
+    if "synchronous=" in url:
+        parsed = make_url(url)
+        synchronous = synchronous or parsed.query.get("synchronous")
+        url = parsed.difference_update_query(["synchronous"]).render_as_string(hide_password=False)
+    return url, None if synchronous is None else check_synchronous(synchronous)
+
+
+def _configure_sqlite(dbapi_connection, _record, *, synchronous: str) -> None:
     # pysqlite's own transaction handling would defer BEGIN; `SQLiteWriters.begin` issues it instead.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")  # durable across app crashes in WAL mode; fsync at checkpoints
+    # NORMAL: durable across application crashes in WAL mode, fsync at checkpoints; FULL: fsync at every commit.
+    cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
     cursor.close()
 
 
@@ -139,11 +179,9 @@ def schema_problem(engine: Engine) -> str | None:
     return None
 
 
-def open_store(url: str | None = None) -> sessionmaker[Session]:
+def open_store(url: str | None = None, *, synchronous: str | None = None) -> sessionmaker[Session]:
     """Sessions on an initialized, current database; `StoreError` saying how to fix it otherwise."""
-    from collect.store.models import StoreError
-
-    engine = make_engine(url)
+    engine = make_engine(url, synchronous=synchronous)
     problem = schema_problem(engine)
     if problem:
         engine.dispose()
@@ -152,9 +190,9 @@ def open_store(url: str | None = None) -> sessionmaker[Session]:
 
 
 @contextlib.contextmanager
-def opened_store(url: str | None = None) -> Iterator[sessionmaker[Session]]:
+def opened_store(url: str | None = None, *, synchronous: str | None = None) -> Iterator[sessionmaker[Session]]:
     """`open_store` for one command: its pooled connections are closed when the block ends."""
-    sessions = open_store(url)
+    sessions = open_store(url, synchronous=synchronous)
     try:
         yield sessions
     finally:

@@ -3,17 +3,35 @@
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from collect import import_prompts
 from collect.domain.campaign import load_campaign
 from collect.init import main as init_main
-from collect.store import Campaign, Candidate, Prompt, Task, open_store
+from collect.services import campaign_import
+from collect.services.scheduling import next_task, submit_judgment
+from collect.store import (
+    Campaign,
+    CampaignError,
+    Candidate,
+    Policy,
+    Prompt,
+    Task,
+    campaign_by_name,
+    make_engine,
+    open_store,
+    rater_by_name,
+    session_factory,
+)
 from plumb.config import ConfigError
 from plumb.data import DataError
+from tests.support.campaigns import seed_campaign, seed_raters
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "configs" / "collect" / "campaigns" / "demo.yaml"
@@ -138,3 +156,150 @@ def test_a_bad_row_is_named_and_nothing_is_imported(tmp_path, bad_row, message):
     with open_store(db)() as session:
         assert session.scalar(select(func.count()).select_from(Campaign)) == 0
         assert session.scalar(select(func.count()).select_from(Candidate)) == 0
+
+
+def rate_once(sessions, campaign: str, rater: str) -> tuple[float, str | None]:
+    """One rater's next task and answer, as two requests: the seconds they took, and the error they met if any."""
+    began = time.monotonic()
+    try:
+        with sessions.begin() as session:
+            them = rater_by_name(session=session, name=rater)
+            live = campaign_by_name(session=session, name=campaign)
+            assignment = next_task(session=session, campaign=live, rater=them)
+        with sessions.begin() as session:
+            submit_judgment(session=session, rater=them, assignment_id=assignment.id, preference=1)
+    except OperationalError as error:  # "database is locked": SQLite's busy timeout ran out
+        return time.monotonic() - began, str(error.orig)
+    return time.monotonic() - began, None
+
+
+def test_raters_keep_judging_while_a_large_import_runs(tmp_path):
+    """An import of thousands of rows never makes a rater wait for all of it: at most a small part of it."""
+    db = str(tmp_path / "c.sqlite")
+    init_main(db)
+    engine = make_engine(db)
+    sessions = session_factory(engine)
+    seed_campaign(sessions, name="live", prompts=100, raters_per_task=1, max_raters_per_task=1)
+    seed_raters(sessions, 1)
+    small = write_jsonl(tmp_path / "small.jsonl", [candidates_row(i) for i in range(2)])
+    import_prompts.main(write_campaign(tmp_path, "name: warm\n"), source=small, db=db)  # loads the readers once
+    source = write_jsonl(tmp_path / "rows.jsonl", [candidates_row(i) for i in range(1500)])
+    campaign_file = write_campaign(tmp_path)
+    spent = {}
+
+    def run_import():
+        began = time.monotonic()
+        spent["counts"] = import_prompts.main(campaign_file, source=source, db=db)
+        spent["import"] = time.monotonic() - began
+
+    importer = threading.Thread(target=run_import)
+    importer.start()
+    tries = []
+    while importer.is_alive():
+        tries.append(rate_once(sessions, "live", "rater0"))
+        time.sleep(0.2)
+    importer.join()
+    engine.dispose()
+    # Before imports were written in short transactions, a request waited for the whole import
+    # (30 s, then "database is locked", when the import took longer).
+    assert [error for _, error in tries if error] == []
+    longest = max(seconds for seconds, _ in tries)
+    assert longest < spent["import"] / 5, (longest, spent["import"])
+    assert spent["counts"]["tasks"] == 1500 and len(tries) >= 5  # the rater kept asking all along
+
+
+def count_rows(sessions, model, *, staging: bool = False) -> int:
+    """Rows of `model` (Prompt, Task or Policy) in real campaigns, or in import staging campaigns."""
+    in_staging = Campaign.name.startswith(campaign_import.STAGING_PREFIX)
+    with sessions() as session:
+        return session.scalar(
+            select(func.count(model.id))
+            .join(Campaign, model.campaign_id == Campaign.id)
+            .where(in_staging if staging else ~in_staging)
+        )
+
+
+def test_an_import_that_fails_midway_leaves_nothing_and_names_the_row(db_url, tmp_path, monkeypatch):
+    init_main(db_url)
+    campaign_file = write_campaign(tmp_path)
+    first = write_jsonl(tmp_path / "first.jsonl", [candidates_row(i) for i in range(3)])
+    import_prompts.main(campaign_file, source=first, db=db_url)
+    stage_row = campaign_import.stage_row
+
+    def fails_at_q7(session, staging, row, policies, **settings):
+        if row.prompt_id == "q7":
+            raise CampaignError("cannot be stored")  # as a store check would, after rows 3..6 were committed
+        return stage_row(session, staging, row, policies, **settings)
+
+    monkeypatch.setattr(campaign_import, "BATCH_SECONDS", 0.0)  # every row its own transaction
+    monkeypatch.setattr(campaign_import, "stage_row", fails_at_q7)
+    rows = [candidates_row(i) for i in range(3, 10)]
+    with pytest.raises(DataError, match="rows.jsonl: row 4: cannot be stored"):
+        import_prompts.main(campaign_file, source=write_jsonl(tmp_path / "rows.jsonl", rows), db=db_url)
+    sessions = open_store(db_url)
+    assert [count_rows(sessions, model) for model in (Prompt, Task, Policy)] == [3, 3, 2]
+    assert [count_rows(sessions, model, staging=True) for model in (Prompt, Task, Policy)] == [0, 0, 0]
+
+    monkeypatch.setattr(campaign_import, "stage_row", stage_row)
+    more = [{**candidates_row(i), "candidates": [{"policy": "c", "completion": f"c{i}"}]} for i in range(3, 5)]
+    more[0]["candidates"].append({"policy": "a", "completion": "a3"})
+    counts = import_prompts.main(campaign_file, source=write_jsonl(tmp_path / "more.jsonl", more), db=db_url)
+    assert counts == {"campaign": "t", "rows": 2, "new_tasks": 1, "prompts": 5, "candidates": 9, "tasks": 4}
+    with sessions() as session:
+        campaign = campaign_by_name(session=session, name="t")
+        assert session.scalars(
+            select(Policy.name).where(Policy.campaign_id == campaign.id).order_by(Policy.name)
+        ).all() == [
+            "a",
+            "b",
+            "c",
+        ]
+        task = session.scalars(select(Task).where(Task.campaign_id == campaign.id).order_by(Task.id)).all()[-1]
+        shown = [session.get(Candidate, cid) for cid in task.candidate_ids]
+        assert [session.get(Policy, c.policy_id).name for c in shown] == ["a", "c"]  # as build_tasks: by policy id
+        assert session.scalar(select(func.count(Campaign.id))) == 1
+    sessions.kw["bind"].dispose()
+
+
+def test_a_killed_import_leaves_nothing_visible_and_the_next_import_clears_it(tmp_path):
+    db = str(tmp_path / "c.sqlite")
+    init_main(db)
+    campaign_file = write_campaign(tmp_path)
+    source = write_jsonl(tmp_path / "rows.jsonl", [candidates_row(i) for i in range(3000)])
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "plumb",
+            "collect",
+            "import",
+            "--campaign",
+            campaign_file,
+            "--source",
+            source,
+            "--db",
+            db,
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sessions = open_store(db)
+    try:
+        deadline = time.monotonic() + 240
+        while count_rows(sessions, Prompt, staging=True) < 100:  # some batches are committed
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        process.kill()
+        process.wait()
+    assert count_rows(sessions, Prompt) == count_rows(sessions, Task) == 0
+    assert count_rows(sessions, Prompt, staging=True) >= 100
+
+    counts = import_prompts.main(campaign_file, source=write_jsonl(tmp_path / "few.jsonl", [candidates_row(0)]), db=db)
+    assert counts["prompts"] == counts["tasks"] == 1
+    assert count_rows(sessions, Prompt, staging=True) == count_rows(sessions, Policy, staging=True) == 0
+    with sessions() as session:
+        assert session.scalar(select(func.count(Campaign.id))) == 1
+        assert session.scalar(select(func.count(Candidate.id))) == 2
+    sessions.kw["bind"].dispose()

@@ -14,10 +14,12 @@ from collect.store import (
     create_rater,
     live_judgment,
     make_engine,
+    open_store,
     rater_by_token,
     record_judgment,
     retract_judgment,
     schema_problem,
+    store_url,
     upgrade,
 )
 from collect.store.models import Base, StoreError
@@ -33,7 +35,7 @@ def test_migrations_create_exactly_the_models_schema(store):
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     assert schema_problem(engine) is None
-    assert upgrade(engine) == "0003"  # a second init is a no-op upgrade
+    assert upgrade(engine) == "0004"  # a second init is a no-op upgrade
 
 
 def test_an_empty_database_says_to_run_init(tmp_path):
@@ -45,6 +47,51 @@ def test_sqlite_runs_in_wal_mode(sqlite_url):
     engine = make_engine(sqlite_url)
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_sqlite_commits_with_synchronous_normal_unless_full_is_asked(sqlite_url):
+    def level(**engine_args) -> int:
+        engine = make_engine(**engine_args)
+        with engine.connect() as connection:
+            value = connection.exec_driver_sql("PRAGMA synchronous").scalar()
+        engine.dispose()
+        return value
+
+    assert level(url=sqlite_url) == 1  # NORMAL
+    assert level(url=sqlite_url, synchronous="full") == 2  # FULL
+    assert level(url=f"{sqlite_url}?synchronous=full") == 2  # on the URL, for configs and verbs that take a `db`
+    assert level(url=store_url(sqlite_url, synchronous="full")) == 2
+    upgrade(make_engine(sqlite_url))
+    with open_store(sqlite_url, synchronous="full")() as session:
+        assert session.connection().exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    with pytest.raises(StoreError, match="synchronous: expected one of normal, full, got 'fast'"):
+        make_engine(sqlite_url, synchronous="fast")
+    with pytest.raises(StoreError, match="synchronous: expected one of normal, full, got 'off'"):
+        make_engine(f"{sqlite_url}?synchronous=off")
+    with pytest.raises(StoreError, match="a SQLite setting; PostgreSQL's durability is the server's own"):
+        make_engine("postgresql://plumb@/plumb", synchronous="full")
+
+
+def test_the_servers_take_synchronous_from_their_config(tmp_path, monkeypatch):
+    from collect import serve_api
+    from collect.serve import ServeArguments, config_types
+    from plumb.config import ConfigError, parse_config
+
+    config = tmp_path / "serve.yaml"
+    config.write_text(f"db: {tmp_path / 'c.sqlite'}\nsynchronous: full\n")
+    (args,) = parse_config(config_types(), ["--config", str(config)])
+    assert args.store_url() == f"sqlite:///{tmp_path / 'c.sqlite'}?synchronous=full"
+    assert ServeArguments().store_url() is None  # no setting: the default database, as before
+    config.write_text("synchronous: fast\n")
+    with pytest.raises(ConfigError, match="serve.yaml: synchronous: expected one of normal, full"):
+        parse_config(config_types(), ["--config", str(config)])
+    served = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **_: served.append(app))  # the app serve-api would serve
+    upgrade(make_engine(str(tmp_path / "c.sqlite")))
+    serve_api.main(db=str(tmp_path / "c.sqlite"), synchronous="full")
+    with served[0].state.sessions() as session:
+        assert session.connection().exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    served[0].state.sessions.kw["bind"].dispose()
 
 
 def test_raters_have_argon2_passwords_and_secret_tokens(store):
@@ -178,7 +225,7 @@ def test_upgrading_a_first_schema_database_keeps_its_judgments(sqlite_url):
             "INSERT INTO judgments (task_id, rater_id, assignment_id, retracted, preference, both_bad, rationale,"
             " flags, created_at) VALUES (1, 1, 1, 0, 2, 0, 'clearer', '[]', '2026-01-01')"
         )
-    assert upgrade(engine) == "0003"
+    assert upgrade(engine) == "0004"
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT preference, rationale, edit FROM judgments").one() == (
             2,
