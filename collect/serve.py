@@ -12,6 +12,7 @@ only unless `host` says otherwise. The set-up keys (`init_db`, `campaign_file`,
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from plumb.config import ConfigError, parse_config, save_resolved_config
 
@@ -79,8 +80,24 @@ class ServeArguments:
         metadata={"help": "While serving, answer the remaining prompts in the background; their tasks join the pool."},
     )
     generation_batch_size: int = field(default=8, metadata={"help": "Prompts per generate() call."})
+    session_idle_minutes: float = field(
+        default=720.0, metadata={"help": "A page session ends after this many minutes without use (default: 12 h)."}
+    )
+    session_max_hours: float = field(
+        default=168.0, metadata={"help": "A page session ends this many hours after sign-in, used or not (7 days)."}
+    )
+    metrics_public: bool = field(
+        default=False,
+        metadata={"help": "Serve /metrics to anyone (e.g. a Prometheus on a private network); else an admin's token."},
+    )
+    cors_origins: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Other web origins whose pages may call the API with credentials (default: none)."},
+    )
 
     def __post_init__(self):
+        if min(self.session_idle_minutes, self.session_max_hours) <= 0:
+            raise ValueError("session_idle_minutes and session_max_hours must be positive")
         if self.synchronous is not None:
             from collect.store.engine import check_synchronous
 
@@ -112,6 +129,7 @@ def build_server(args: ServeArguments, *, models=None):
     from collect.api.server import create_app
     from collect.app.interface import mount
     from collect.services.campaign_import import ensure_campaign
+    from collect.store.web_sessions import SessionLimits
 
     if args.share:
         # Gradio's share tunnel belongs to `Blocks.launch`, which a mounted app does not use.
@@ -119,9 +137,14 @@ def build_server(args: ServeArguments, *, models=None):
     db = args.store_url()
     if args.init_db:
         _init_db(db)
-    app = create_app(db)
+    app = create_app(db, metrics_public=args.metrics_public, cors_origins=args.cors_origins)
     ensure_campaign(app.state.sessions, campaign=args.campaign, campaign_file=args.campaign_file, db=db)
-    return mount(app, app.state.sessions, args.campaign, output_dir=args.output_dir, models=models)
+    limits = SessionLimits(
+        idle=timedelta(minutes=args.session_idle_minutes), absolute=timedelta(hours=args.session_max_hours)
+    )
+    return mount(
+        app, app.state.sessions, args.campaign, output_dir=args.output_dir, models=models, session_limits=limits
+    )
 
 
 def _init_db(db: str | None) -> None:

@@ -8,21 +8,32 @@ is sent, so an acknowledged judgment is a stored one. Bad input is a 4xx with a 
 """
 
 import contextlib
+import logging
+from collections.abc import Sequence
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from collect.api.auth import bearer, require_admin_token
 from collect.api.guards import RequestGuard, validation_error
 from collect.api.routes import campaign_routes, rating_routes
-from collect.services.metrics import prometheus_text
+from collect.services.metrics import CONTENT_TYPE, prometheus_text
 from collect.store import StoreError, open_store
 from collect.store.campaigns import CampaignError
 
+logger = logging.getLogger(__name__)
 
-def create_app(db: str | None = None) -> FastAPI:
-    """The FastAPI app on the database `db` (a URL or SQLite file; default: $PLUMB_DB or the data dir)."""
+
+def create_app(db: str | None = None, *, metrics_public: bool = False, cors_origins: Sequence[str] = ()) -> FastAPI:
+    """The FastAPI app on the database `db` (a URL or SQLite file; default: $PLUMB_DB or the data dir).
+
+    `/metrics` needs an admin's token unless `metrics_public`; browsers on other origins get
+    CORS only when listed in `cors_origins` (none by default: the page and the API are one origin).
+    """
     sessions = open_store(db)
 
     @contextlib.asynccontextmanager
@@ -32,11 +43,21 @@ def create_app(db: str | None = None) -> FastAPI:
 
     app = FastAPI(title="Plumb collect API", description=__doc__, version="1", lifespan=lifespan)
     app.state.sessions = sessions
+    app.state.metrics_public = metrics_public
     app.add_middleware(RequestGuard)
+    # Present even with no origin listed: Gradio then leaves CORS to it, instead of answering any localhost origin.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(cors_origins),
+        allow_credentials=True,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type"],
+    )
     app.exception_handler(RequestValidationError)(validation_error)
     app.exception_handler(StoreError)(_store_error)
     app.exception_handler(IntegrityError)(_conflict)
-    app.exception_handler(TimeoutError)(_busy)
+    for unavailable in (TimeoutError, OperationalError, PoolTimeout):
+        app.exception_handler(unavailable)(_busy)
     app.include_router(rating_routes())
     app.include_router(campaign_routes())
     app.add_api_route(
@@ -49,9 +70,11 @@ def create_app(db: str | None = None) -> FastAPI:
     return app
 
 
-def _metrics(request: Request) -> str:
+def _metrics(request: Request, credentials=Depends(bearer)) -> PlainTextResponse:
     with request.app.state.sessions() as session:
-        return prometheus_text(session)
+        if not request.app.state.metrics_public:
+            require_admin_token(session, credentials)
+        return PlainTextResponse(prometheus_text(session), media_type=CONTENT_TYPE)
 
 
 def _store_error(request: Request, error: StoreError) -> JSONResponse:
@@ -66,8 +89,12 @@ def _conflict(request: Request, error: IntegrityError) -> JSONResponse:
     return JSONResponse({"detail": "conflicting concurrent submission; reload the task and try again"}, status_code=409)
 
 
-def _busy(request: Request, error: TimeoutError) -> JSONResponse:
-    # SQLite's single writer was held for longer than the busy timeout: the client may retry.
+def _busy(request: Request, error: Exception) -> JSONResponse:
+    # SQLite's writer held past the busy timeout, PostgreSQL down or out of connections: nothing was
+    # stored, and the client may retry. The driver's message stays in the log: it can name hosts and users.
+    logger.warning("database unavailable for %s %s: %s", request.method, request.url.path, error)
     return JSONResponse(
-        {"detail": f"the database is busy ({error}); retry shortly"}, status_code=503, headers={"Retry-After": "1"}
+        {"detail": "the database is busy or unavailable; nothing was stored, retry shortly"},
+        status_code=503,
+        headers={"Retry-After": "1"},
     )

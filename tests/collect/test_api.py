@@ -205,9 +205,10 @@ def test_metrics_report_each_campaign_in_the_prometheus_format(api):
         json={"assignment_id": task["assignment_id"], "choice": "Tie"},
         headers=auth(tokens["ana"]),
     )
+    client.app.state.metrics_public = True  # as `metrics_public: true` serves it; an admin's token is the default
     response = client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     lines = response.text.splitlines()
     assert "# TYPE plumb_judgments gauge" in lines
-    assert 'plumb_tasks{campaign="demo"} 3' in lines and 'plumb_judgments{campaign="demo"} 1' in lines
-    assert 'plumb_raters{campaign="demo"} 1' in lines
+    assert 'plumb_tasks{campaign="demo"} 3.0' in lines and 'plumb_judgments{campaign="demo"} 1.0' in lines
+    assert 'plumb_raters{campaign="demo"} 1.0' in lines

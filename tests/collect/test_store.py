@@ -86,7 +86,9 @@ def test_the_servers_take_synchronous_from_their_config(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="serve.yaml: synchronous: expected one of normal, full"):
         parse_config(config_types(), ["--config", str(config)])
     served = []
-    monkeypatch.setattr("uvicorn.run", lambda app, **_: served.append(app))  # the app serve-api would serve
+    # What each uvicorn worker would serve: the app its factory builds from the settings main() left.
+    monkeypatch.setattr("uvicorn.run", lambda target, **_: served.append(serve_api.app_from_settings()))
+    monkeypatch.setenv(serve_api.SETTINGS_ENV, "{}")  # main() writes it; monkeypatch restores the environment after
     upgrade(make_engine(str(tmp_path / "c.sqlite")))
     serve_api.main(db=str(tmp_path / "c.sqlite"), synchronous="full")
     with served[0].state.sessions() as session:

@@ -86,3 +86,10 @@ def _administer(server_url: str, statement: str) -> None:
         host=server_url.split("host=")[1], user="plumb", dbname="postgres", autocommit=True
     ) as connection:
         connection.execute(statement)
+
+
+def cut_off_database(server_url: str, database_url: str) -> None:
+    """Make a database unreachable, as if its server were down: close its connections and refuse new ones."""
+    name = database_url.split("@/")[1].split("?")[0]
+    _administer(server_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    _administer(server_url, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
