@@ -17,6 +17,7 @@ from collect.app.admin_tab import create_admin_tab
 from collect.app.arena_tab import create_arena_tab
 from collect.app.campaign_tab import create_campaign_tab
 from collect.app.errors import shown_as_error
+from collect.app.guards import PageGuard
 from collect.app.keys import EDIT_KEYS, action_of, keyboard_script
 from collect.app.login import LoginGuard, LoginThrottle, StoredLogins, password_check
 from collect.app.rater_tab import RATER_CSS, choice_buttons, create_rater_tab, page_values, score_inputs
@@ -209,4 +210,5 @@ def mount(
     gradio_app = next(route.app for route in app.routes if isinstance(route, Mount) and route.path == path.rstrip("/"))
     gradio_app.tokens = StoredLogins(sessions, session_limits or SessionLimits())
     app.add_middleware(LoginGuard, throttle=LoginThrottle(max_failures=20))
+    app.add_middleware(PageGuard, sessions=sessions, gradio_app=gradio_app)
     return mounted
