@@ -103,10 +103,31 @@ def read_jsonl_rows(path: str | os.PathLike) -> list[dict]:
                 raise DataError(f"{path}: line {number}: not valid JSON ({error.msg})") from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
+            field = _lone_surrogate_at(row)
+            if field is not None:
+                # JSON's \ud800 escapes parse to text no UTF-8 file, database or Arrow table can hold.
+                raise DataError(f"{path}: line {number}: field '{field}' contains a lone UTF-16 surrogate")
             rows.append(row)
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows
+
+
+def _lone_surrogate_at(value, where: str = "") -> str | None:
+    """The path (`messages[0].content`) of the first text in `value` holding a lone surrogate, or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where or "(the value)"
+        return None
+    if isinstance(value, dict):
+        items = ((f"{where}.{key}" if where else str(key), item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = ((f"{where}[{index}]", item) for index, item in enumerate(value))
+    else:
+        return None
+    return next((found for path, item in items if (found := _lone_surrogate_at(item, path)) is not None), None)
 
 
 def read_jsonl(path: str | os.PathLike):

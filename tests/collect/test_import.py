@@ -158,6 +158,17 @@ def test_a_bad_row_is_named_and_nothing_is_imported(tmp_path, bad_row, message):
         assert session.scalar(select(func.count()).select_from(Candidate)) == 0
 
 
+def test_a_lone_surrogate_in_an_import_is_one_line_naming_the_line_and_field(tmp_path):
+    db = str(tmp_path / "c.sqlite")
+    init_main(db)
+    source = tmp_path / "rows.jsonl"
+    # json.dumps writes the escape a client could send; parsed, it is text no UTF-8 store can hold.
+    source.write_text(json.dumps(candidates_row(0)) + "\n" + json.dumps(candidates_row(1, prompt="a \ud800 b")) + "\n")
+    result = plumb("import", "--campaign", write_campaign(tmp_path), "--source", str(source), "--db", db)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "rows.jsonl: line 2: field 'prompt' contains a lone UTF-16 surrogate" in result.stderr
+
+
 def rate_once(sessions, campaign: str, rater: str) -> tuple[float, str | None]:
     """One rater's next task and answer, as two requests: the seconds they took, and the error they met if any."""
     began = time.monotonic()
