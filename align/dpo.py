@@ -16,6 +16,7 @@ from pathlib import Path
 
 from align.config import DPOScriptArguments
 from plumb.cards import metrics_table, write_card
+from plumb.checkpoints import run_training
 from plumb.config import parse_config, save_resolved_config
 from plumb.data import load_train_test, ranking_to_pairs
 from plumb.models import DEFAULT, load_policy, model_init_kwargs, save_trained_policy
@@ -77,8 +78,7 @@ def main(script_args: DPOScriptArguments, training_args, model_args) -> dict:
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
     )
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    metrics = {"train_loss": train_result.training_loss, "train_runtime_s": train_result.metrics.get("train_runtime")}
+    metrics = run_training(trainer, training_args.resume_from_checkpoint, stage="dpo")
     if test is not None:
         evaluation = trainer.evaluate()
         metrics.update({key: evaluation[key] for key in EVAL_KEYS if key in evaluation})

@@ -18,6 +18,7 @@ from pathlib import Path
 from align.config import OnlineRLScriptArguments
 from align.guards import GuardCallback, Limits, keep_last_good
 from plumb.cards import metrics_table, write_card
+from plumb.checkpoints import run_training
 from plumb.config import parse_config, peek_value, save_resolved_config
 from plumb.models import DEFAULT, load_policy, model_init_kwargs, save_trained_policy
 from plumb.tracking import setup_tracking
@@ -79,10 +80,11 @@ def main(script_args: OnlineRLScriptArguments, training_args, model_args) -> dic
         peft_config=get_peft_config(model_args),
         callbacks=[guard],
     )
-    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    run_metrics = run_training(trainer, training_args.resume_from_checkpoint, stage=f"ppo-{script_args.algorithm}")
+    # After a resume the log holds the steps before the checkpoint too, so these cover the whole run.
     history = [entry for entry in trainer.state.log_history if "reward" in entry]
     metrics = {
-        "train_loss": result.training_loss,
+        **run_metrics,
         "steps": trainer.state.global_step,
         "first_reward": history[0]["reward"] if history else None,
         "last_reward": history[-1]["reward"] if history else None,

@@ -28,6 +28,16 @@ PLAIN_CHAT_TEMPLATE = (
 )
 
 
+# What transformers and peft load weights from (single file or sharded with an index).
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+
+
 class ModelLoadError(RuntimeError):
     """A model could not be found or loaded; the message says what to do instead."""
 
@@ -112,10 +122,46 @@ def resolve_reward_backbone(spec: str) -> str:
 def _local_or_hub(spec: str) -> str:
     path = Path(spec).expanduser()
     if path.is_dir():
+        check_model_dir(path)
         return str(path)
     if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ModelLoadError(f"model directory not found: {spec}")
     return spec
+
+
+def missing_model_files(directory) -> list[str]:
+    """What a folder lacks to load as a model or a LoRA adapter (empty when nothing): its config, its weights."""
+    directory = Path(directory)
+    if (directory / "adapter_config.json").is_file():
+        has_weights = any((directory / name).is_file() for name in ADAPTER_WEIGHT_FILES)
+        return [] if has_weights else ["adapter weights (adapter_model.safetensors)"]
+    missing = [] if (directory / "config.json").is_file() else ["config.json"]
+    if not any((directory / name).is_file() for name in WEIGHT_FILES):
+        missing.append("model weights (model.safetensors or pytorch_model.bin)")
+    return missing
+
+
+def check_model_dir(directory: Path) -> None:
+    """Refuse a folder that holds no complete model, saying what it lacks and, for a killed run, how to go on."""
+    missing = missing_model_files(directory)
+    if not missing:
+        return
+    from plumb.checkpoints import CHECKPOINT_NAME, checkpoint_dirs, latest_complete_checkpoint
+
+    message = f"{directory} holds no complete model: no {' and no '.join(missing)}."
+    if CHECKPOINT_NAME.match(directory.name):
+        message += (
+            " It is a checkpoint the run was killed while writing: name an earlier complete checkpoint, or resume "
+            f"the run (`--resume_from_checkpoint true --output_dir {directory.parent}`)."
+        )
+    elif checkpoint_dirs(directory):
+        latest, _ = latest_complete_checkpoint(directory)
+        message += (
+            " Its training did not finish (it is running or was killed) and left checkpoints: resume it with "
+            f"`--resume_from_checkpoint true --output_dir {directory}`"
+            + (f", or name its newest complete checkpoint, {latest}." if latest else ".")
+        )
+    raise ModelLoadError(message)
 
 
 def _hub_error(spec: str, error: Exception) -> ModelLoadError:

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from plumb.cards import metrics_table
+from plumb.checkpoints import run_training
 from plumb.config import ConfigError, parse_config, save_resolved_config
 from plumb.data import load_train_test, to_conversational
 from plumb.models import DEFAULT, load_reward_backbone, model_init_kwargs
@@ -87,12 +88,8 @@ def main(script_args: RewardScriptArguments, training_args, model_args) -> dict:
         peft_config=get_peft_config(model_args),
         callbacks=callbacks,
     )
-    train_result = trainer.train(resume_from_checkpoint=resume_argument(training_args.resume_from_checkpoint))
-    metrics = {
-        "train_loss": train_result.training_loss,
-        "train_runtime_s": train_result.metrics.get("train_runtime"),
-        **{f"train_{k}": v for k, v in train_cut.as_metrics().items()},
-    }
+    run_metrics = run_training(trainer, training_args.resume_from_checkpoint, stage="reward")
+    metrics = {**run_metrics, **{f"train_{k}": v for k, v in train_cut.as_metrics().items()}}
 
     # Save
     output_dir = Path(training_args.output_dir)
@@ -164,13 +161,6 @@ def freeze_bottom(model, layers: int) -> None:
     logger.info(
         "Froze the embeddings and %d of %d blocks: %.1fM parameters left to train", layers, count, trainable / 1e6
     )
-
-
-def resume_argument(value: str | None):
-    """What `Trainer.train(resume_from_checkpoint=...)` takes: True for the last checkpoint, a path, or None."""
-    if value is None or value.lower() in ("", "false", "no", "none"):
-        return None
-    return True if value.lower() in ("true", "yes", "last") else value
 
 
 def save_reward_model(trainer, tokenizer, output_dir: Path, *, merge: bool):

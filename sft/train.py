@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 from plumb.cards import metrics_table, write_card
+from plumb.checkpoints import run_training
 from plumb.config import parse_config, save_resolved_config
 from plumb.data import load_train_test, messages_to_prompt_completion
 from plumb.models import DEFAULT, load_policy, model_init_kwargs, save_trained_policy
@@ -73,9 +74,7 @@ def main(script_args: SFTScriptArguments, training_args, model_args) -> dict:
     metrics = {}
     if eval_rows is not None and script_args.eval_before_train:
         metrics.update(perplexity(trainer.evaluate(), suffix="_before"))
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    metrics["train_loss"] = train_result.training_loss
-    metrics["train_runtime_s"] = train_result.metrics.get("train_runtime")
+    metrics.update(run_training(trainer, training_args.resume_from_checkpoint, stage="sft"))
     if eval_rows is not None:
         metrics.update(perplexity(trainer.evaluate()))
 

@@ -10,7 +10,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from plumb.config import ConfigError
 from plumb.data import DataError, load_records, rows_to_dataset, split_by_prompt
 from reward.score import load_reward_model, score_conversations
-from reward.train import main, resume_argument
+from reward.train import main
 from tests.support.reward import HandScorer, reward_train_args
 
 
@@ -166,8 +166,3 @@ def test_early_stopping_needs_matching_eval_and_save(tmp_path, tiny_reward_dir):
                 "1",
             )
         )
-
-
-def test_resume_argument():
-    assert resume_argument(None) is None and resume_argument("false") is None
-    assert resume_argument("last") is True and resume_argument("out/checkpoint-2") == "out/checkpoint-2"
