@@ -6,15 +6,15 @@ before the response is sent.
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
 
 from collect.api.schemas import AssignmentRef, JudgmentIn
 from collect.domain.answers import answer_of
+from collect.services.campaign_cache import campaign_named
 from collect.services.export.items import load_items
 from collect.services.export.rows import ExportArguments, export_rows, summarize
 from collect.services.read_models import TaskView, campaign_stats, task_view
-from collect.services.scheduling import next_task, skip_task, submit_judgment, undo_last
-from collect.store import STAFF_ROLES, Assignment, Rater, Task, campaign_by_name, rater_by_token
+from collect.services.scheduling import assignment_in_campaign, next_task, skip_task, submit_judgment, undo_last
+from collect.store import STAFF_ROLES, Assignment, Campaign, Rater, Task, rater_by_token
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -45,7 +45,8 @@ def rating_routes() -> APIRouter:
         """Lease the next task (or return the one already leased); null when nothing is left for you."""
         with request.app.state.sessions.begin() as session:
             rater = _rater(session, credentials)
-            assignment = next_task(session=session, campaign=campaign_by_name(session=session, name=name), rater=rater)
+            campaign = campaign_named(session, name)  # held here, so the task view finds it without a read
+            assignment = next_task(session=session, campaign=campaign, rater=rater)
             return task_view(session, assignment) if assignment else None
 
     @router.post("/campaigns/{name}/judgments", status_code=201)
@@ -53,8 +54,10 @@ def rating_routes() -> APIRouter:
         """Submit (or edit) your answer to a leased task; it is stored when this returns."""
         with request.app.state.sessions.begin() as session:
             rater = _rater(session, credentials)
-            _own_campaign_assignment(session, name, body.assignment_id, rater)
-            judgment = submit_judgment(session=session, rater=rater, assignment_id=body.assignment_id, **_answer(body))
+            campaign = campaign_named(session, name)
+            # Held while the service runs, so it finds the assignment and its task without reading them again.
+            assignment, task = _own_campaign_assignment(session, campaign, body.assignment_id, rater)
+            judgment = submit_judgment(session=session, rater=rater, assignment_id=assignment.id, **_answer(body))
             result = {"judgment_id": judgment.id, "task_id": judgment.task_id, "supersedes_id": judgment.supersedes_id}
         return result
 
@@ -63,15 +66,16 @@ def rating_routes() -> APIRouter:
         """Pass on a leased task: it is not offered to you again."""
         with request.app.state.sessions.begin() as session:
             rater = _rater(session, credentials)
-            _own_campaign_assignment(session, name, body.assignment_id, rater)
-            return {"skipped": skip_task(session=session, rater=rater, assignment_id=body.assignment_id).task_id}
+            campaign = campaign_named(session, name)
+            assignment, task = _own_campaign_assignment(session, campaign, body.assignment_id, rater)
+            return {"skipped": skip_task(session=session, rater=rater, assignment_id=assignment.id).task_id}
 
     @router.post("/campaigns/{name}/undo", response_model=TaskView)
     def undo(name: str, request: Request, credentials=Depends(bearer)):
         """Take back your latest judgment in the campaign; its task is leased to you again."""
         with request.app.state.sessions.begin() as session:
             rater = _rater(session, credentials)
-            campaign = campaign_by_name(session=session, name=name)
+            campaign = campaign_named(session, name)
             return task_view(session, undo_last(session=session, campaign=campaign, rater=rater))
 
     return router
@@ -86,7 +90,7 @@ def campaign_routes() -> APIRouter:
         """Progress: tasks, complete tasks, live judgments, raters, and your own count."""
         with request.app.state.sessions.begin() as session:
             rater = _rater(session, credentials)  # before the campaign: a stranger learns nothing of which exist
-            return campaign_stats(session, campaign_by_name(session=session, name=name), rater)
+            return campaign_stats(session, campaign_named(session, name), rater)
 
     @router.get("/campaigns/{name}/export")
     def export(
@@ -105,18 +109,17 @@ def campaign_routes() -> APIRouter:
         with request.app.state.sessions.begin() as session:
             if _rater(session, credentials).role not in STAFF_ROLES:
                 raise HTTPException(403, "exporting needs the reviewer or admin role")
-            items = load_items(session, campaign_by_name(session=session, name=name).id)
+            items = load_items(session, campaign_named(session, name).id)
         rows, left_out = export_rows(items, args)
         return {"rows": rows, "summary": summarize(items, rows, left_out, args)}
 
     return router
 
 
-def _own_campaign_assignment(session, name: str, assignment_id: int, rater: Rater) -> None:
-    # One answer whether the id does not exist, is another rater's or another campaign's: ids cannot be probed.
-    campaign = campaign_by_name(session=session, name=name)
-    task_campaign = session.scalar(
-        select(Task.campaign_id).join(Assignment).where(Assignment.id == assignment_id, Assignment.rater_id == rater.id)
-    )
-    if task_campaign != campaign.id:
-        raise HTTPException(404, f"assignment {assignment_id} is not one of yours in campaign '{name}'")
+def _own_campaign_assignment(session, campaign: Campaign, assignment_id: int, rater: Rater) -> tuple[Assignment, Task]:
+    """The rater's assignment in the campaign and its task; whoever holds them spares the service a second read."""
+    mine = assignment_in_campaign(session=session, campaign=campaign, rater=rater, assignment_id=assignment_id)
+    if mine is None:
+        # One answer whether the id does not exist, is another rater's or another campaign's: ids cannot be probed.
+        raise HTTPException(404, f"assignment {assignment_id} is not one of yours in campaign '{campaign.name}'")
+    return mine

@@ -8,9 +8,9 @@ progress. Both read only, inside the caller's transaction.
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
-from collect.domain.campaign import spec_of
+from collect.services.campaign_cache import campaign_spec
 from collect.store import Assignment, Campaign, Candidate, Prompt, Rater, Task, live_judgments_query
 
 LABELS = "ABCDEFGHIJ"
@@ -28,14 +28,24 @@ class TaskView(BaseModel):
     options: dict  # the answer scale, flags, rationale rule and guidelines of the campaign
 
 
+# What a rater is shown of a task, read as plain rows (no ORM objects to build) by statements built once.
+_SHOWN_TASK = (
+    select(Task.id, Task.kind, Task.candidate_ids, Task.campaign_id, Prompt.messages)
+    .join_from(Task, Prompt, Prompt.id == Task.prompt_id)
+    .where(Task.id == bindparam("task_id"))
+)
+_COMPLETIONS = select(Candidate.id, Candidate.completion).where(Candidate.id.in_(bindparam("ids", expanding=True)))
+
+
 def task_view(session, assignment: Assignment) -> TaskView:
     """What the rater is shown for an assignment (never the policies' names or a gold answer)."""
-    task = session.get(Task, assignment.task_id)
-    campaign = session.get(Campaign, task.campaign_id)
-    candidates = {c.id: c for c in session.scalars(select(Candidate).where(Candidate.id.in_(task.candidate_ids)))}
-    shown = [candidates[task.candidate_ids[index]] for index in assignment.candidate_order]
-    spec = spec_of(campaign)
-    options = {"flags": spec.flags, "rationale": spec.rationale, "guidelines": spec.guidelines}
+    session.flush()  # the reads below go to the connection, past the session's autoflush
+    connection = session.connection()
+    task = connection.execute(_SHOWN_TASK, {"task_id": assignment.task_id}).one()
+    completions = dict(connection.execute(_COMPLETIONS, {"ids": list(task.candidate_ids)}).all())
+    shown = [completions[task.candidate_ids[index]] for index in assignment.candidate_order]
+    spec = campaign_spec(session.get(Campaign, task.campaign_id))  # the caller's campaign, when it holds it
+    options = {"flags": list(spec.flags), "rationale": spec.rationale, "guidelines": spec.guidelines}
     if task.kind == "pairwise":
         options.update(scale=spec.scale(), allow_edits=spec.allow_edits)
     elif task.kind == "rating":
@@ -44,9 +54,9 @@ def task_view(session, assignment: Assignment) -> TaskView:
         assignment_id=assignment.id,
         task_id=task.id,
         kind=task.kind,
-        prompt=session.get(Prompt, task.prompt_id).messages,
+        prompt=task.messages,
         expires_at=assignment.expires_at,
-        candidates=[{"label": LABELS[i], "completion": c.completion} for i, c in enumerate(shown)],
+        candidates=[{"label": LABELS[i], "completion": completion} for i, completion in enumerate(shown)],
         options=options,
     )
 

@@ -6,17 +6,22 @@ serialized step. On PostgreSQL the chosen task row is locked `FOR UPDATE SKIP LO
 (other raters pass over it instead of waiting), and its free slots are counted again
 in a fresh statement once the lock is held: every lease of a task is written while
 holding that task's lock, so the recount cannot be stale.
+
+The next-task and submit paths run once per rater action, so their statements are built
+once (bound parameters, not new SELECTs per call) and the campaign's spec comes from
+`campaign_cache` instead of being parsed again.
 """
 
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from collect.domain.answers import raters_disagree
-from collect.domain.campaign import CampaignSpec, spec_of
+from collect.domain.campaign import CampaignSpec
+from collect.services.campaign_cache import campaign_spec
 from collect.store import (
     Assignment,
     Campaign,
@@ -24,12 +29,12 @@ from collect.store import (
     JudgmentError,
     Rater,
     Task,
-    live_judgment,
     live_judgments_query,
     record_event,
     record_judgment,
     retract_judgment,
 )
+from collect.store.judgments import past_undo_window, too_old
 from collect.store.models import utcnow
 
 # A strategy turns a task's count of slots in use into ORDER BY terms over the task table.
@@ -57,17 +62,9 @@ def next_task(
     """
     rng = rng or random.SystemRandom()
     now = now or utcnow()
-    spec = spec_of(campaign)
-    held = session.scalar(
-        select(Assignment)
-        .join(Task)
-        .where(
-            Task.campaign_id == campaign.id,
-            Assignment.rater_id == rater.id,
-            Assignment.state == "leased",
-            Assignment.expires_at > now,
-        )
-    )
+    spec = campaign_spec(campaign)
+    params = {"campaign_id": campaign.id, "rater_id": rater.id, "now": now}
+    held = session.scalar(_HELD, params)
     if held is not None:
         return held
     # A gold task at the configured share (a regular one when no gold is left for them), else a regular
@@ -77,72 +74,144 @@ def next_task(
     else:
         pools = [True, False] if rng.random() < spec.gold_share else [False, True]
     for gold in pools:
-        task = _lock_free_task(session, campaign, rater, spec, gold=gold, now=now)
-        if task is not None:
-            return _lease(session, task, rater, spec, rng=rng, now=now)
+        found = _lock_free_task(session, spec, gold=gold, params=params)
+        if found is not None:
+            task, my_lease_id = found
+            return _lease(session, task, my_lease_id, rater, spec, rng=rng, now=now)
     return None
 
 
-def _slots_in_use(rater: Rater, now: datetime):
+# The rater's unexpired lease in the campaign. Parameters of this and the statements below:
+# campaign_id, rater_id and now.
+_HELD = (
+    select(Assignment)
+    .join(Task, Task.id == Assignment.task_id)
+    .where(
+        Task.campaign_id == bindparam("campaign_id"),
+        Assignment.rater_id == bindparam("rater_id"),
+        Assignment.state == "leased",
+        Assignment.expires_at > bindparam("now"),
+    )
+)
+
+
+def _slots_in_use():
     leases = (
         select(func.count(Assignment.id))
         .where(
             Assignment.task_id == Task.id,
             Assignment.state == "leased",
-            Assignment.expires_at > now,
-            Assignment.rater_id != rater.id,
+            Assignment.expires_at > bindparam("now"),
+            Assignment.rater_id != bindparam("rater_id"),
         )
         .scalar_subquery()
     )
     return Task.judgment_count + leases
 
 
-def _eligible(campaign: Campaign, rater: Rater, *, gold: bool, now: datetime):
+def _eligible(*, gold: bool):
     done = (
         select(Assignment.id)
-        .where(Assignment.task_id == Task.id, Assignment.rater_id == rater.id, Assignment.state != "leased")
+        .where(
+            Assignment.task_id == Task.id,
+            Assignment.rater_id == bindparam("rater_id"),
+            Assignment.state != "leased",
+        )
         .exists()
     )
-    conditions = [Task.campaign_id == campaign.id, Task.source == "pool", Task.is_gold.is_(gold), ~done]
+    conditions = [Task.campaign_id == bindparam("campaign_id"), Task.source == "pool", Task.is_gold.is_(gold), ~done]
     if not gold:  # a gold task is a check every rater may take once, so it has no overlap limit
-        conditions.append(_slots_in_use(rater, now) < Task.target_overlap)
+        conditions.append(_slots_in_use() < Task.target_overlap)
     return and_(*conditions)
 
 
+# The rater's own (expired) lease of a task, read with the task so that renewing it needs no look-up.
+_MY_LEASE = (
+    select(Assignment.id)
+    .where(Assignment.task_id == Task.id, Assignment.rater_id == bindparam("rater_id"))
+    .scalar_subquery()
+    .label("my_lease_id")
+)
+_built: dict[tuple, tuple] = {}
+
+
+def _free_task_statements(strategy: str, *, gold: bool, postgresql: bool) -> tuple:
+    """(the best free task and the rater's lease of it, the recount of a locked task), built once per shape."""
+    key = (strategy, gold, postgresql)
+    if key not in _built:
+        order = STRATEGIES[strategy](_slots_in_use())
+        best = select(Task, _MY_LEASE).where(_eligible(gold=gold)).order_by(*order).limit(1)
+        if postgresql:
+            passed_over = Task.id.not_in(bindparam("passed_over", expanding=True))
+            best = best.where(passed_over).with_for_update(skip_locked=True, of=Task)
+        recount = select(Task.id).where(Task.id == bindparam("task_id"), _eligible(gold=gold))
+        _built[key] = (best, recount)
+    return _built[key]
+
+
 def _lock_free_task(
-    session: Session, campaign: Campaign, rater: Rater, spec: CampaignSpec, *, gold: bool, now: datetime
-) -> Task | None:
-    order = STRATEGIES[spec.strategy](_slots_in_use(rater, now))
-    query = select(Task).where(_eligible(campaign, rater, gold=gold, now=now)).order_by(*order).limit(1)
-    if session.get_bind().dialect.name != "postgresql":
-        return session.scalar(query)  # SQLite: BEGIN IMMEDIATE already serializes this transaction
+    session: Session, spec: CampaignSpec, *, gold: bool, params: dict
+) -> tuple[Task, int | None] | None:
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    best, recount = _free_task_statements(spec.strategy, gold=gold, postgresql=postgresql)
+    if not postgresql:
+        return session.execute(best, params).first()  # SQLite: BEGIN IMMEDIATE already serializes this transaction
     passed_over = []
     while True:
-        task = session.scalar(query.where(Task.id.not_in(passed_over)).with_for_update(skip_locked=True, of=Task))
-        if task is None:
+        found = session.execute(best, {**params, "passed_over": passed_over}).first()
+        if found is None:
             return None
         # A new statement sees every lease committed before we took the lock (READ COMMITTED).
-        recount = select(Task.id).where(Task.id == task.id, _eligible(campaign, rater, gold=gold, now=now))
-        if session.scalar(recount) is not None:
-            return task
-        passed_over.append(task.id)  # filled by a lease that committed after our first look; keep looking
+        if session.scalar(recount, {**params, "task_id": found.Task.id}) is not None:
+            return found
+        passed_over.append(found.Task.id)  # filled by a lease that committed after our first look; keep looking
 
 
 def _lease(
-    session: Session, task: Task, rater: Rater, spec: CampaignSpec, *, rng: random.Random, now: datetime
+    session: Session,
+    task: Task,
+    my_lease_id: int | None,
+    rater: Rater,
+    spec: CampaignSpec,
+    *,
+    rng: random.Random,
+    now: datetime,
 ) -> Assignment:
     order = list(range(len(task.candidate_ids)))
     rng.shuffle(order)
     expires = now + timedelta(minutes=spec.lease_minutes)
-    assignment = session.scalar(
-        select(Assignment).where(Assignment.task_id == task.id, Assignment.rater_id == rater.id)
-    )
-    if assignment is None:  # a lease of theirs that expired is renewed in place, keeping one row per pair
+    if my_lease_id is None:
         assignment = Assignment(task_id=task.id, rater_id=rater.id)
         session.add(assignment)
+    else:  # a lease of theirs that expired is renewed in place, keeping one row per pair
+        assignment = session.get(Assignment, my_lease_id)
     assignment.candidate_order, assignment.leased_at, assignment.expires_at = order, now, expires
     session.flush()
     return assignment
+
+
+# An assignment with its task, when it is the rater's and in the campaign.
+_IN_CAMPAIGN = (
+    select(Assignment, Task)
+    .join(Task, Task.id == Assignment.task_id)
+    .where(
+        Assignment.id == bindparam("assignment_id"),
+        Assignment.rater_id == bindparam("rater_id"),
+        Task.campaign_id == bindparam("campaign_id"),
+    )
+)
+
+
+def assignment_in_campaign(
+    *, session: Session, campaign: Campaign, rater: Rater, assignment_id: int
+) -> tuple[Assignment, Task] | None:
+    """The rater's assignment `assignment_id` in the campaign and its task, in one statement; None otherwise.
+
+    While the caller holds them, `submit_judgment` and `skip_task` find both in the session without reading again.
+    """
+    params = {"assignment_id": assignment_id, "rater_id": rater.id, "campaign_id": campaign.id}
+    found = session.execute(_IN_CAMPAIGN, params).first()
+    return None if found is None else (found.Assignment, found.Task)
 
 
 def own_assignment(*, session: Session, rater: Rater, assignment_id: int) -> Assignment:
@@ -200,9 +269,8 @@ def submit_judgment(
     if assignment.state == "skipped":
         raise JudgmentError(f"assignment {assignment_id} was skipped")
     task = session.get(Task, assignment.task_id)
-    spec = spec_of(session.get(Campaign, task.campaign_id))
+    spec = campaign_spec(session.get(Campaign, task.campaign_id))
     _check_options(spec, both_bad=both_bad, ratings=ratings, rationale=rationale, flags=flags)
-    _check_still_changeable(session, task, rater, spec, now or utcnow())
     edit = (edit or "").strip() or None
     if edit is not None and not spec.allow_edits:
         raise JudgmentError("this campaign does not ask raters to improve a response")
@@ -217,25 +285,12 @@ def submit_judgment(
         flags=flags,
         seconds_spent=seconds_spent,
         edit=edit,
+        undo_minutes=spec.undo_minutes,  # the store refuses to replace a live judgment older than this
+        now=now,
         **answer,
     )
     _grow_overlap_on_disagreement(session, task, spec)
     return judgment
-
-
-def _check_still_changeable(session: Session, task: Task, rater: Rater, spec: CampaignSpec, now: datetime) -> None:
-    head = live_judgment(session=session, task_id=task.id, rater_id=rater.id)
-    if head is not None and not head.retracted and _past_undo_window(head, spec, now):
-        raise JudgmentError(_too_old(spec, "your judgment of this task"))
-
-
-def _past_undo_window(judgment: Judgment, spec: CampaignSpec, now: datetime) -> bool:
-    """Whether a rater's judgment is past the campaign's undo window (then only a reviewer may change it)."""
-    return now - judgment.created_at > timedelta(minutes=spec.undo_minutes)
-
-
-def _too_old(spec: CampaignSpec, what: str) -> str:
-    return f"{what} is more than {spec.undo_minutes:g} minutes old: ask a reviewer to change it"
 
 
 def _check_options(spec: CampaignSpec, *, both_bad, ratings, rationale, flags) -> None:
@@ -252,7 +307,7 @@ def _check_options(spec: CampaignSpec, *, both_bad, ratings, rationale, flags) -
 
 
 def _grow_overlap_on_disagreement(session: Session, task: Task, spec: CampaignSpec) -> None:
-    session.refresh(task)
+    # `record_judgment` left the task's count and overlap as the database has them after this judgment.
     if task.is_gold or task.judgment_count < task.target_overlap or task.target_overlap >= spec.max_raters_per_task:
         return
     judgments = session.scalars(live_judgments_query(task.campaign_id).where(Judgment.task_id == task.id))
@@ -287,9 +342,9 @@ def undo_last(*, session: Session, campaign: Campaign, rater: Rater, now: dateti
     ).first()
     if latest is None:
         raise JudgmentError("nothing to undo")
-    spec, now = spec_of(campaign), now or utcnow()
-    if _past_undo_window(latest, spec, now):
-        raise JudgmentError(_too_old(spec, "your last judgment"))
+    spec, now = campaign_spec(campaign), now or utcnow()
+    if past_undo_window(latest.created_at, spec.undo_minutes, now):
+        raise JudgmentError(too_old("your last judgment", spec.undo_minutes))
     retract_judgment(session=session, judgment=latest)
     assignment = session.get(Assignment, latest.assignment_id)
     assignment.state, assignment.expires_at = "leased", now + timedelta(minutes=spec.lease_minutes)

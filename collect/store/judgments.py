@@ -1,11 +1,15 @@
 """Judgments, append-only: submitting, editing and undoing all add a row that supersedes the live one."""
 
-from sqlalchemy import func, select, update
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from collect.store.audit import record_event
 from collect.store.limits import check_judgment_limits
-from collect.store.models import Assignment, Judgment, Rater, StoreError, Task
+from collect.store.models import Assignment, Judgment, Rater, StoreError, Task, utcnow
 
 
 class JudgmentError(StoreError):
@@ -16,15 +20,32 @@ def _successor():
     return aliased(Judgment)
 
 
-def live_judgment(*, session: Session, task_id: int, rater_id: int) -> Judgment | None:
-    """The head of a rater's chain on a task (possibly a retraction), or None when they never judged it."""
+def _head_of_chain(*columns):
+    # The row of a (task, rater) chain that no later row supersedes. Built once per shape at import:
+    # building a SELECT with an aliased subquery costs several times more than running it.
     later = _successor()
-    query = select(Judgment).where(
-        Judgment.task_id == task_id,
-        Judgment.rater_id == rater_id,
+    return select(*columns).where(
+        Judgment.task_id == bindparam("task_id"),
+        Judgment.rater_id == bindparam("rater_id"),
         ~select(later.id).where(later.supersedes_id == Judgment.id).exists(),
     )
-    return session.scalar(query)
+
+
+_HEAD = _head_of_chain(Judgment)
+# What a new judgment needs of the head it supersedes: plain columns, no ORM object to build.
+_HEAD_FACTS = _head_of_chain(Judgment.id, Judgment.retracted, Judgment.created_at)
+# The count moves in the database (no read-modify-write) and the statement hands back what it left there.
+_COUNT_STEP = (
+    update(Task)
+    .where(Task.id == bindparam("task_id"))
+    .values(judgment_count=Task.judgment_count + bindparam("step"))
+    .returning(Task.judgment_count, Task.target_overlap)
+)
+
+
+def live_judgment(*, session: Session, task_id: int, rater_id: int) -> Judgment | None:
+    """The head of a rater's chain on a task (possibly a retraction), or None when they never judged it."""
+    return session.scalar(_HEAD, {"task_id": task_id, "rater_id": rater_id})
 
 
 def live_judgments_query(campaign_id: int):
@@ -90,16 +111,25 @@ def record_judgment(
     flags: list[str] | None = None,
     seconds_spent: float | None = None,
     edit: str | None = None,
+    undo_minutes: float | None = None,
+    now: datetime | None = None,
 ) -> Judgment:
     """Append a judgment for the assignment's task, superseding the rater's live one (a change of mind) if any.
 
-    Answers are in the task's canonical candidate order. The task's live count moves in the
-    same transaction; a concurrent double submission fails on the database's unique indexes.
+    Answers are in the task's canonical candidate order. With `undo_minutes`, a live judgment older than
+    that (at `now`) is not superseded: `JudgmentError`, since changing it is then a reviewer's decision.
+    The task's live count moves in the same transaction, and the task's `judgment_count` and
+    `target_overlap` read afterwards are the database's; a concurrent double submission fails on the
+    database's unique indexes.
     """
     task = session.get(Task, assignment.task_id)
     check_judgment_limits(rationale=rationale, edit=edit, flags=list(flags or []), seconds_spent=seconds_spent)
     check_answer(task, preference=preference, both_bad=both_bad, ranks=ranks, ratings=ratings)
-    head = live_judgment(session=session, task_id=task.id, rater_id=assignment.rater_id)
+    session.flush()  # the head is read on the connection, past the session's autoflush
+    head = session.connection().execute(_HEAD_FACTS, {"task_id": task.id, "rater_id": assignment.rater_id}).first()
+    replaces_live = head is not None and not head.retracted
+    if replaces_live and undo_minutes is not None and past_undo_window(head.created_at, undo_minutes, now):
+        raise JudgmentError(too_old("your judgment of this task", undo_minutes))
     judgment = Judgment(
         task_id=task.id,
         rater_id=assignment.rater_id,
@@ -116,17 +146,30 @@ def record_judgment(
     )
     session.add(judgment)
     assignment.state = "judged"
-    if head is None or head.retracted:
+    session.flush()  # the INSERT, for the id the audit event names
+    if replaces_live:
+        # An edit leaves the count alone; another transaction may have moved it since the task was loaded.
+        session.expire(task, ["judgment_count", "target_overlap"])
+    else:
         _add_to_count(session, task.id, +1)
-    session.flush()
     record_event(
         session=session,
-        action="judgment.edited" if head and not head.retracted else "judgment.submitted",
+        action="judgment.edited" if replaces_live else "judgment.submitted",
         task_id=task.id,
         judgment_id=judgment.id,
         rater_id=assignment.rater_id,
     )
     return judgment
+
+
+def past_undo_window(created_at: datetime, undo_minutes: float, now: datetime | None = None) -> bool:
+    """Whether a judgment created at `created_at` is more than `undo_minutes` old at `now` (default: the present)."""
+    return (now or utcnow()) - created_at > timedelta(minutes=undo_minutes)
+
+
+def too_old(what: str, undo_minutes: float) -> str:
+    """The refusal to change `what` past the undo window: it may already be exported or adjudicated."""
+    return f"{what} is more than {undo_minutes:g} minutes old: ask a reviewer to change it"
 
 
 def retract_judgment(*, session: Session, judgment: Judgment) -> Judgment:
@@ -141,8 +184,8 @@ def retract_judgment(*, session: Session, judgment: Judgment) -> Judgment:
         retracted=True,
     )
     session.add(retraction)
-    _add_to_count(session, judgment.task_id, -1)
     session.flush()
+    _add_to_count(session, judgment.task_id, -1)
     record_event(
         session=session,
         action="judgment.retracted",
@@ -154,9 +197,10 @@ def retract_judgment(*, session: Session, judgment: Judgment) -> Judgment:
 
 
 def _add_to_count(session: Session, task_id: int, step: int) -> None:
-    # An UPDATE expression, not a read-modify-write, so concurrent judgments never lose a count.
-    statement = update(Task).where(Task.id == task_id).values(judgment_count=Task.judgment_count + step)
-    session.execute(statement.execution_options(synchronize_session=False))
-    task = session.get(Task, task_id)
-    if task is not None:
-        session.expire(task, ["judgment_count"])  # read back from the database when next used
+    # An UPDATE expression, not a read-modify-write, so concurrent judgments never lose a count. Run on the
+    # connection (the caller has flushed): an ORM-enabled UPDATE costs more to set up than it takes to run.
+    counts = session.connection().execute(_COUNT_STEP, {"task_id": task_id, "step": step}).one()
+    task = session.identity_map.get(identity_key(Task, task_id))
+    if task is not None:  # a loaded task shows what is now in the database, without reading it back
+        set_committed_value(task, "judgment_count", counts.judgment_count)
+        set_committed_value(task, "target_overlap", counts.target_overlap)

@@ -74,6 +74,18 @@ def test_overlap_limits_raters_per_task_and_expired_leases_return_to_the_pool(st
     assert c.task_id == a.task_id
 
 
+def test_a_raters_own_expired_lease_is_renewed_in_place(store):
+    _, sessions = store
+    seed_campaign(sessions, prompts=1, raters_per_task=1, max_raters_per_task=1, lease_minutes=10)
+    seed_raters(sessions, 1)
+    first, _ = lease(sessions, "rater0")
+    later = utcnow() + timedelta(minutes=11)  # they walked away and came back: the lease ran out, the task is free
+    again, _ = lease(sessions, "rater0", now=later)
+    assert again.id == first.id and again.expires_at == later + timedelta(minutes=10)
+    with sessions() as session:
+        assert session.scalar(select(func.count(Assignment.id))) == 1  # one row per (task, rater)
+
+
 def test_candidate_order_is_randomized_per_assignment_and_answers_are_stored_canonically(store):
     _, sessions = store
     seed_campaign(sessions, prompts=1, raters_per_task=40, max_raters_per_task=40)
@@ -126,6 +138,25 @@ def test_overlap_grows_only_on_disagreement_up_to_the_maximum(store):
     third, _ = lease(sessions, raters[2])
     answer(sessions, raters[2], third, both_bad=True, preference=None)  # still disagreeing, but 3 is the maximum
     assert lease(sessions, raters[3]) == (None, None)
+
+
+def test_overlap_grows_when_a_change_of_mind_turns_agreement_into_disagreement(store):
+    _, sessions = store
+    seed_campaign(sessions, prompts=1, raters_per_task=2, max_raters_per_task=3)
+    raters = seed_raters(sessions, 2)
+    leases = [lease(sessions, name)[0] for name in raters]
+
+    def shown(assignment, preference):  # the display-order answer that means `preference` on the task
+        return preference if assignment.candidate_order == [0, 1] else -preference
+
+    for name, assignment in zip(raters, leases):
+        answer(sessions, name, assignment, preference=shown(assignment, 1))  # both prefer the first candidate
+    with sessions() as session:
+        assert session.scalar(select(Task.target_overlap)) == 2
+    answer(sessions, raters[1], leases[1], preference=shown(leases[1], -1))  # within the undo window
+    with sessions() as session:
+        task = session.scalars(select(Task)).one()
+        assert (task.judgment_count, task.target_overlap) == (2, 3)
 
 
 def test_the_strategies_fewest_judgments_first_priority_and_random(store):
