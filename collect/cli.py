@@ -8,6 +8,7 @@ from plumb.cli import EXIT_USAGE, run_verbs
 VERBS = {
     "init": ("collect.init", "create or upgrade the preference database (SQLite file or PostgreSQL URL)"),
     "add-rater": ("collect.add_rater", "add a rater, reviewer or admin and print their API token"),
+    "token": ("collect.token", "issue, list, rotate or revoke a rater's API tokens (scopes, expiry)"),
     "import": ("collect.import_prompts", "create a campaign from its YAML and import prompts (and candidates)"),
     "generate": ("collect.generate", "generate candidates from each policy (transformers or an OpenAI-compatible URL)"),
     "simulate": (

@@ -3,22 +3,27 @@
 from fastapi import HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from collect.store import Rater, rater_by_token
+from collect.store import Rater
+from collect.store.api_tokens import token_owner
 
 bearer = HTTPBearer(auto_error=False)
 
 
-def token_rater(session, credentials: HTTPAuthorizationCredentials | None) -> Rater:
-    """The active rater holding the request's token; 401 when there is none or it is unknown."""
-    rater = rater_by_token(session=session, token=credentials.credentials) if credentials else None
+def _owner(session, credentials: HTTPAuthorizationCredentials | None) -> tuple[Rater, list[str]]:
+    rater, scopes = token_owner(session=session, token=credentials.credentials) if credentials else (None, None)
     if rater is None:
-        raise HTTPException(401, "missing or unknown API token (Authorization: Bearer TOKEN)")
-    return rater
+        raise HTTPException(401, "missing, unknown, revoked or expired API token (Authorization: Bearer TOKEN)")
+    return rater, scopes
 
 
-def require_admin_token(session, credentials: HTTPAuthorizationCredentials | None) -> Rater:
-    """The admin holding the request's token; 401 without a token, 403 for anyone else."""
-    rater = token_rater(session, credentials)
-    if rater.role != "admin":
-        raise HTTPException(403, "this needs an admin's API token")
+def token_rater(session, credentials: HTTPAuthorizationCredentials | None) -> Rater:
+    """The active rater holding the request's live token, whatever its scopes; 401 without one."""
+    return _owner(session, credentials)[0]
+
+
+def require_scope(session, credentials: HTTPAuthorizationCredentials | None, scope: str) -> Rater:
+    """The active rater whose live token has `scope` (within their current role); 401 without one, else 403."""
+    rater, scopes = _owner(session, credentials)
+    if scope not in scopes:
+        raise HTTPException(403, f"this needs a token with the '{scope}' scope (this one has: {', '.join(scopes)})")
     return rater

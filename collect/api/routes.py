@@ -4,26 +4,28 @@ Every request authenticates a rater by API token and runs in one transaction tha
 before the response is sent.
 """
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from typing import Literal
 
+from fastapi import APIRouter, Depends, HTTPException, Request
+
+from collect.api.auth import bearer, require_scope
 from collect.api.schemas import AssignmentRef, JudgmentIn
 from collect.domain.answers import answer_of
 from collect.services.campaign_cache import campaign_named
 from collect.services.export.items import load_items
-from collect.services.export.rows import ExportArguments, export_rows, summarize
+from collect.services.export.majority import SPLIT_RULES
+from collect.services.export.rows import FORMATS, ExportArguments, export_rows, summarize
 from collect.services.read_models import TaskView, campaign_stats, task_view
 from collect.services.scheduling import assignment_in_campaign, next_task, skip_task, submit_judgment, undo_last
-from collect.store import STAFF_ROLES, Assignment, Campaign, Rater, Task, rater_by_token
+from collect.store import STAFF_ROLES, Assignment, Campaign, Rater, Task
 
-bearer = HTTPBearer(auto_error=False)
+# Literal types, so the OpenAPI spec lists the choices (a tuple subscript is the same as listing them).
+ExportFormat = Literal[FORMATS]
+SplitRule = Literal[SPLIT_RULES]
 
 
-def _rater(session, credentials: HTTPAuthorizationCredentials | None) -> Rater:
-    rater = rater_by_token(session=session, token=credentials.credentials) if credentials else None
-    if rater is None:
-        raise HTTPException(401, "missing or unknown API token (Authorization: Bearer TOKEN)")
-    return rater
+def _rater(session, credentials) -> Rater:
+    return require_scope(session, credentials, "rate")
 
 
 def _answer(body: JudgmentIn) -> dict:
@@ -96,9 +98,9 @@ def campaign_routes() -> APIRouter:
     def export(
         name: str,
         request: Request,
-        format: str = "pairwise",
+        format: ExportFormat = "pairwise",
         per_rater: bool = False,
-        on_split: str = "drop",
+        on_split: SplitRule = "drop",
         credentials=Depends(bearer),
     ) -> dict:
         """The campaign's dataset rows and summary in a contract format (reviewers and admins only)."""
@@ -107,7 +109,7 @@ def campaign_routes() -> APIRouter:
         except ValueError as error:
             raise HTTPException(422, str(error)) from None
         with request.app.state.sessions.begin() as session:
-            if _rater(session, credentials).role not in STAFF_ROLES:
+            if require_scope(session, credentials, "review").role not in STAFF_ROLES:
                 raise HTTPException(403, "exporting needs the reviewer or admin role")
             items = load_items(session, campaign_named(session, name).id)
         rows, left_out = export_rows(items, args)

@@ -34,3 +34,40 @@ class AssignmentRef(BaseModel):
     """Which assignment an action is about."""
 
     assignment_id: RowId
+
+
+class Problem(BaseModel):
+    """Why a request was refused: one sentence naming what is wrong."""
+
+    detail: str
+
+
+class FieldProblem(BaseModel):
+    """One field of a request that failed validation: where (`loc`), why (`msg`) and the kind of error (`type`)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationProblem(BaseModel):
+    """A request whose fields failed validation: each field's problem, or one sentence."""
+
+    detail: list[FieldProblem] | str
+
+
+# Every answer a route can give besides its success, for the OpenAPI spec (clients and schemathesis read it).
+ERROR_RESPONSES = {
+    400: {"model": Problem, "description": "the request cannot be carried out as asked (the message says why)"},
+    401: {"model": Problem, "description": "missing or unknown API token"},
+    403: {"model": Problem, "description": "the token's rater may not do this"},
+    404: {"model": Problem, "description": "no such campaign, or no such assignment of yours"},
+    409: {"model": Problem, "description": "a concurrent submission of the same answer won; reload and retry"},
+    413: {"model": Problem, "description": "the request body is over the size limit"},
+    422: {"model": ValidationProblem, "description": "a field is missing, of the wrong type or out of range"},
+    503: {
+        "model": Problem,
+        "description": "the database is busy or unavailable; nothing was stored, retry after Retry-After seconds",
+        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+    },
+}

@@ -18,9 +18,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from collect.api.auth import bearer, require_admin_token
+from collect.api.auth import bearer, require_scope
 from collect.api.guards import RequestGuard, validation_error
 from collect.api.routes import campaign_routes, rating_routes
+from collect.api.schemas import ERROR_RESPONSES
+from collect.api.token_routes import token_routes
 from collect.services.metrics import CONTENT_TYPE, prometheus_text
 from collect.store import StoreError, open_store
 from collect.store.campaigns import CampaignError
@@ -58,13 +60,20 @@ def create_app(db: str | None = None, *, metrics_public: bool = False, cors_orig
     app.exception_handler(IntegrityError)(_conflict)
     for unavailable in (TimeoutError, OperationalError, PoolTimeout):
         app.exception_handler(unavailable)(_busy)
-    app.include_router(rating_routes())
-    app.include_router(campaign_routes())
+    app.include_router(rating_routes(), responses=ERROR_RESPONSES)
+    app.include_router(campaign_routes(), responses=ERROR_RESPONSES)
+    app.include_router(token_routes(), responses=ERROR_RESPONSES)
     app.add_api_route(
         "/metrics",
         _metrics,
         methods=["GET"],
-        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "description": "the Prometheus text format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            **{code: ERROR_RESPONSES[code] for code in (401, 403, 413, 503)},
+        },
         summary="Campaign progress in the Prometheus text format",
     )
     return app
@@ -73,7 +82,7 @@ def create_app(db: str | None = None, *, metrics_public: bool = False, cors_orig
 def _metrics(request: Request, credentials=Depends(bearer)) -> PlainTextResponse:
     with request.app.state.sessions() as session:
         if not request.app.state.metrics_public:
-            require_admin_token(session, credentials)
+            require_scope(session, credentials, "admin")
         return PlainTextResponse(prometheus_text(session), media_type=CONTENT_TYPE)
 
 

@@ -17,14 +17,13 @@ from collect.services import admin
 from collect.services.export.dataset import PushError
 from collect.services.export.rows import FORMATS
 from collect.store import ROLES
+from collect.store.api_tokens import SCOPES
 
 RATER_COLUMNS = ["name", "role", "active", "judgments"]
 
 
-def create_admin_tab(sessions, campaign: str, output_dir: str | None = None) -> dict[str, gr.components.Component]:
-    """Lay out the admin tab and bind its events; exports go under `output_dir`/exports (default: a temp dir)."""
-    output_root = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="plumb-exports-"))
-    archive_dir = tempfile.mkdtemp(prefix="plumb-downloads-")  # under the temp dir Gradio serves files from
+def create_admin_tab(sessions, campaign: str) -> dict[str, gr.components.Component]:
+    """Lay out the admin tab (raters and their API tokens) and bind its events."""
     c = {}
     gr.Markdown("### Raters")
     c["raters"] = gr.Dataframe(headers=RATER_COLUMNS, interactive=False, elem_id="plumb-raters")
@@ -41,7 +40,24 @@ def create_admin_tab(sessions, campaign: str, output_dir: str | None = None) -> 
         c["reactivate"] = gr.Button("Reactivate", size="sm")
         c["reset"] = gr.Button("Reset password", size="sm")
         c["list"] = gr.Button("Refresh list", size="sm", elem_id="plumb-admin-list")
+    with gr.Row():
+        c["scopes"] = gr.CheckboxGroup(list(SCOPES), label="API token scopes (empty: all the role allows)")
+        c["expires"] = gr.Textbox(label="API token expires (YYYY-MM-DD, UTC; empty: never)", elem_id="plumb-expires")
+        c["new_token"] = gr.Button("New API token", size="sm", elem_id="plumb-new-token")
+        c["revoke_tokens"] = gr.Button("Revoke API tokens", size="sm", elem_id="plumb-revoke-tokens")
     c["message"] = gr.Markdown(elem_id="plumb-admin-message")
+    _bind_raters(sessions, campaign, c)
+    return c
+
+
+def create_export_tab(sessions, campaign: str, output_dir: str | None = None) -> dict[str, gr.components.Component]:
+    """Lay out the export tab (reviewers and admins; pushing to the Hub is an admin's) and bind its events.
+
+    Exports go under `output_dir`/exports (default: a temp dir).
+    """
+    output_root = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="plumb-exports-"))
+    archive_dir = tempfile.mkdtemp(prefix="plumb-downloads-")  # under the temp dir Gradio serves files from
+    c = {}
     gr.Markdown("### Export")
     with gr.Row():
         c["format"] = gr.Dropdown(list(FORMATS), value="pairwise", label="Format", elem_id="plumb-export-format")
@@ -53,7 +69,6 @@ def create_admin_tab(sessions, campaign: str, output_dir: str | None = None) -> 
         c["push"] = gr.Button("Push to Hub", size="sm", elem_id="plumb-push")
     c["export_status"] = gr.Markdown(elem_id="plumb-export-status")
     c["download"] = gr.File(label="exported dataset (zip)", interactive=False, elem_id="plumb-export-file")
-    _bind_raters(sessions, campaign, c)
     _bind_export(sessions, campaign, c, output_root=output_root, archive_dir=archive_dir)
     return c
 
@@ -111,7 +126,20 @@ def _bind_raters(sessions, campaign: str, c: dict) -> None:
             request.username,
         )
 
+    def on_new_token(name: str, scopes: list[str], expires: str, request: gr.Request):
+        message = shown_as_error(
+            admin.new_api_token, sessions, admin_name=request.username, name=name, scopes=scopes, expires=expires
+        )
+        return after(message, request.username)
+
+    def on_revoke_tokens(name: str, request: gr.Request):
+        message = shown_as_error(admin.revoke_api_tokens, sessions, admin_name=request.username, name=name)
+        return after(message, request.username)
+
     outputs = [c["message"], c["raters"], c["password"]]
+    token_inputs = [c["name"], c["scopes"], c["expires"]]
+    c["new_token"].click(on_new_token, inputs=token_inputs, outputs=outputs, api_name="new_api_token")
+    c["revoke_tokens"].click(on_revoke_tokens, inputs=[c["name"]], outputs=outputs, api_name="revoke_api_tokens")
     c["list"].click(on_list, outputs=outputs, api_name="raters")
     c["add"].click(on_add, inputs=[c["name"], c["role"], c["password"]], outputs=outputs, api_name="add_rater")
     c["set_role"].click(on_set_role, inputs=[c["name"], c["role"]], outputs=outputs, api_name="set_role")

@@ -2,11 +2,10 @@
 
 Gradio serves every file an event returned (`/gradio_api/file=...`) to anyone signed in, and
 answers an unknown event number with a 500. Raters are shown no files at all: the campaign
-tab's plots are for reviewers and admins, and an export's zip for admins only.
+tab's plots and an export's zip are for reviewers and admins.
 """
 
 import json
-from urllib.parse import unquote
 
 from fastapi.responses import JSONResponse
 
@@ -38,8 +37,7 @@ class PageGuard:
             return await self.app(scope, receive, send)
         path = scope["path"]
         if FILE_ROUTE in path:
-            needed = ("admin",) if unquote(path).lower().endswith(".zip") else STAFF_ROLES
-            if self._role(scope) not in needed:
+            if self._role(scope) not in STAFF_ROLES:
                 return await _refuse(scope, receive, send, 403, "this file is not yours to download")
         elif scope["method"] == "POST" and path.rstrip("/").endswith(EVENT_ROUTES):
             body, receive = await _read_all(receive)

@@ -13,7 +13,7 @@ import gradio as gr
 from starlette.routing import Mount
 
 from collect.app import handlers
-from collect.app.admin_tab import create_admin_tab
+from collect.app.admin_tab import create_admin_tab, create_export_tab
 from collect.app.arena_tab import create_arena_tab
 from collect.app.campaign_tab import create_campaign_tab
 from collect.app.errors import shown_as_error
@@ -52,9 +52,12 @@ def create_ui(sessions, campaign: str, *, output_dir: str | None = None, models=
                 create_review_tab(sessions, campaign, spec)
             # Opening the tab loads the queue, as its button does.
             review_tab.select(None, js="() => document.getElementById('plumb-review-load')?.click()")
+            with gr.Tab("Export", visible=False) as export_tab:
+                create_export_tab(sessions, campaign, output_dir)
             with gr.Tab("Admin", visible=False) as admin_tab:
-                create_admin_tab(sessions, campaign, output_dir)
-        role_tabs = {staff_tab: handlers.STAFF_ROLES, review_tab: handlers.STAFF_ROLES, admin_tab: ("admin",)}
+                create_admin_tab(sessions, campaign)
+        staff = handlers.STAFF_ROLES
+        role_tabs = {staff_tab: staff, review_tab: staff, export_tab: staff, admin_tab: ("admin",)}
         _bind_rater_events(ui, sessions, campaign, state, rate, header=header, role_tabs=role_tabs)
     return ui
 

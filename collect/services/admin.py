@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from collect.services import tokens
 from collect.services.adjudication import disagreement_queue
 from collect.services.export.dataset import PushError, push, save_export
 from collect.services.export.items import load_items
@@ -30,6 +31,7 @@ from collect.store import (
     live_judgments_query,
     require_role,
 )
+from collect.store.api_tokens import revoke_tokens
 from collect.store.raters import all_raters, set_active, set_password, set_role
 
 
@@ -90,8 +92,30 @@ def change_active(sessions, *, admin_name: str, name: str, active: bool) -> str:
     """Deactivate (no more sign-ins, API calls or page actions) or reactivate rater `name`."""
     name = (name or "").strip()
     with sessions.begin() as session:
-        rater = set_active(session=session, name=name, active=active, by=_admin(session, admin_name))
+        admin = _admin(session, admin_name)
+        rater = set_active(session=session, name=name, active=active, by=admin)
+        if not active:  # so that reactivating the account later revives no token
+            revoke_tokens(session=session, rater=rater, by=admin)
         return f"'{rater.name}' is {'active again' if rater.active else 'deactivated: they can no longer sign in'}."
+
+
+def new_api_token(sessions, *, admin_name: str, name: str, scopes: list[str] | None = None, expires: str = "") -> str:
+    """Rotate rater `name`'s API access: revoke their live tokens, issue one (scopes, an optional YYYY-MM-DD expiry)."""
+    name = (name or "").strip()
+    expires_at = datetime.fromisoformat(expires.strip()) if (expires or "").strip() else None
+    revoked = tokens.revoke(sessions, name=name, by=admin_name)
+    shown = tokens.issue(sessions, name=name, scopes=scopes or None, expires_at=expires_at, by=admin_name)
+    until = f", until {shown['expires_at']}" if shown["expires_at"] else ""
+    return (
+        f"New API token for '{name}' ({', '.join(shown['scopes'])}{until}), shown once: `{shown['token']}`"
+        f" ({revoked} older token(s) revoked)."
+    )
+
+
+def revoke_api_tokens(sessions, *, admin_name: str, name: str) -> str:
+    """Revoke every live API token of rater `name`."""
+    name = (name or "").strip()
+    return f"Revoked {tokens.revoke(sessions, name=name, by=admin_name)} API token(s) of '{name}'."
 
 
 def reset_password(sessions, *, admin_name: str, name: str, password: str | None = None) -> str:
@@ -123,7 +147,7 @@ def export_campaign(
     if format not in FORMATS:
         raise ValueError(f"unknown export format '{format}' (choose one of: {', '.join(FORMATS)})")
     with sessions.begin() as session:
-        _admin(session, admin_name)
+        require_role(session=session, name=admin_name, roles=STAFF_ROLES, what="exporting")
         stored_campaign = campaign_by_name(session=session, name=campaign)
         items = load_items(session, stored_campaign.id)
         guidelines = stored_campaign.definition.get("guidelines", "")
@@ -154,6 +178,8 @@ def push_campaign(
     include_identity_leaks: bool = False,
 ) -> str:
     """Export as `export_campaign` does, then push the dataset and its card to the Hub repo `repo`."""
+    with sessions.begin() as session:
+        _admin(session, admin_name)  # exporting is a reviewer's too; publishing is an admin's
     repo = (repo or "").strip()
     if not repo:
         raise PushError("give the Hub dataset repo to push to (like team/preferences)")

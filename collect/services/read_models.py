@@ -5,9 +5,9 @@ assignment, never a policy's name or a gold answer); `campaign_stats` counts a c
 progress. Both read only, inside the caller's transaction.
 """
 
-from datetime import datetime
+from datetime import timezone
 
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 from sqlalchemy import bindparam, func, select
 
 from collect.services.campaign_cache import campaign_spec
@@ -24,7 +24,7 @@ class TaskView(BaseModel):
     kind: str
     prompt: list[dict]
     candidates: list[dict]  # {"label": "A", "completion": [messages]}
-    expires_at: datetime
+    expires_at: AwareDatetime  # UTC, with its offset: the spec says date-time, which needs one
     options: dict  # the answer scale, flags, rationale rule and guidelines of the campaign
 
 
@@ -55,7 +55,7 @@ def task_view(session, assignment: Assignment) -> TaskView:
         task_id=task.id,
         kind=task.kind,
         prompt=task.messages,
-        expires_at=assignment.expires_at,
+        expires_at=assignment.expires_at.replace(tzinfo=timezone.utc),  # stored naive, in UTC
         candidates=[{"label": LABELS[i], "completion": completion} for i, completion in enumerate(shown)],
         options=options,
     )

@@ -47,7 +47,8 @@ class Rater(Base):
     role: Mapped[str] = mapped_column(String(20))
     kind: Mapped[str] = mapped_column(String(20), default="human", server_default="human")
     password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2id, from argon2-cffi
-    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)  # sha256 of the API token
+    # Empty since migration 0005 moved tokens to `api_tokens`; SQLite cannot drop a UNIQUE column in place.
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -206,6 +207,23 @@ class AuditEvent(Base):
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     action: Mapped[str] = mapped_column(String(50))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class ApiToken(Base):
+    """A rater's REST API token, stored as its SHA-256: what it may do (`scopes`), until when, and whether revoked.
+
+    A rater may hold several (rotation issues a new one and revokes the old); deactivating a
+    rater revokes them all, so reactivating the account revives none.
+    """
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class WebSession(Base):

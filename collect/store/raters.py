@@ -1,19 +1,19 @@
 """Raters: create them, check their passwords (argon2id), find them by API token, and manage them.
 
-A password is hashed with argon2-cffi. An API token is 32 random bytes, shown once and
-stored as its SHA-256: a token carries enough entropy that a fast hash is safe, and
-every REST call can check it without argon2's deliberate slowness. A deactivated rater
+A password is hashed with argon2-cffi. A new rater gets an API token with every scope their
+role allows (`collect.store.api_tokens`: shown once, stored as its SHA-256, revocable). A deactivated rater
 keeps their judgments but can no longer sign in, use their token, or act in an open page.
 A simulated rater (kind `simulated`, see `collect.simulate`) has no password, so it never
 signs in to the page; it answers through the scheduler functions directly.
 """
 
-import hashlib
+import functools
 import secrets
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from collect.store.api_tokens import issue_token, token_owner
 from collect.store.audit import record_event
 from collect.store.limits import is_storable
 from collect.store.models import RATER_KINDS, ROLES, Rater, StoreError
@@ -29,11 +29,6 @@ def _hasher():
     return PasswordHasher()
 
 
-def token_hash(token: str) -> str:
-    """The stored form of an API token."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def create_rater(
     *, session: Session, name: str, role: str = "rater", password: str | None = None, kind: str = "human"
 ) -> tuple[Rater, str]:
@@ -45,29 +40,19 @@ def create_rater(
         raise RaterError("a rater needs a name")
     if session.scalar(select(Rater).where(Rater.name == name)) is not None:
         raise RaterError(f"a rater named '{name}' already exists")
-    token = secrets.token_urlsafe(32)
     rater = Rater(
-        name=name,
-        role=role,
-        kind=kind,
-        token_hash=token_hash(token),
-        password_hash=_password_hash(password) if password is not None else None,
+        name=name, role=role, kind=kind, password_hash=_password_hash(password) if password is not None else None
     )
     session.add(rater)
     session.flush()
     record_event(session=session, action="rater.created", rater=rater, role=role, kind=kind)
+    _, token = issue_token(session=session, rater=rater)
     return rater, token
 
 
-# Every REST call runs this; built once, since building a SELECT costs more than running it on a unique index.
-_BY_TOKEN = select(Rater).where(Rater.token_hash == bindparam("token_hash"), Rater.active.is_(True))
-
-
 def rater_by_token(*, session: Session, token: str) -> Rater | None:
-    """The active rater holding this API token, or None."""
-    if not is_storable(token):  # no token holds a NUL or a lone surrogate (which could not even be hashed)
-        return None
-    return session.scalar(_BY_TOKEN, {"token_hash": token_hash(token)})
+    """The active rater holding this live API token (not revoked, not expired), or None."""
+    return token_owner(session=session, token=token)[0]
 
 
 def rater_by_name(*, session: Session, name: str) -> Rater:
@@ -90,14 +75,21 @@ def authenticate(*, session: Session, name: str, password: str) -> Rater | None:
     """The active rater `name` when `password` matches its argon2 hash, else None."""
     from argon2.exceptions import VerificationError
 
-    rater = session.scalar(select(Rater).where(Rater.name == name, Rater.active.is_(True)))
-    if rater is None or rater.password_hash is None:
-        return None
+    typed = is_storable(name) and is_storable(password)  # text argon2 and the database can take at all
+    rater = session.scalar(select(Rater).where(Rater.name == name, Rater.active.is_(True))) if typed else None
+    known = rater is not None and rater.password_hash is not None
     try:
-        _hasher().verify(rater.password_hash, password)
+        # An unknown name costs the same argon2 work as a known one, so timing does not tell which names exist.
+        _hasher().verify(rater.password_hash if known else _stand_in_hash(), password if typed else "")
     except VerificationError:
         return None
-    return rater
+    return rater if known else None
+
+
+@functools.cache
+def _stand_in_hash() -> str:
+    """An argon2 hash with the same parameters as a real one, of a password nobody can type."""
+    return _hasher().hash(secrets.token_urlsafe(32))
 
 
 def _check_role(role: str) -> None:

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from collect.store.api_tokens import token_hash
 from collect.store.limits import is_storable
 from collect.store.models import Rater, WebSession, utcnow
-from collect.store.raters import token_hash
 
 TOUCH_EVERY = timedelta(minutes=1)
 

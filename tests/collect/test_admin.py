@@ -80,7 +80,7 @@ def test_bad_rater_changes_are_refused_with_the_reason(campaign):
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_only_admins_manage_raters_and_export(campaign, tmp_path):
+def test_only_admins_manage_raters_and_tokens_and_push(campaign, tmp_path):
     sessions, _ = campaign
     for name in ("ana", "rev"):
         calls = [
@@ -89,13 +89,17 @@ def test_only_admins_manage_raters_and_export(campaign, tmp_path):
             lambda name=name: admin.change_role(sessions, admin_name=name, name=name, role="admin"),
             lambda name=name: admin.change_active(sessions, admin_name=name, name="rater0", active=False),
             lambda name=name: admin.reset_password(sessions, admin_name=name, name="boss", password="taken"),
-            lambda name=name: admin.export_campaign(
-                sessions, campaign="demo", admin_name=name, format="judgments", output_root=tmp_path
+            lambda name=name: admin.new_api_token(sessions, admin_name=name, name="rater0"),
+            lambda name=name: admin.push_campaign(
+                sessions, campaign="demo", admin_name=name, format="judgments", repo="team/x", output_root=tmp_path
             ),
         ]
         for call in calls:
             with pytest.raises(PermissionError, match="admins only"):
                 call()
+    # Exporting is a reviewer's as well as an admin's, on the page as through REST; publishing is an admin's.
+    with pytest.raises(PermissionError, match="exporting is for reviewers and admins"):
+        admin.export_campaign(sessions, campaign="demo", admin_name="ana", format="judgments", output_root=tmp_path)
     with pytest.raises(PermissionError, match="reviewers and admins"):
         admin.campaign_activity(sessions, campaign="demo", staff_name="ana")
     assert admin.campaign_activity(sessions, campaign="demo", staff_name="rev")["per_rater"] == {}

@@ -132,3 +132,27 @@ def test_a_sign_in_waiting_on_argon2_does_not_hold_up_other_requests(served, mon
     finally:
         release.set()
         login.join()
+
+
+def test_an_unknown_name_costs_the_same_argon2_work_as_a_known_one(sqlite_url, monkeypatch):
+    engine, sessions, _ = make_store(sqlite_url)
+    from collect.store import raters
+
+    real, verified = raters._hasher(), []
+
+    class CountingHasher:
+        def verify(self, stored, password):
+            verified.append(stored)
+            return real.verify(stored, password)
+
+        def hash(self, password):
+            return real.hash(password)
+
+    monkeypatch.setattr(raters, "_hasher", CountingHasher)
+    tries = [("ana", "wrong"), ("nobody", "wrong"), ("ana", PASSWORDS["ana"]), ("no\ud800body", "x"), ("ana", "\x00")]
+    with sessions() as session:
+        found = [raters.authenticate(session=session, name=name, password=password) for name, password in tries]
+    assert [rater.name if rater else None for rater in found] == [None, None, "ana", None, None]
+    # One verification each, against hashes of the same argon2 parameters (all but the salt and digest agree).
+    assert len(verified) == len(tries) and len({stored.rsplit("$", 2)[0] for stored in verified}) == 1
+    engine.dispose()

@@ -1,5 +1,7 @@
 """The preference store: migrations, raters, and append-only judgments guarded by the database."""
 
+import hashlib
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -22,7 +24,7 @@ from collect.store import (
     store_url,
     upgrade,
 )
-from collect.store.models import Base, StoreError
+from collect.store.models import ApiToken, Base, StoreError
 from collect.store.raters import RaterError
 from tests.support.campaigns import seed_campaign, seed_raters
 
@@ -35,7 +37,7 @@ def test_migrations_create_exactly_the_models_schema(store):
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     assert schema_problem(engine) is None
-    assert upgrade(engine) == "0004"  # a second init is a no-op upgrade
+    assert upgrade(engine) == "0005"  # a second init is a no-op upgrade
 
 
 def test_an_empty_database_says_to_run_init(tmp_path):
@@ -100,7 +102,9 @@ def test_raters_have_argon2_passwords_and_secret_tokens(store):
     _, sessions = store
     with sessions.begin() as session:
         rater, token = create_rater(session=session, name="alice", role="reviewer", password="s3cret!")
-        assert rater.password_hash.startswith("$argon2id$") and token not in rater.token_hash
+        (stored,) = session.scalars(select(ApiToken)).all()
+        assert rater.password_hash.startswith("$argon2id$") and token not in stored.token_hash
+        assert stored.token_hash == hashlib.sha256(token.encode()).hexdigest() and stored.scopes == ["rate", "review"]
     with sessions() as session:
         assert rater_by_token(session=session, token=token).name == "alice"
         assert rater_by_token(session=session, token=token + "x") is None
@@ -227,7 +231,7 @@ def test_upgrading_a_first_schema_database_keeps_its_judgments(sqlite_url):
             "INSERT INTO judgments (task_id, rater_id, assignment_id, retracted, preference, both_bad, rationale,"
             " flags, created_at) VALUES (1, 1, 1, 0, 2, 0, 'clearer', '[]', '2026-01-01')"
         )
-    assert upgrade(engine) == "0004"
+    assert upgrade(engine) == "0005"
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT preference, rationale, edit FROM judgments").one() == (
             2,
