@@ -21,7 +21,6 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, field
-from itertools import combinations
 from pathlib import Path
 
 from sqlalchemy import delete, select, update
@@ -43,6 +42,7 @@ from collect.store import (
     ensure_policy,
     opened_store,
 )
+from collect.store.campaigns import prompt_tasks
 from plumb.data import DataError, load_records, message_problem
 
 logger = logging.getLogger(__name__)
@@ -184,22 +184,7 @@ def row_tasks(campaign: Campaign, prompt: Prompt, candidates: list, *, gold_rank
     if gold_ranks is not None:
         gold = {"candidate_ranks": {str(c.id): rank for c, rank in zip(candidates, gold_ranks)}}
     ids = [c.id for c in sorted(candidates, key=lambda c: (c.policy_id, c.id))]
-    if campaign.kind == "pairwise":
-        groups = list(combinations(ids, 2))
-    else:
-        groups = [tuple(ids)] if len(ids) >= (2 if campaign.kind == "ranking" else 1) else []
-    return [
-        Task(
-            campaign_id=campaign.id,
-            prompt_id=prompt.id,
-            kind=campaign.kind,
-            candidate_ids=list(group),
-            target_overlap=overlap,
-            is_gold=gold is not None,
-            gold_answer=gold,
-        )
-        for group in groups
-    ]
+    return prompt_tasks(campaign, prompt, ids, overlap=overlap, gold_answer=gold)
 
 
 def _publish(sessions, staging_id: int, spec, rows: list[ImportRow], *, source: str) -> dict:

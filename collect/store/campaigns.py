@@ -99,28 +99,32 @@ def build_tasks(
                 select(Candidate.id).where(Candidate.prompt_id == prompt.id).order_by(Candidate.policy_id, Candidate.id)
             )
         )
-        for group in _candidate_groups(campaign.kind, candidate_ids):
-            tasks.append(
-                Task(
-                    campaign_id=campaign.id,
-                    prompt_id=prompt.id,
-                    kind=campaign.kind,
-                    candidate_ids=list(group),
-                    target_overlap=overlap,
-                    is_gold=prompt.id in gold_answers,
-                    gold_answer=gold_answers.get(prompt.id),
-                )
-            )
+        tasks += prompt_tasks(campaign, prompt, candidate_ids, overlap=overlap, gold_answer=gold_answers.get(prompt.id))
     session.add_all(tasks)
     session.flush()
     return tasks
 
 
-def _candidate_groups(kind: str, candidate_ids: list[int]) -> list[tuple[int, ...]]:
-    if kind == "pairwise":
-        return list(combinations(candidate_ids, 2))
-    minimum = 2 if kind == "ranking" else 1
-    return [tuple(candidate_ids)] if len(candidate_ids) >= minimum else []
+def prompt_tasks(
+    campaign: Campaign, prompt: Prompt, candidate_ids: list[int], *, overlap: int, gold_answer: dict | None = None
+) -> list[Task]:
+    """A prompt's tasks, not yet added: a pair per two candidates (pairwise), else one of all (a ranking needs 2)."""
+    if campaign.kind == "pairwise":
+        groups = list(combinations(candidate_ids, 2))
+    else:
+        groups = [tuple(candidate_ids)] if len(candidate_ids) >= (2 if campaign.kind == "ranking" else 1) else []
+    return [
+        Task(
+            campaign_id=campaign.id,
+            prompt_id=prompt.id,
+            kind=campaign.kind,
+            candidate_ids=list(group),
+            target_overlap=overlap,
+            is_gold=gold_answer is not None,
+            gold_answer=gold_answer,
+        )
+        for group in groups
+    ]
 
 
 def campaign_counts(*, session: Session, campaign: Campaign) -> dict:
