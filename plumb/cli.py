@@ -44,9 +44,24 @@ def main(argv: list[str] | None = None) -> int:
     return run_guarded(module.main, argv[1:], prog=f"plumb {argv[0]}")
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """A handler writing to whatever `sys.stderr` is when a message comes, not the one it was made with.
+
+    `main` may run many times in one process (tests, notebooks) while stderr is redirected and closed in between.
+    """
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass  # StreamHandler.__init__ assigns one; the property always answers with the current stderr
+
+
 def configure_logging() -> None:
     """Show Plumb's own progress messages (INFO) on stderr, leaving other libraries at their defaults."""
-    handler = logging.StreamHandler()
+    handler = _CurrentStderr()
     handler.setFormatter(logging.Formatter("[plumb] %(message)s"))
     for package in ("plumb", *{module.split(".")[0] for module, _ in STAGES.values()}):
         logger = logging.getLogger(package)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 import anyio
 from fastapi.responses import JSONResponse
 
-from collect.store import authenticate
+from collect.store import authenticate, rater_by_name
 from collect.store.web_sessions import SessionLimits, end_web_sessions, open_web_session, web_session_rater
 
 # argon2 is slow on purpose and holds a core: two at a time leaves the other requests room on a small machine.
@@ -87,8 +87,6 @@ class StoredLogins(MutableMapping):
         self._here: dict[str, str] = {}  # this process's tokens, which Gradio's sign-out iterates over
 
     def __setitem__(self, token: str, name: str) -> None:
-        from collect.store import rater_by_name
-
         with self.sessions.begin() as session:
             open_web_session(session=session, rater=rater_by_name(session=session, name=name), token=token)
         self._here[token] = name

@@ -1,10 +1,12 @@
 """The `plumb` command: help at every level without heavy imports, version, doctor, clear errors."""
 
+import io
+import logging
 import subprocess
 import sys
 
 from plumb import __version__
-from plumb.cli import main
+from plumb.cli import configure_logging, main
 
 
 def run_plumb(*args):
@@ -58,3 +60,15 @@ def test_config_error_is_one_clear_line(tmp_path):
     assert result.returncode == 2
     assert "sft.yaml: unknown key 'num_epochs'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_progress_messages_follow_stderr_when_it_is_redirected_after_set_up(monkeypatch):
+    # As when `main` runs twice in one process with stderr captured and closed in between (tests, notebooks):
+    # a handler bound to the first stderr wrote "--- Logging error --- Traceback ..." to the second.
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging()
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("collect").info("schema at %s", "0005")
+    assert second.getvalue() == "[plumb] schema at 0005\n"
