@@ -20,7 +20,7 @@ from transformers.trainer_callback import ExportableState
 
 from plumb.cards import write_card
 from plumb.config import ConfigError
-from plumb.models import missing_model_files
+from plumb.model_files import missing_model_files
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from plumb.model_files import missing_model_files
 from plumb.paths import model_cache_dir
 
 logger = logging.getLogger(__name__)
@@ -26,16 +27,6 @@ PLAIN_CHAT_TEMPLATE = (
     "{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}assistant: {% endif %}"
 )
-
-
-# What transformers and peft load weights from (single file or sharded with an index).
-WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
-ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 
 
 class ModelLoadError(RuntimeError):
@@ -127,18 +118,6 @@ def _local_or_hub(spec: str) -> str:
     if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ModelLoadError(f"model directory not found: {spec}")
     return spec
-
-
-def missing_model_files(directory) -> list[str]:
-    """What a folder lacks to load as a model or a LoRA adapter (empty when nothing): its config, its weights."""
-    directory = Path(directory)
-    if (directory / "adapter_config.json").is_file():
-        has_weights = any((directory / name).is_file() for name in ADAPTER_WEIGHT_FILES)
-        return [] if has_weights else ["adapter weights (adapter_model.safetensors)"]
-    missing = [] if (directory / "config.json").is_file() else ["config.json"]
-    if not any((directory / name).is_file() for name in WEIGHT_FILES):
-        missing.append("model weights (model.safetensors or pytorch_model.bin)")
-    return missing
 
 
 def check_model_dir(directory: Path) -> None:
