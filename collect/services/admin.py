@@ -29,9 +29,10 @@ from collect.store import (
     create_rater,
     live_judgments_per_rater,
     live_judgments_query,
+    rater_by_name,
     require_role,
 )
-from collect.store.api_tokens import revoke_tokens
+from collect.store.api_tokens import issue_token, revoke_tokens
 from collect.store.raters import all_raters, set_active, set_password, set_role
 
 
@@ -103,8 +104,11 @@ def new_api_token(sessions, *, admin_name: str, name: str, scopes: list[str] | N
     """Rotate rater `name`'s API access: revoke their live tokens, issue one (scopes, an optional YYYY-MM-DD expiry)."""
     name = (name or "").strip()
     expires_at = datetime.fromisoformat(expires.strip()) if (expires or "").strip() else None
-    revoked = tokens.revoke(sessions, name=name, by=admin_name)
-    shown = tokens.issue(sessions, name=name, scopes=scopes or None, expires_at=expires_at, by=admin_name)
+    with sessions.begin() as session:  # one transaction: a refused new token leaves the old ones working
+        admin, rater = _admin(session, admin_name), rater_by_name(session=session, name=name)
+        revoked = revoke_tokens(session=session, rater=rater, by=admin)
+        issued = issue_token(session=session, rater=rater, scopes=scopes or None, expires_at=expires_at, by=admin)
+        shown = tokens.shown(*issued)
     until = f", until {shown['expires_at']}" if shown["expires_at"] else ""
     return (
         f"New API token for '{name}' ({', '.join(shown['scopes'])}{until}), shown once: `{shown['token']}`"

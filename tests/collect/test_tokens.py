@@ -79,6 +79,10 @@ def test_deactivating_revokes_so_reactivating_revives_no_token(store):
     assert owner(sessions, token) is None
     with pytest.raises(PermissionError):
         admin.new_api_token(sessions, admin_name="rev", name="ana")
+    kept = admin.new_api_token(sessions, admin_name="boss", name="ana").split("`")[1]
+    with pytest.raises(TokenError, match="cannot have the scope"):  # refused as a whole: the old token still works
+        admin.new_api_token(sessions, admin_name="boss", name="ana", scopes=["admin"])
+    assert owner(sessions, kept) == ("ana", ["rate"])
 
 
 def test_rest_scopes_rotation_and_revocation(store):
