@@ -101,7 +101,17 @@ def test_the_throttle_pause_doubles_and_lapses():
     now[0] = 30
     throttle.failed("ana")
     assert throttle.wait_left("ana") == 60  # each further failure doubles it
-    now[0] = 30 + 900 + 1  # every failure is out of the 15-minute window
+    now[0] = 90
+    throttle.failed("ana")
+    assert throttle.wait_left("ana") == 120  # doubling, not growing by a step: 30, 60, 120, 240
+    now[0] = 210
+    throttle.failed("ana")
+    assert throttle.wait_left("ana") == 240
+    now[0] = 450
+    for _ in range(3):
+        throttle.failed("ana")
+    assert throttle.wait_left("ana") == 900  # 30 * 2**6 is capped at the 15-minute window
+    now[0] = 450 + 900 + 1  # every failure is out of the 15-minute window
     assert throttle.wait_left("ana") == 0
     throttle.failed("ana")
     throttle.succeeded("ana")
