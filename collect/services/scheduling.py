@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, literal_column, select, union, update
 from sqlalchemy.orm import Session
 
 from collect.domain.answers import raters_disagree
@@ -132,7 +132,39 @@ _MY_LEASE = (
     .scalar_subquery()
     .label("my_lease_id")
 )
+# Orders a task index serves (`ix_tasks_schedule`, `ix_tasks_priority`): read in this order, the first
+# eligible task is found without reading the rest of the campaign.
+_SCAN_ORDERS = {
+    "fewest-judgments-first": [Task.judgment_count.asc(), Task.id.asc()],
+    "priority": [Task.priority.desc(), Task.judgment_count.asc(), Task.id.asc()],
+}
 _built: dict[tuple, tuple] = {}
+
+
+def _held_by_others():
+    # A literal, not a bound parameter: only then can the planner use the partial index of open leases.
+    return and_(
+        Assignment.state == literal_column("'leased'"),
+        Assignment.expires_at > bindparam("now"),
+        Assignment.rater_id != bindparam("rater_id"),
+    )
+
+
+def _candidates(scan_order: list, *, gold: bool, postgresql: bool):
+    """The few tasks that can come first: the first eligible task no one else holds, and the tasks others hold.
+
+    On a task no one else holds, slots in use equal `judgment_count`, so there the strategy's order and
+    `scan_order` agree; any task the strategy puts before the first such one is held by another rater,
+    and there are at most as many of those as raters at work.
+    """
+    held = select(Assignment.id).where(Assignment.task_id == Task.id, _held_by_others()).exists()
+    first_free = select(Task.id).where(_eligible(gold=gold), ~held).order_by(*scan_order).limit(1)
+    if postgresql:  # the first free task another transaction is leasing right now is passed over, not waited on
+        first_free = first_free.where(Task.id.not_in(bindparam("passed_over", expanding=True)))
+        first_free = first_free.with_for_update(skip_locked=True)
+    # Of every campaign (the caller keeps this one's): joined to the tasks here, planners read every task first.
+    held_tasks = select(Assignment.task_id).where(_held_by_others())
+    return union(select(first_free.subquery().c.id), held_tasks).subquery()
 
 
 def _free_task_statements(strategy: str, *, gold: bool, postgresql: bool) -> tuple:
@@ -141,6 +173,9 @@ def _free_task_statements(strategy: str, *, gold: bool, postgresql: bool) -> tup
     if key not in _built:
         order = STRATEGIES[strategy](_slots_in_use())
         best = select(Task, _MY_LEASE).where(_eligible(gold=gold)).order_by(*order).limit(1)
+        if strategy in _SCAN_ORDERS:
+            candidates = _candidates(_SCAN_ORDERS[strategy], gold=gold, postgresql=postgresql)
+            best = best.select_from(candidates).join(Task, Task.id == candidates.c.id)
         if postgresql:
             passed_over = Task.id.not_in(bindparam("passed_over", expanding=True))
             best = best.where(passed_over).with_for_update(skip_locked=True, of=Task)

@@ -109,7 +109,10 @@ class Task(Base):
     """
 
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_schedule", "campaign_id", "is_gold", "judgment_count"),)
+    # The scheduler reads tasks in these orders and stops at the first free one (see `collect.services.scheduling`).
+    __table_args__ = (
+        Index("ix_tasks_schedule", "campaign_id", "is_gold", "judgment_count", "id"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
     prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id"), index=True)
@@ -126,11 +129,25 @@ class Task(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+# Declared here, where the column exists to sort descending on (the `priority` strategy's order).
+Index("ix_tasks_priority", Task.campaign_id, Task.is_gold, Task.priority.desc(), Task.judgment_count, Task.id)
+
+
 class Assignment(Base):
     """A lease of a task to a rater: the order the candidates were shown in, and when the lease runs out."""
 
     __tablename__ = "assignments"
-    __table_args__ = (UniqueConstraint("task_id", "rater_id"), Index("ix_assignments_rater_state", "rater_id", "state"))
+    __table_args__ = (
+        UniqueConstraint("task_id", "rater_id"),
+        Index("ix_assignments_rater_state", "rater_id", "state"),
+        # Only open leases: the scheduler finds the tasks others hold without reading answered assignments.
+        Index(
+            "ix_assignments_open_leases",
+            "expires_at",
+            sqlite_where=text("state = 'leased'"),
+            postgresql_where=text("state = 'leased'"),
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
     rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))

@@ -181,6 +181,75 @@ def test_the_strategies_fewest_judgments_first_priority_and_random(store):
     assert len(served) == 3 and lease(sessions, raters[0], campaign="shuffled") == (None, None)
 
 
+@pytest.mark.parametrize("strategy", ["fewest-judgments-first", "priority"])
+def test_a_task_another_rater_holds_comes_first_when_it_is_the_least_covered(store, strategy):
+    _, sessions = store
+    seed_campaign(sessions, prompts=2, raters_per_task=3, max_raters_per_task=3, strategy=strategy)
+    raters = seed_raters(sessions, 3)
+    held, _ = lease(sessions, raters[0])  # the first task, leased and not answered yet
+    judged, _ = lease(sessions, raters[1])  # the second: the first has a slot in use
+    answer(sessions, raters[1], judged)
+    # One slot in use on each (an open lease, a judgment): the tie goes to the lower id, the held task.
+    assert held.task_id < judged.task_id
+    assert lease(sessions, raters[2])[0].task_id == held.task_id
+
+
+def _work_of_choosing(sessions, rater_name) -> int:
+    """What leasing the rater's next task costs the database: SQLite VM steps, or PostgreSQL rows read."""
+    with sessions.begin() as session:
+        rater = rater_by_name(session=session, name=rater_name)
+        campaign = campaign_by_name(session=session, name="demo")
+        connection = session.connection()
+        if connection.dialect.name == "sqlite":
+            steps = [0]
+            raw = connection.connection.dbapi_connection
+
+            def count():
+                steps[0] += 1
+
+            raw.set_progress_handler(count, 10)
+            try:
+                assert next_task(session=session, campaign=campaign, rater=rater) is not None
+            finally:
+                raw.set_progress_handler(None, 10)
+            return steps[0]
+        # This transaction's own counts, read before it ends (PostgreSQL's per-transaction statistics).
+        read = "SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)), 0) FROM pg_stat_xact_user_tables"
+        before = connection.exec_driver_sql(read).scalar()
+        assert next_task(session=session, campaign=campaign, rater=rater) is not None
+        return int(connection.exec_driver_sql(read).scalar() - before)
+
+
+def test_choosing_a_task_reads_about_as_much_in_a_large_campaign_as_in_a_small_one(db_url):
+    from collect.store import make_engine, session_factory, upgrade
+
+    work = {}
+    for size, schema in ((30, "small"), (600, "large")):
+        engine = make_engine(db_url)
+        if engine.dialect.name == "sqlite":
+            engine.dispose()
+            engine = make_engine(db_url.replace("collect.sqlite", f"{schema}.sqlite"))
+        else:  # one database, one schema per campaign size
+            engine = make_engine(db_url, connect_args={"options": f"-c search_path={schema}"})
+            with engine.begin() as connection:
+                connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        upgrade(engine)
+        sessions = session_factory(engine)
+        seed_campaign(sessions, prompts=size, raters_per_task=3, max_raters_per_task=3)
+        raters = seed_raters(sessions, 4)
+        for name in raters[:3]:  # some leases open and some judgments in, as in a campaign under way
+            assignment, _ = lease(sessions, name)
+            if name != raters[2]:
+                answer(sessions, name, assignment)
+        if engine.dialect.name == "postgresql":  # statistics, as autovacuum keeps them on a live server
+            with engine.begin() as connection:
+                connection.exec_driver_sql("ANALYZE")
+        work[size] = _work_of_choosing(sessions, raters[3])
+        engine.dispose()
+    # Reading every task would cost 20 times as much in the large campaign.
+    assert work[600] < 1.5 * work[30], work
+
+
 def test_undo_retracts_the_last_judgment_and_hands_the_task_back(store):
     _, sessions = store
     seed_campaign(sessions, prompts=2, raters_per_task=1, max_raters_per_task=1)
