@@ -43,6 +43,7 @@ from collect.store import (
     opened_store,
 )
 from collect.store.campaigns import prompt_tasks
+from collect.store.engine import refresh_statistics
 from plumb.data import DataError, load_records, message_problem
 
 logger = logging.getLogger(__name__)
@@ -209,6 +210,7 @@ def _publish(sessions, staging_id: int, spec, rows: list[ImportRow], *, source: 
             session.execute(move, execution_options=quick)
         session.execute(delete(Policy).where(Policy.campaign_id == staging_id), execution_options=quick)
         session.execute(delete(Campaign).where(Campaign.id == staging_id), execution_options=quick)
+        refresh_statistics(session)
         return campaign_counts(session=session, campaign=campaign)
 
 

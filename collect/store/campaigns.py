@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from collect.store.audit import record_event
+from collect.store.engine import refresh_statistics
 from collect.store.limits import is_storable
 from collect.store.models import TASK_KINDS, Campaign, Candidate, Policy, Prompt, StoreError, Task
 
@@ -102,6 +103,8 @@ def build_tasks(
         tasks += prompt_tasks(campaign, prompt, candidate_ids, overlap=overlap, gold_answer=gold_answers.get(prompt.id))
     session.add_all(tasks)
     session.flush()
+    if tasks:
+        refresh_statistics(session)
     return tasks
 
 

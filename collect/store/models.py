@@ -110,9 +110,7 @@ class Task(Base):
 
     __tablename__ = "tasks"
     # The scheduler reads tasks in these orders and stops at the first free one (see `collect.services.scheduling`).
-    __table_args__ = (
-        Index("ix_tasks_schedule", "campaign_id", "is_gold", "judgment_count", "id"),
-    )
+    __table_args__ = (Index("ix_tasks_schedule", "campaign_id", "is_gold", "judgment_count", "id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
     prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id"), index=True)

@@ -31,7 +31,8 @@ from collect.store import (
 )
 from plumb.config import ConfigError
 from plumb.data import DataError
-from tests.support.campaigns import seed_campaign, seed_raters
+from tests.support.campaigns import seed_campaign, seed_raters, work_of_choosing
+from tests.support.postgres import create_database, drop_database
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "configs" / "collect" / "campaigns" / "demo.yaml"
@@ -270,6 +271,19 @@ def test_an_import_that_fails_midway_leaves_nothing_and_names_the_row(db_url, tm
         assert [session.get(Policy, c.policy_id).name for c in shown] == ["a", "c"]  # as build_tasks: by policy id
         assert session.scalar(select(func.count(Campaign.id))) == 1
     sessions.kw["bind"].dispose()
+
+
+def test_after_a_large_import_leasing_reads_few_rows_on_postgresql(postgres_server, tmp_path):
+    # Without fresh statistics the planner reads every new task on each lease, until autovacuum runs.
+    url = create_database(postgres_server)
+    init_main(url)
+    rows = write_jsonl(tmp_path / "rows.jsonl", [candidates_row(i) for i in range(600)])
+    import_prompts.main(write_campaign(tmp_path), source=rows, db=url)
+    sessions = open_store(url)
+    seed_raters(sessions, 1)
+    assert work_of_choosing(sessions, "rater0", campaign="t") < 100
+    sessions.kw["bind"].dispose()
+    drop_database(postgres_server, url)
 
 
 def test_a_killed_import_leaves_nothing_visible_and_the_next_import_clears_it(tmp_path):

@@ -19,7 +19,7 @@ from collect.store import (
     rater_by_name,
 )
 from collect.store.models import utcnow
-from tests.support.campaigns import seed_campaign, seed_raters
+from tests.support.campaigns import seed_campaign, seed_raters, work_of_choosing
 
 
 def lease(sessions, rater_name, *, seed=0, now=None, campaign="demo"):
@@ -194,32 +194,6 @@ def test_a_task_another_rater_holds_comes_first_when_it_is_the_least_covered(sto
     assert lease(sessions, raters[2])[0].task_id == held.task_id
 
 
-def _work_of_choosing(sessions, rater_name) -> int:
-    """What leasing the rater's next task costs the database: SQLite VM steps, or PostgreSQL rows read."""
-    with sessions.begin() as session:
-        rater = rater_by_name(session=session, name=rater_name)
-        campaign = campaign_by_name(session=session, name="demo")
-        connection = session.connection()
-        if connection.dialect.name == "sqlite":
-            steps = [0]
-            raw = connection.connection.dbapi_connection
-
-            def count():
-                steps[0] += 1
-
-            raw.set_progress_handler(count, 10)
-            try:
-                assert next_task(session=session, campaign=campaign, rater=rater) is not None
-            finally:
-                raw.set_progress_handler(None, 10)
-            return steps[0]
-        # This transaction's own counts, read before it ends (PostgreSQL's per-transaction statistics).
-        read = "SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)), 0) FROM pg_stat_xact_user_tables"
-        before = connection.exec_driver_sql(read).scalar()
-        assert next_task(session=session, campaign=campaign, rater=rater) is not None
-        return int(connection.exec_driver_sql(read).scalar() - before)
-
-
 def test_choosing_a_task_reads_about_as_much_in_a_large_campaign_as_in_a_small_one(db_url):
     from collect.store import make_engine, session_factory, upgrade
 
@@ -241,10 +215,7 @@ def test_choosing_a_task_reads_about_as_much_in_a_large_campaign_as_in_a_small_o
             assignment, _ = lease(sessions, name)
             if name != raters[2]:
                 answer(sessions, name, assignment)
-        if engine.dialect.name == "postgresql":  # statistics, as autovacuum keeps them on a live server
-            with engine.begin() as connection:
-                connection.exec_driver_sql("ANALYZE")
-        work[size] = _work_of_choosing(sessions, raters[3])
+        work[size] = work_of_choosing(sessions, raters[3])
         engine.dispose()
     # Reading every task would cost 20 times as much in the large campaign.
     assert work[600] < 1.5 * work[30], work

@@ -3,6 +3,7 @@
 from sqlalchemy import select
 
 from collect.domain.campaign import as_definition, campaign_from_dict
+from collect.services.scheduling import next_task
 from collect.store import (
     Assignment,
     Judgment,
@@ -132,3 +133,29 @@ def campaign_with_reviewer(sessions, **campaign) -> list[int]:
         create_rater(session=session, name="rev", role="reviewer")
         create_rater(session=session, name="ana", role="rater")
         return session.scalars(select(Task.id).order_by(Task.id)).all()
+
+
+def work_of_choosing(sessions, rater_name: str, *, campaign: str = "demo") -> int:
+    """What leasing the rater's next task costs the database: SQLite VM steps, or PostgreSQL rows read."""
+    with sessions.begin() as session:
+        rater = rater_by_name(session=session, name=rater_name)
+        campaign = campaign_by_name(session=session, name=campaign)
+        connection = session.connection()
+        if connection.dialect.name == "sqlite":
+            steps = [0]
+            raw = connection.connection.dbapi_connection
+
+            def count():
+                steps[0] += 1
+
+            raw.set_progress_handler(count, 10)
+            try:
+                assert next_task(session=session, campaign=campaign, rater=rater) is not None
+            finally:
+                raw.set_progress_handler(None, 10)
+            return steps[0]
+        # This transaction's own counts, read before it ends (PostgreSQL's per-transaction statistics).
+        read = "SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)), 0) FROM pg_stat_xact_user_tables"
+        before = connection.exec_driver_sql(read).scalar()
+        assert next_task(session=session, campaign=campaign, rater=rater) is not None
+        return int(connection.exec_driver_sql(read).scalar() - before)
