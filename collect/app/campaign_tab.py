@@ -18,7 +18,7 @@ TASK_COLUMNS = ["task", "gold", "judgments", "target", "status"]
 def create_campaign_tab(sessions, campaign: str) -> None:
     """Lay out the campaign overview and bind its Refresh button (staff only, checked on the server)."""
     overview = gr.Markdown(elem_id="plumb-overview")
-    refresh = gr.Button("Refresh", size="sm")
+    refresh = gr.Button("Refresh", size="sm", elem_id="plumb-campaign-refresh")
     with gr.Row():
         over_time = gr.Image(label="judgments over time", type="filepath", interactive=False, elem_id="plumb-over-time")
         per_rater = gr.Image(label="judgments per rater", type="filepath", interactive=False, elem_id="plumb-per-rater")

@@ -50,16 +50,22 @@ def create_ui(sessions, campaign: str, *, output_dir: str | None = None, models=
                 create_campaign_tab(sessions, campaign)
             with gr.Tab("Review", visible=False) as review_tab:
                 create_review_tab(sessions, campaign, spec)
-            # Opening the tab loads the queue, as its button does.
-            review_tab.select(None, js="() => document.getElementById('plumb-review-load')?.click()")
+            # Opening a staff tab loads what it shows, as its button does: no tab sits empty until a click.
+            review_tab.select(None, js=_click("plumb-review-load"))
+            staff_tab.select(None, js=_click("plumb-campaign-refresh"))
             with gr.Tab("Export", visible=False) as export_tab:
                 create_export_tab(sessions, campaign, output_dir)
             with gr.Tab("Admin", visible=False) as admin_tab:
                 create_admin_tab(sessions, campaign)
+            admin_tab.select(None, js=_click("plumb-admin-list"))
         staff = handlers.STAFF_ROLES
         role_tabs = {staff_tab: staff, review_tab: staff, export_tab: staff, admin_tab: ("admin",)}
         _bind_rater_events(ui, sessions, campaign, state, rate, header=header, role_tabs=role_tabs)
     return ui
+
+
+def _click(element_id: str) -> str:
+    return f"() => document.getElementById('{element_id}')?.click()"
 
 
 def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header, role_tabs: dict) -> None:
