@@ -7,12 +7,13 @@ carries HTML attack text and names itself. Needs `/usr/bin/chromium` and `playwr
 
 import contextlib
 import json
+import threading
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
 
-from collect.app.arena_tab import CONCURRENT_BATTLES, create_arena_tab
+from collect.app.arena_tab import CONCURRENT_BATTLES, FINISHED, create_arena_tab
 from collect.domain.answers import IDENTITY_LEAK
 from collect.domain.campaign import as_definition, campaign_from_dict
 from collect.serve import ServeArguments, build_server
@@ -54,6 +55,26 @@ def attack_server_app():
         pieces = [SELF_NAMING[start : start + 7] for start in range(0, len(SELF_NAMING), 7)]
         events = [f"data: {json.dumps({'choices': [{'index': 0, 'delta': {'content': p}}]})}\n\n" for p in pieces]
         return StreamingResponse(iter(events + ["data: [DONE]\n\n"]), media_type="text/event-stream")
+
+    return app
+
+
+def gated_server_app(text: str, gate: threading.Event):
+    """An OpenAI-compatible chat server that streams the first half of `text`, then waits for `gate`, then the rest."""
+    from fastapi import FastAPI
+    from fastapi.responses import StreamingResponse
+
+    app = FastAPI()
+
+    def events():
+        for part in (text[: len(text) // 2], text[len(text) // 2 :]):
+            yield f"data: {json.dumps({'choices': [{'index': 0, 'delta': {'content': part}}]})}\n\n"
+            gate.wait(WAIT_MS / 1000)
+        yield "data: [DONE]\n\n"
+
+    @app.post("/v1/chat/completions")
+    def chat() -> StreamingResponse:
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     return app
 
@@ -211,3 +232,43 @@ def test_votes_run_as_many_at_once_as_battles(tmp_path):
     assert {name: limit for name, limit in limits.items() if name.startswith("arena_vote_")} == {
         f"arena_vote_{key}": CONCURRENT_BATTLES for key in "abtx"
     }
+
+
+def test_an_early_vote_lets_both_answers_finish_says_it_counts_for_the_leaderboard_only_and_a_follow_up_goes_on(
+    tmp_path, tiny_policy_dir
+):
+    gate, slow_text = threading.Event(), "Rain is water falling from clouds, drop after drop, until the end."
+    with serving(gated_server_app(slow_text, gate)) as server_url:
+        policies = [{"name": "tiny", "model": tiny_policy_dir}, {"name": "slow", "model": f"{server_url}/v1"}]
+        with arena_page(tmp_path, policies) as (page, sessions):
+            battle(page, "Tell me about rain.")  # voting opens while the server holds the second half back
+            page.keyboard.press("a")
+            message = page.locator("#plumb-arena-message")
+            playwright.expect(message).to_contain_text("counts for the leaderboard only", timeout=WAIT_MS)
+            statuses = page.locator("[id^=plumb-arena-status-]")
+            playwright.expect(statuses.filter(has_text="answering")).to_have_count(1)  # the server's, still held
+            gate.set()
+            for side in "ab":
+                playwright.expect(page.locator(f"#plumb-arena-status-{side}")).to_have_text(FINISHED, timeout=WAIT_MS)
+            answers = page.locator("[id^=plumb-arena-answer-]")
+            playwright.expect(answers.filter(has_text="until the end.")).to_have_count(1)  # not cut off at the vote
+
+            page.locator("#plumb-arena-follow-up textarea").fill("And snow?")
+            page.locator("#plumb-arena-send").click()
+            playwright.expect(page.locator("#plumb-arena-key-b")).to_be_enabled(timeout=WAIT_MS)
+            playwright.expect(answers.filter(has_text="You: And snow?")).to_have_count(2)
+            for side in "ab":
+                playwright.expect(page.locator(f"#plumb-arena-status-{side}")).to_have_text(FINISHED, timeout=WAIT_MS)
+            page.keyboard.press("b")
+            playwright.expect(message).to_contain_text("You knew the names", timeout=WAIT_MS)
+            rows = arena_rows(sessions)
+    assert len(rows) == 2
+    (_, first, first_candidates, _), (_, second, second_candidates, _) = rows
+    stored = {name: candidate for candidate, name in first_candidates}
+    assert stored["slow"].completion == [{"role": "assistant", "content": slow_text}]  # whole, though voted early
+    assert (stored["slow"].settings["finished"], stored["slow"].settings["complete"]) == (False, True)
+    assert first.preference == 2 and first.flags == []
+    assert second.preference == -2 and second.flags == [IDENTITY_LEAK]  # voted knowing the names
+    for candidate, _ in second_candidates:
+        assert [m["role"] for m in candidate.completion] == ["assistant", "user", "assistant"]
+        assert candidate.completion[1]["content"] == "And snow?"

@@ -11,18 +11,10 @@ from sqlalchemy import func, select
 
 from collect.domain.answers import IDENTITY_LEAK
 from collect.domain.campaign import PolicySpec, campaign_from_dict
-from collect.services.arena.battles import (
-    ArenaBattles,
-    ArenaError,
-    cast_vote,
-    check_rater,
-    default_aliases,
-    follow,
-    names_own_model,
-    run_battle,
-    start_battle,
-)
+from collect.services.arena.battles import ArenaBattles, ArenaError, cast_vote, check_rater, start_battle
+from collect.services.arena.identity import default_aliases, names_own_model
 from collect.services.arena.ratings import count_battles, leaderboard
+from collect.services.arena.streams import follow, run_battle
 from collect.services.export.items import load_items
 from collect.services.export.records import battle_records
 from collect.services.scheduling import next_task
@@ -53,7 +45,7 @@ def test_a_vote_stores_the_battle_in_one_transaction_and_counts_only_after_the_r
 
     battle.add_text(1, " More.", now=106.5)  # streamed after the page's last update: not what the rater read
     judgment = cast_vote(sessions, campaign="arena", battle=battle, rater_name="ana", vote="B is better", now=107.0)
-    assert battle.stopped.is_set()  # the vote ends the streams
+    assert not battle.stopped.is_set()  # the vote leaves B's answer streaming on
 
     with sessions.begin() as session:
         prompt = session.scalar(select(Prompt))
@@ -65,9 +57,12 @@ def test_a_vote_stores_the_battle_in_one_transaction_and_counts_only_after_the_r
         assert prompt.messages == [{"role": "user", "content": "Tell me about rain."}]
         assert [c.completion for c in candidates] == [
             [{"role": "assistant", "content": "First answer."}],
-            [{"role": "assistant", "content": "Second answer."}],
+            [{"role": "assistant", "content": "Second answer. More."}],  # all there is so far; whole once it ends
         ]
-        assert [c.settings["finished"] for c in candidates] == [True, False]
+        assert [c.settings["finished"] for c in candidates] == [True, False]  # at the vote, as shown
+        assert [c.settings["shown_chars"] for c in candidates] == [13, 14]
+        assert [c.settings["complete"] for c in candidates] == [True, False]
+        assert {(c.settings["battle"], c.settings["turn"]) for c in candidates} == {(f"arena-{battle.id}", 1)}
         assert candidates[0].settings["max_new_tokens"] == spec.arena_max_new_tokens
         assert (task.source, task.kind, task.target_overlap, task.judgment_count) == ("arena", "pairwise", 1, 1)
         assert (assignment.state, assignment.candidate_order) == ("judged", [0, 1])
@@ -163,20 +158,17 @@ def test_a_deactivated_rater_cannot_start_a_battle_or_vote(store):
         check_rater(sessions, "eve")
 
 
-def test_the_page_keeps_what_it_showed_once_a_vote_is_in_progress(store):
+def test_a_vote_judges_what_the_page_showed_and_the_page_goes_on_showing_the_answers(store):
     _, sessions = store
     spec = arena_campaign(sessions, arena_min_seconds=0)
     battle = answered(spec)
-    with battle.voting:  # a vote is being recorded: it stores and reveals `shown`
+    battle.finish(1, now=103.0)
+    with battle.voting:  # a vote is being recorded: what it judges is `shown`, which holds still meanwhile
         battle.add_text(1, " More.", now=103.0)
         assert battle.show() == ("First answer.", "Second answer.")
     cast_vote(sessions, campaign="arena", battle=battle, rater_name="ana", vote="Tie", now=110.0)
-    battle.add_text(0, " Late.", now=111.0)
-    assert battle.show() == ("First answer.", "Second answer.")  # what was stored and revealed
-    with sessions.begin() as session:
-        task = session.scalar(select(Task))
-        stored = [session.get(Candidate, cid).completion[0]["content"] for cid in task.candidate_ids]
-    assert stored == ["First answer.", "Second answer."]
+    assert battle.turn.finished_at_vote == (True, False)  # B's end had not reached the page
+    assert battle.show() == ("First answer.", "Second answer. More.")  # after the vote the page shows the rest
 
 
 @pytest.mark.parametrize(

@@ -324,8 +324,11 @@ def test_arena_battles_are_training_data_unless_cut_off_or_leaked(sqlite_url, tm
     rows, summary = export()
     assert [row["chosen"][0]["content"] for row in rows] == ["Rain is water falling from clouds."]
     assert rows[0]["meta"]["source"] == "arena"
-    assert summary["left_out"] == {"arena answer cut off at the vote": 1, "identity leak (arena vote)": 1}
+    assert summary["left_out"] == {
+        "arena vote before both answers finished (leaderboard only)": 1,
+        "identity leak (arena vote)": 1,
+    }
     rows, _ = export(include_identity_leaks=True)
     assert len(rows) == 2
     battles, _ = export(format="battles")
-    assert len(battles) == 2  # the leaderboard counts the cut-off vote: it judged what was shown
+    assert len(battles) == 2  # the leaderboard counts the early vote: it judged what was shown

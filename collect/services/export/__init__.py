@@ -17,9 +17,9 @@ rater's own. In `sft`, a rater's edit (their improved version of the better resp
 is the assistant turn instead of the best candidate: one row per distinct edit, with
 `meta.edited` true; tasks without edits keep the best candidate. Pairwise rows never
 use edits: nobody compared an edit with the candidates. Arena battles (`meta.source`
-"arena") are exported like other tasks, except a battle voted on before an answer had
-finished (its text was cut off) and, unless `include_identity_leaks`, one where an answer
-named its own model.
+"arena") are exported like other tasks, except a battle voted on before both answers had
+finished (the vote counts for the leaderboard only) and, unless `include_identity_leaks`, one
+where an answer named its own model.
 
 - `items`: a campaign's tasks with their prompts, candidates and live judgments (`load_items`).
 - `majority`: the aggregation rules, pure functions on votes.

@@ -30,7 +30,9 @@ class TaskItem:
     judgments: list[tuple[str, Judgment]]  # (rater name, judgment)
     shown_orders: dict[int, list[int]]  # assignment id -> candidate order shown (display position -> canonical)
     adjudication: Adjudication | None = None  # the newest reviewer's decision, which replaces the majority
-    finished: list[bool] = field(default_factory=list)  # per candidate: False for an arena answer cut off at the vote
+    finished: list[bool] = field(
+        default_factory=list
+    )  # per candidate: False when the arena vote came before it had finished
     rater_kinds: dict[str, str] = field(default_factory=dict)  # rater name -> kind (human, simulated)
 
 

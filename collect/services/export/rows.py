@@ -121,9 +121,10 @@ def _skip_reason(item: TaskItem, args: ExportArguments) -> str | None:
     if len(item.judgments) < args.min_judgments:
         return f"fewer than {args.min_judgments} judgments"
     if item.task.source == "arena":
-        # The vote is on the text shown at that moment; as training data a cut-off answer teaches cut-off answers.
+        # The vote judged the text shown at that moment, not the whole answers stored since: it counts for the
+        # leaderboard only, as the page told the rater.
         if not all(item.finished):
-            return "arena answer cut off at the vote"
+            return "arena vote before both answers finished (leaderboard only)"
         if not args.include_identity_leaks and any(IDENTITY_LEAK in (j.flags or []) for _, j in item.judgments):
             return "identity leak (arena vote)"
     return None
