@@ -59,11 +59,11 @@ class QualityArguments:
         default=DEFAULTS.consistency_threshold,
         metadata={"help": "Flag raters who repeat their own earlier verdict less often than this."},
     )
-    speed_ratio: float = field(
-        default=DEFAULTS.speed_ratio,
+    rushed_share: float = field(
+        default=DEFAULTS.rushed_share,
         metadata={
-            "help": "A rater whose median time is under this share of everyone's median (or over its inverse) "
-            "is a speed outlier."
+            "help": "Flag a rater 'fast' when at least this share of their timed judgments took less than "
+            "reading the answers does."
         },
     )
     aggregation: Literal["majority", "dawid_skene"] = field(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from collect.app.errors import REFUSALS, shown_as_error
+from collect.app.errors import keeps_form
 from collect.services import admin
 from collect.services.export.dataset import PushError
 from collect.services.export.rows import FORMATS
@@ -75,7 +75,7 @@ def create_export_tab(sessions, campaign: str, output_dir: str | None = None) ->
 
 def _bind_raters(sessions, campaign: str, c: dict) -> None:
     def table(admin_name: str) -> list[list]:
-        rows = shown_as_error(admin.rater_table, sessions=sessions, campaign=campaign, admin_name=admin_name)
+        rows = admin.rater_table(sessions=sessions, campaign=campaign, admin_name=admin_name)
         return [[row[column] for column in RATER_COLUMNS] for row in rows]
 
     def after(message: str, admin_name: str) -> tuple:
@@ -86,8 +86,7 @@ def _bind_raters(sessions, campaign: str, c: dict) -> None:
 
     def on_add(name: str, role: str, password: str, request: gr.Request):
         return after(
-            shown_as_error(
-                admin.add_rater,
+            admin.add_rater(
                 sessions=sessions,
                 admin_name=request.username,
                 name=name,
@@ -99,16 +98,14 @@ def _bind_raters(sessions, campaign: str, c: dict) -> None:
 
     def on_set_role(name: str, role: str, request: gr.Request):
         return after(
-            shown_as_error(admin.change_role, sessions=sessions, admin_name=request.username, name=name, role=role),
+            admin.change_role(sessions=sessions, admin_name=request.username, name=name, role=role),
             request.username,
         )
 
     def on_active(active: bool):
         def handler(name: str, request: gr.Request):
             return after(
-                shown_as_error(
-                    admin.change_active, sessions=sessions, admin_name=request.username, name=name, active=active
-                ),
+                admin.change_active(sessions=sessions, admin_name=request.username, name=name, active=active),
                 request.username,
             )
 
@@ -116,8 +113,7 @@ def _bind_raters(sessions, campaign: str, c: dict) -> None:
 
     def on_reset(name: str, password: str, request: gr.Request):
         return after(
-            shown_as_error(
-                admin.reset_password,
+            admin.reset_password(
                 sessions=sessions,
                 admin_name=request.username,
                 name=name,
@@ -127,31 +123,32 @@ def _bind_raters(sessions, campaign: str, c: dict) -> None:
         )
 
     def on_new_token(name: str, scopes: list[str], expires: str, request: gr.Request):
-        message = shown_as_error(
-            admin.new_api_token, sessions, admin_name=request.username, name=name, scopes=scopes, expires=expires
-        )
+        message = admin.new_api_token(sessions, admin_name=request.username, name=name, scopes=scopes, expires=expires)
         return after(message, request.username)
 
     def on_revoke_tokens(name: str, request: gr.Request):
-        message = shown_as_error(admin.revoke_api_tokens, sessions, admin_name=request.username, name=name)
+        message = admin.revoke_api_tokens(sessions, admin_name=request.username, name=name)
         return after(message, request.username)
 
+    # A name taken or a rater unknown is a mistake: a warning, and the table and the form stay as they were.
     outputs = [c["message"], c["raters"], c["password"]]
-    token_inputs = [c["name"], c["scopes"], c["expires"]]
-    c["new_token"].click(on_new_token, inputs=token_inputs, outputs=outputs, api_name="new_api_token")
-    c["revoke_tokens"].click(on_revoke_tokens, inputs=[c["name"]], outputs=outputs, api_name="revoke_api_tokens")
-    c["list"].click(on_list, outputs=outputs, api_name="raters")
-    c["add"].click(on_add, inputs=[c["name"], c["role"], c["password"]], outputs=outputs, api_name="add_rater")
-    c["set_role"].click(on_set_role, inputs=[c["name"], c["role"]], outputs=outputs, api_name="set_role")
-    c["deactivate"].click(on_active(False), inputs=[c["name"]], outputs=outputs, api_name="deactivate_rater")
-    c["reactivate"].click(on_active(True), inputs=[c["name"]], outputs=outputs, api_name="reactivate_rater")
-    c["reset"].click(on_reset, inputs=[c["name"], c["password"]], outputs=outputs, api_name="reset_password")
+    events = [
+        ("new_token", on_new_token, [c["name"], c["scopes"], c["expires"]], "new_api_token"),
+        ("revoke_tokens", on_revoke_tokens, [c["name"]], "revoke_api_tokens"),
+        ("list", on_list, [], "raters"),
+        ("add", on_add, [c["name"], c["role"], c["password"]], "add_rater"),
+        ("set_role", on_set_role, [c["name"], c["role"]], "set_role"),
+        ("deactivate", on_active(False), [c["name"]], "deactivate_rater"),
+        ("reactivate", on_active(True), [c["name"]], "reactivate_rater"),
+        ("reset", on_reset, [c["name"], c["password"]], "reset_password"),
+    ]
+    for button, handler, inputs, api_name in events:
+        c[button].click(keeps_form(handler, outputs), inputs=inputs, outputs=outputs, api_name=api_name)
 
 
 def _bind_export(sessions, campaign: str, c: dict, *, output_root: Path, archive_dir: str) -> None:
     def on_export(format: str, per_rater: bool, leaks: bool, request: gr.Request):
-        result = shown_as_error(
-            admin.export_campaign,
+        result = admin.export_campaign(
             sessions=sessions,
             campaign=campaign,
             admin_name=request.username,
@@ -178,18 +175,26 @@ def _bind_export(sessions, campaign: str, c: dict, *, output_root: Path, archive
         except PushError as error:
             # Shown in the page and kept there: a failed push (offline, no token) is not a bug to report.
             return f"**Push failed.** {html.escape(str(error), quote=False)}"
-        except REFUSALS as error:
-            raise gr.Error(str(error)) from None
         return html.escape(message, quote=False)
 
     settings = [c["format"], c["per_rater"], c["leaks"]]
-    c["export"].click(on_export, inputs=settings, outputs=[c["export_status"], c["download"]], api_name="export")
-    c["push"].click(on_push, inputs=[*settings, c["repo"]], outputs=[c["export_status"]], api_name="push_to_hub")
+    exported = [c["export_status"], c["download"]]
+    c["export"].click(keeps_form(on_export, exported), inputs=settings, outputs=exported, api_name="export")
+    pushed = [c["export_status"]]
+    c["push"].click(keeps_form(on_push, pushed), inputs=[*settings, c["repo"]], outputs=pushed, api_name="push_to_hub")
+
+
+# Staff also see the Campaign tab's raw agreement, lower for the same judgments: say why, once.
+MEAN_AGREEMENT = (
+    "`mean_agreement`: per judged task, the share of raters who gave the most common answer, averaged over tasks "
+    "(a task judged once counts 1, a 1-1 split 0.5); the Campaign tab's raw agreement averages over pairs of "
+    "raters, where a split counts 0, so it is lower."
+)
 
 
 def summary_markdown(directory: Path, summary: dict) -> str:
-    """Where an export was saved and its summary.json, for the page."""
+    """Where an export was saved, its summary.json, and what `mean_agreement` in it means, for the page."""
     return (
         f"Saved **{summary['rows']}** {summary['format']} rows to `{html.escape(str(directory))}` "
-        f"(download the zip below).\n\n```json\n{json.dumps(summary, indent=2)}\n```"
+        f"(download the zip below).\n\n```json\n{json.dumps(summary, indent=2)}\n```\n\n{MEAN_AGREEMENT}"
     )

@@ -8,15 +8,17 @@ import gradio as gr
 
 from collect.app import handlers
 from collect.app.display import overview_markdown
-from collect.app.errors import shown_as_error
+from collect.app.errors import keeps_form
 from collect.app.plots import plot_judgments_over_time, plot_judgments_per_rater
+from collect.domain.quality.report_markdown import report_markdown
 from collect.services import admin
 
-TASK_COLUMNS = ["task", "gold", "judgments", "target", "status"]
+TASK_COLUMNS = ["task", "prompt", "gold", "judgments", "target", "status"]
 
 
 def create_campaign_tab(sessions, campaign: str) -> None:
-    """Lay out the campaign overview and bind its Refresh button (staff only, checked on the server)."""
+    """Lay out the campaign overview and bind its Refresh button (staff only, checked on the server);
+    the interface clicks it when the tab is opened."""
     overview = gr.Markdown(elem_id="plumb-overview")
     refresh = gr.Button("Refresh", size="sm", elem_id="plumb-campaign-refresh")
     with gr.Row():
@@ -25,9 +27,7 @@ def create_campaign_tab(sessions, campaign: str) -> None:
     with gr.Accordion("Progress per task", open=False):
         tasks = gr.Dataframe(headers=TASK_COLUMNS, interactive=False, elem_id="plumb-task-progress")
     gr.Markdown("### Agreement and raters")
-    quality = gr.Code(
-        label="agreement, per-rater reliability, aggregation", language=None, elem_id="plumb-quality", interactive=False
-    )
+    quality = gr.Markdown(elem_id="plumb-quality")
     ratings = gr.Image(
         label="leaderboard: Bradley-Terry ratings (Elo scale), 95% bootstrap interval",
         type="filepath",
@@ -37,16 +37,15 @@ def create_campaign_tab(sessions, campaign: str) -> None:
     plot_dir = tempfile.mkdtemp(prefix="plumb-plots-")  # per app, under the temp dir Gradio serves files from
 
     def on_refresh(request: gr.Request) -> tuple[str, str, str | None]:
-        stats, counts = shown_as_error(
-            handlers.campaign_overview, sessions, campaign=campaign, rater_name=request.username
+        stats, counts = handlers.campaign_overview(sessions, campaign=campaign, rater_name=request.username)
+        report, plot, note = admin.campaign_quality(
+            sessions, campaign=campaign, staff_name=request.username, plot_dir=plot_dir
         )
-        report, plot = shown_as_error(
-            handlers.campaign_quality, sessions, campaign=campaign, rater_name=request.username, plot_dir=plot_dir
-        )
-        return overview_markdown(stats, counts), report, plot
+        text = "\n\n".join(part for part in (report_markdown(report) if report else "", note) if part)
+        return overview_markdown(stats, counts), text, plot
 
     def on_activity(request: gr.Request):
-        activity = shown_as_error(admin.campaign_activity, sessions, campaign=campaign, staff_name=request.username)
+        activity = admin.campaign_activity(sessions, campaign=campaign, staff_name=request.username)
         directory = Path(plot_dir)
         timeline = plot_judgments_over_time(activity["times"], directory / "over-time.png")
         bars = plot_judgments_per_rater(activity["per_rater"], directory / "per-rater.png")
@@ -57,5 +56,6 @@ def create_campaign_tab(sessions, campaign: str) -> None:
             gr.Dataframe(value=rows, headers=TASK_COLUMNS),
         )
 
-    refresh.click(on_refresh, outputs=[overview, quality, ratings], api_name="campaign_overview")
-    refresh.click(on_activity, outputs=[over_time, per_rater, tasks], api_name="campaign_activity")
+    figures, progress = [overview, quality, ratings], [over_time, per_rater, tasks]
+    refresh.click(keeps_form(on_refresh, figures), outputs=figures, api_name="campaign_overview")
+    refresh.click(keeps_form(on_activity, progress), outputs=progress, api_name="campaign_activity")

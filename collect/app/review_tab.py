@@ -12,7 +12,7 @@ import html
 import gradio as gr
 
 from collect.app.display import escaped_chat, response_text, safe_markdown
-from collect.app.errors import shown_as_error
+from collect.app.errors import keeps_form
 from collect.domain.answers import choices
 from collect.domain.campaign import CampaignSpec
 from collect.services import adjudication
@@ -71,13 +71,10 @@ def _bind(sessions, campaign: str, c: dict) -> None:
         }
 
     def on_load(request: gr.Request):
-        return shown(
-            shown_as_error(adjudication.next_review, sessions, campaign=campaign, reviewer_name=request.username), []
-        )
+        return shown(adjudication.next_review(sessions, campaign=campaign, reviewer_name=request.username), [])
 
     def saved(old: dict, note: str, reviewer_name: str, *, choice=None, scores=None) -> dict:
-        page = shown_as_error(
-            adjudication.submit_adjudication,
+        page = adjudication.submit_adjudication(
             sessions,
             campaign=campaign,
             reviewer_name=reviewer_name,
@@ -98,8 +95,7 @@ def _bind(sessions, campaign: str, c: dict) -> None:
 
     def on_pass(old: dict, request: gr.Request):
         passed = old.get("passed", []) + ([old["task_id"]] if old.get("task_id") is not None else [])
-        page = shown_as_error(
-            adjudication.next_review,
+        page = adjudication.next_review(
             sessions,
             campaign=campaign,
             reviewer_name=request.username,
@@ -108,12 +104,14 @@ def _bind(sessions, campaign: str, c: dict) -> None:
         )
         return shown(page, passed)
 
-    c["load"].click(on_load, outputs=outputs, api_name="review_next")
+    # A decision saved with nothing chosen is a mistake: it is said, and the form stays as it was.
+    c["load"].click(keeps_form(on_load, outputs), outputs=outputs, api_name="review_next")
     if "choice" in c:
-        c["save"].click(on_save_choice, inputs=[state, c["choice"], c["note"]], outputs=outputs, api_name="adjudicate")
+        inputs, on_save = [state, c["choice"], c["note"]], on_save_choice
     else:
-        c["save"].click(on_save_scores, inputs=[state, c["note"], *scores], outputs=outputs, api_name="adjudicate")
-    c["pass"].click(on_pass, inputs=[state], outputs=outputs, api_name="review_pass")
+        inputs, on_save = [state, c["note"], *scores], on_save_scores
+    c["save"].click(keeps_form(on_save, outputs), inputs=inputs, outputs=outputs, api_name="adjudicate")
+    c["pass"].click(keeps_form(on_pass, outputs), inputs=[state], outputs=outputs, api_name="review_pass")
 
 
 def review_values(page: adjudication.ReviewPage, c: dict) -> dict:

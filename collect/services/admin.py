@@ -23,6 +23,7 @@ from collect.store import (
     STAFF_ROLES,
     Adjudication,
     Judgment,
+    Prompt,
     Rater,
     Task,
     campaign_by_name,
@@ -34,6 +35,9 @@ from collect.store import (
 )
 from collect.store.api_tokens import issue_token, revoke_tokens
 from collect.store.raters import all_raters, set_active, set_password, set_role
+from plumb.data import DataError
+
+PROMPT_EXCERPT = 80  # characters of the prompt in the progress table: enough to recognise it on one line
 
 
 @dataclass
@@ -222,8 +226,11 @@ def campaign_activity(sessions, *, campaign: str, staff_name: str) -> dict:
         stored_campaign = campaign_by_name(session=session, name=campaign)
         times = sorted(session.scalars(live_judgments_query(stored_campaign.id).with_only_columns(Judgment.created_at)))
         per_rater = live_judgments_per_rater(session, stored_campaign.id)
-        tasks = session.scalars(
-            select(Task).where(Task.campaign_id == stored_campaign.id, Task.source == "pool").order_by(Task.id)
+        tasks = session.execute(
+            select(Task, Prompt.messages)
+            .join(Prompt, Prompt.id == Task.prompt_id)
+            .where(Task.campaign_id == stored_campaign.id, Task.source == "pool")
+            .order_by(Task.id)
         ).all()
         adjudicated = set(
             session.scalars(select(Adjudication.task_id).join(Task).where(Task.campaign_id == stored_campaign.id))
@@ -232,14 +239,55 @@ def campaign_activity(sessions, *, campaign: str, staff_name: str) -> dict:
         progress = [
             {
                 "task": t.id,
+                "prompt": prompt_excerpt(messages),
                 "gold": t.is_gold,
                 "judgments": t.judgment_count,
                 "target": t.target_overlap,
                 "status": _status(t, t.id in disputed, t.id in adjudicated),
             }
-            for t in tasks
+            for t, messages in tasks
         ]
     return {"times": times, "per_rater": per_rater, "tasks": progress}
+
+
+def prompt_excerpt(messages: list[dict], *, limit: int = PROMPT_EXCERPT) -> str:
+    """The prompt's last user message on one line, cut to `limit` characters with "…", so staff know the task."""
+    asked = [m["content"] for m in messages if m.get("role") == "user"] or [m["content"] for m in messages]
+    text = " ".join(str(asked[-1]).split()) if asked else ""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def campaign_quality(sessions, *, campaign: str, staff_name: str, plot_dir: str) -> tuple[dict | None, str | None, str]:
+    """(the quality report of the live pairwise judgments or None, the leaderboard plot's PNG path or None,
+    a note on what is missing, "" when nothing is), for reviewers and admins."""
+    from collect.domain.quality.judgments import judgment_table
+    from collect.domain.quality.report import QualitySettings, quality_figures
+    from collect.services.arena.plots import plot_ratings
+    from collect.services.arena.ratings import count_battles, leaderboard
+    from collect.services.export.records import battle_records, judgment_records
+
+    with sessions.begin() as session:
+        _staff(session, staff_name)
+        items = load_items(session, campaign_by_name(session=session, name=campaign).id)
+        records, _ = judgment_records(items)
+        battles = battle_records(items)
+    if not records:
+        return None, None, "No pairwise judgments yet."
+    report, _ = quality_figures(judgment_table(records, source=campaign), QualitySettings())
+    report["simulated_judgments"] = sum(bool(record["simulated"]) for record in records)
+    if not battles:
+        return report, None, "No battles between different policies yet: no leaderboard."
+    try:
+        counts = count_battles(
+            *([b[key] for b in battles] for key in ("model_a", "model_b", "winner")), source=campaign
+        )
+        # A small ridge keeps ratings finite while a policy has not lost yet, early in a campaign.
+        board = leaderboard(counts, l2=0.01, rounds=100, seed=0)
+    except (DataError, ValueError) as error:
+        return report, None, f"No leaderboard yet: {error}"
+    path = Path(plot_dir) / f"ratings-{campaign}.png"
+    plot_ratings(board, path)
+    return report, str(path), ""
 
 
 def _status(task: Task, disputed: bool, adjudicated: bool) -> str:

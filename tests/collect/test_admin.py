@@ -157,13 +157,53 @@ def test_progress_per_task_and_rater_for_reviewers(campaign):
     judge(sessions, "rater2", t3, preference=1)
     activity = admin.campaign_activity(sessions, campaign="demo", staff_name="rev")
     assert activity["per_rater"] == {"rater0": 2, "rater1": 2, "rater2": 1} and len(activity["times"]) == 5
-    assert [(row["task"], row["judgments"], row["status"]) for row in activity["tasks"]] == [
-        (gold, 0, "not started"),
-        (t1, 2, "waiting for a reviewer"),
-        (t2, 2, "complete"),
-        (t3, 1, "in progress"),
-        (t4, 0, "not started"),
+    assert [(row["task"], row["prompt"], row["judgments"], row["status"]) for row in activity["tasks"]] == [
+        (gold, "question 0", 0, "not started"),
+        (t1, "question 1", 2, "waiting for a reviewer"),
+        (t2, "question 2", 2, "complete"),
+        (t3, "question 3", 1, "in progress"),
+        (t4, "question 4", 0, "not started"),
     ]
+
+
+def test_the_progress_table_names_a_task_by_its_last_question_on_one_line():
+    asked = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello"},
+        {"role": "assistant", "content": "Hi"},
+        {"role": "user", "content": "Explain\n\nbriefly  " + "why " * 30},
+    ]
+    excerpt = admin.prompt_excerpt(asked, limit=20)
+    assert excerpt == "Explain briefly why…" and len(excerpt) == 20
+    assert admin.prompt_excerpt([{"role": "user", "content": "short"}]) == "short"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_staff_get_the_quality_report_and_the_leaderboard_raters_do_not(campaign, tmp_path):
+    sessions, (_, t1, t2, *_) = campaign
+    assert admin.campaign_quality(sessions, campaign="demo", staff_name="rev", plot_dir=str(tmp_path)) == (
+        None,
+        None,
+        "No pairwise judgments yet.",
+    )
+    for task in (t1, t2):
+        judge(sessions, "rater0", task, preference=2, seconds_spent=0.2)
+        judge(sessions, "rater1", task, preference=1, seconds_spent=30.0)
+    with pytest.raises(PermissionError, match="reviewers and admins"):
+        admin.campaign_quality(sessions, campaign="demo", staff_name="ana", plot_dir=str(tmp_path))
+    report, plot, note = admin.campaign_quality(sessions, campaign="demo", staff_name="rev", plot_dir=str(tmp_path))
+    assert report["agreement"]["raw_agreement"] == 1.0 and report["simulated_judgments"] == 0
+    speed = {row["rater"]: row["speed"] for row in report["raters"]}
+    assert speed == {"rater0": "fast", "rater1": ""}  # 0.2 s cannot cover two answers; 30 s can
+    assert plot.endswith(".png") and note == ""
+
+
+def test_the_export_summary_says_why_mean_agreement_differs_from_raw_agreement(tmp_path):
+    from collect.app.admin_tab import summary_markdown
+
+    text = summary_markdown(tmp_path, {"rows": 2, "format": "pairwise", "mean_agreement": 0.92})
+    assert '"mean_agreement": 0.92' in text
+    assert "a task judged once counts 1, a 1-1 split 0.5" in text and "raw agreement" in text
 
 
 def test_judgments_over_time_step_up_by_one_at_each_judgment():

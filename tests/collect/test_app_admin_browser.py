@@ -1,8 +1,10 @@
-"""The review and admin tabs in a real browser (Playwright with Debian's Chromium, headless, on 127.0.0.1),
-and the same endpoints refused to a rater who calls them through the Gradio API.
+"""The review, campaign and admin tabs in a real browser (Playwright with Debian's Chromium, headless, on
+127.0.0.1), and the same endpoints refused to a rater who calls them through the Gradio API.
 
-A reviewer adjudicates a disputed task from the queue (its HTML shows as text); an admin
-adds a rater; a rater sees none of the staff tabs and cannot call them.
+A reviewer adjudicates a disputed task from the queue (its HTML shows as text), after a
+mistake that leaves the form as it was; the Campaign tab shows its tables when opened; an
+admin adds a rater, and a name taken leaves the table as it was; a rater sees none of the
+staff tabs and cannot call them; a user's mistake leaves no traceback in the server log.
 """
 
 import pytest
@@ -11,7 +13,7 @@ from sqlalchemy import select
 from collect.serve import ServeArguments, build_server
 from collect.store import Adjudication, Rater, Task, authenticate, create_rater
 from tests.support.attacks import ATTACK
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, use_patient_expect
 from tests.support.campaigns import PASSWORDS, add_attack_task, judge, make_store
 from tests.support.serving import serving
 
@@ -41,6 +43,7 @@ def app(tmp_path_factory):
 @pytest.fixture
 def page(app):
     """A fresh headless Chromium page at the app's login."""
+    use_patient_expect()
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -72,6 +75,13 @@ def test_a_reviewer_adjudicates_the_disputed_task_from_the_queue(app, page):
     playwright.expect(answers).to_contain_text("<b>A</b> is right")
     assert page.locator('img[src="x"]').count() == 0 and page.evaluate("window.__plumb_ran") is None
 
+    # Saving with nothing chosen is said in a warning; the form stays, and its buttons still answer.
+    page.locator("#plumb-review-save").click()
+    playwright.expect(page.get_by_text("choose an answer before saving")).to_be_visible()
+    playwright.expect(candidates).to_contain_text("A · policy sft")
+    playwright.expect(answers).to_contain_text("<b>A</b> is right")
+    playwright.expect(page.locator("#plumb-review-status")).to_contain_text(f"1 disagreement waiting · task {disputed}")
+    assert page.locator("#plumb-review-choice .error, #plumb-review-candidates .error").count() == 0
     page.locator("#plumb-review-choice").get_by_label("B better", exact=True).check()
     page.locator("#plumb-review-note textarea").fill("B answers the question")
     page.locator("#plumb-review-save").click()
@@ -82,10 +92,31 @@ def test_a_reviewer_adjudicates_the_disputed_task_from_the_queue(app, page):
         assert (decision.task_id, decision.preference, decision.note) == (disputed, -2, "B answers the question")
 
 
+def test_opening_the_campaign_tab_shows_progress_prompts_and_explained_agreement(app, page):
+    log_in(page, "rev")
+    page.get_by_role("tab", name="Campaign").click()  # no Refresh pressed
+    playwright.expect(page.locator("#plumb-overview")).to_contain_text("tasks")
+    quality = page.locator("#plumb-quality")
+    playwright.expect(quality.locator("table").first).to_contain_text("Fleiss' kappa")
+    playwright.expect(quality).to_contain_text("Landis & Koch")
+    playwright.expect(quality).to_contain_text("mean_agreement")
+    page.get_by_text("Progress per task").click()
+    playwright.expect(page.locator("#plumb-task-progress")).to_contain_text("question 0")
+
+
 def test_an_admin_adds_a_rater(app, page):
     _, sessions, _ = app
     log_in(page, "boss")
     page.get_by_role("tab", name="Admin").click()
+    raters = page.locator("#plumb-raters")
+    playwright.expect(raters).to_contain_text("ben")  # listed on opening, no "Refresh list" pressed
+
+    # A name taken is a warning; the table and the form stay as they were.
+    page.locator("#plumb-admin-name textarea").fill("ana")
+    page.locator("#plumb-admin-add").click()
+    playwright.expect(page.get_by_text("a rater named 'ana' already exists")).to_be_visible()
+    playwright.expect(raters).to_contain_text("ben")
+    assert page.locator("#plumb-raters .error, #plumb-admin-message .error").count() == 0
     page.locator("#plumb-admin-name textarea").fill("zoe")
     page.locator("#plumb-admin-password input").fill("zoe-secret")
     page.locator("#plumb-admin-add").click()
@@ -125,3 +156,27 @@ def test_a_rater_sees_no_staff_tab_and_cannot_call_one(app, page):
     with sessions.begin() as session:
         assert session.scalar(select(Rater).where(Rater.name == "mallory")) is None
         assert session.scalar(select(Rater.role).where(Rater.name == "ana")) == "rater"
+
+
+def test_a_users_mistake_leaves_no_traceback_in_the_server_log_and_a_failure_still_does(app, capfd, monkeypatch):
+    from gradio_client import Client
+
+    from collect.services import admin
+
+    client = Client(app[0] + "/", auth=("boss", LOGINS["boss"]), verbose=False)
+    try:
+        capfd.readouterr()
+        client.predict("ana", "rater", "x-secret", api_name="/add_rater")  # a name taken: said, not raised
+        client.predict(None, "", api_name="/adjudicate")  # nothing chosen, no task loaded
+        assert "Traceback" not in capfd.readouterr().err
+
+        def broken(**_):
+            raise RuntimeError("the disk is full")
+
+        monkeypatch.setattr(admin, "add_rater", broken)
+        with pytest.raises(Exception):  # noqa: B017 (Gradio hides the message from the caller)
+            client.predict("eve", "rater", "eve-secret", api_name="/add_rater")
+        log = capfd.readouterr().err
+        assert "Traceback" in log and "the disk is full" in log
+    finally:
+        client.close()

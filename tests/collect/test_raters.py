@@ -13,7 +13,6 @@ from collect.domain.quality.raters import (
     position_bias,
     rater_report,
     self_consistency,
-    speed_flags,
 )
 from plumb.data import DataError
 
@@ -177,7 +176,7 @@ def test_position_bias_binomial_test_by_hand():
     assert p_value[0] == pytest.approx(22 / 1024)
 
 
-def test_median_seconds_and_speed_flags():
+def test_median_seconds():
     judged = table(
         ("ana", 1, "a", "b", "left", {"seconds": 30}),
         ("ana", 2, "c", "d", "left", {"seconds": 50}),
@@ -186,8 +185,6 @@ def test_median_seconds_and_speed_flags():
     )
     medians = median_seconds(judged)
     assert medians[:2].tolist() == [40.0, 2.0] and np.isnan(medians[2])
-    # Overall median 30: under 0.3 * 30 = 9 is fast, over 30 / 0.3 = 100 is slow.
-    assert speed_flags(np.array([40.0, 2.0, 150.0, np.nan]), 30.0, ratio=0.3) == ["", "fast", "slow", ""]
 
 
 def test_rater_report_flags_the_rater_who_fails_gold_and_repeats():

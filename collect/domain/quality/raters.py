@@ -119,9 +119,29 @@ def median_seconds(table: JudgmentTable) -> np.ndarray:
     )
 
 
-def speed_flags(medians: np.ndarray, overall: float, *, ratio: float) -> list[str]:
-    """ "fast" / "slow" / "" per rater median (R,): under `ratio` x the `overall` median, or over it / `ratio`."""
-    return ["fast" if m < ratio * overall else "slow" if m > overall / ratio else "" for m in medians]
+# Adults read English prose at about 240 words a minute (Brysbaert 2019), some 20-25 characters
+# a second, and skim at about twice that. A judgment quicker than skimming both answers at 50
+# characters a second cannot have read them; the generous rate keeps careful fast readers unflagged.
+READING_CHARS_PER_SECOND = 50.0
+# However short the answers, seeing them, deciding and clicking takes at least this long.
+MIN_SECONDS = 1.0
+# A rater is flagged "fast" when at least this share of their timed judgments was too fast to read.
+RUSHED_SHARE = 0.5
+
+
+def reading_seconds(table: JudgmentTable, *, chars_per_second: float = READING_CHARS_PER_SECOND) -> np.ndarray:
+    """(n,) the fewest seconds each judgment could take if its two answers were read: their characters
+    / `chars_per_second`, and never under MIN_SECONDS (the floor alone when lengths are unknown)."""
+    characters = np.nan_to_num(table.left_length) + np.nan_to_num(table.right_length)
+    return np.maximum(characters / chars_per_second, MIN_SECONDS)
+
+
+def too_fast(table: JudgmentTable, *, chars_per_second: float = READING_CHARS_PER_SECOND) -> tuple:
+    """(rushed, timed) (R,): timed judgments quicker than `reading_seconds`, and timed judgments."""
+    raters, code = rater_codes(table)
+    timed = ~np.isnan(table.seconds)
+    rushed = timed & (table.seconds < reading_seconds(table, chars_per_second=chars_per_second))
+    return _per_rater(code, rushed, len(raters)), _per_rater(code, timed, len(raters))
 
 
 def share(hits, chances) -> float | None:
@@ -136,9 +156,10 @@ def rater_report(
     gold_threshold: float = 0.7,
     min_repeats: int = 3,
     consistency_threshold: float = 0.7,
-    speed_ratio: float = 0.3,
+    rushed_share: float = RUSHED_SHARE,
 ) -> list[dict]:
-    """One row per rater with every reliability figure and `flags` ("gold", "consistency") for failed checks."""
+    """One row per rater with every reliability figure and `flags` ("gold", "consistency") for failed checks;
+    `speed` is "fast" when at least `rushed_share` of their timed judgments were too fast to read."""
     raters, code = rater_codes(table)
     gold = gold_accuracy(table)
     repeats = self_consistency(table)
@@ -149,8 +170,7 @@ def rater_report(
     ties = _per_rater(code, table.winner == 0, len(raters))
     counts = np.bincount(code, minlength=len(raters))
     medians = median_seconds(table)
-    timed = table.seconds[~np.isnan(table.seconds)]
-    speed = speed_flags(medians, float(np.median(timed)), ratio=speed_ratio) if len(timed) else [""] * len(raters)
+    rushed, timed = too_fast(table)
     rows = []
     for r, rater in enumerate(raters):
         row = {
@@ -168,7 +188,8 @@ def rater_report(
             "position_p_value": None if np.isnan(p_value[r]) else float(p_value[r]),
             "tie_rate": share(ties[r], counts[r]),
             "median_seconds": None if np.isnan(medians[r]) else float(medians[r]),
-            "speed": speed[r],
+            "too_fast": share(rushed[r], timed[r]),
+            "speed": "fast" if timed[r] and rushed[r] >= rushed_share * timed[r] else "",
         }
         failed_gold = row["gold_items"] >= min_gold and row["gold_accuracy"] < gold_threshold
         failed_repeats = row["repeats"] >= min_repeats and row["self_consistency"] < consistency_threshold

@@ -17,7 +17,7 @@ from collect.domain.quality.aggregate import (
 )
 from collect.domain.quality.agreement import agreement_summary
 from collect.domain.quality.judgments import label_matrix, preference
-from collect.domain.quality.raters import rater_report
+from collect.domain.quality.raters import RUSHED_SHARE, rater_report
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class QualitySettings:
     gold_threshold: float = 0.7
     min_repeats: int = 3
     consistency_threshold: float = 0.7
-    speed_ratio: float = 0.3
+    rushed_share: float = RUSHED_SHARE
     aggregation: str = "majority"  # majority | dawid_skene
     flagged_weight: float = 0.25
     min_agreement: float = 0.6
@@ -50,7 +50,7 @@ def quality_figures(humans, settings: QualitySettings, *, model=None) -> tuple[d
         gold_threshold=settings.gold_threshold,
         min_repeats=settings.min_repeats,
         consistency_threshold=settings.consistency_threshold,
-        speed_ratio=settings.speed_ratio,
+        rushed_share=settings.rushed_share,
     )
 
     # Aggregation
@@ -115,6 +115,7 @@ def format_report(report: dict) -> str:
         ("position_p_value", "p(left)", 7, "p"),
         ("tie_rate", "ties", 5, "share"),
         ("median_seconds", "med s", 6, "p"),
+        ("too_fast", "rushed", 6, "share"),
         ("speed", "speed", 5, None),
     ]
     lines.append("")
