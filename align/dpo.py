@@ -51,6 +51,10 @@ def main(script_args: DPOScriptArguments, training_args, model_args) -> dict:
 
     from align.refcache import CachedRefDPOTrainer
 
+    # Dataset, checked before the models load: a bad file fails in a second
+    train, test = load_preferences(script_args, seed=training_args.seed)
+    logger.info("DPO data: %d training pairs, %d held out", len(train), len(test) if test is not None else 0)
+
     # Model & tokenizer: an SFT adapter is merged first, so a new LoRA (or full training) starts from it
     model_spec = model_args.model_name_or_path or DEFAULT
     model, tokenizer = load_policy(model_spec, merge_adapter=True, **model_init_kwargs(model_args))
@@ -59,10 +63,6 @@ def main(script_args: DPOScriptArguments, training_args, model_args) -> dict:
         ref_model = load_policy(
             script_args.ref_model_name_or_path, merge_adapter=True, **model_init_kwargs(model_args)
         )[0].eval()
-
-    # Dataset
-    train, test = load_preferences(script_args, seed=training_args.seed)
-    logger.info("DPO data: %d training pairs, %d held out", len(train), len(test) if test is not None else 0)
 
     # Training
     if test is None:

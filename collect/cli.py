@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from plumb.cli import EXIT_USAGE, run_verbs
+from plumb.config import SuggestingArgumentParser
 
 VERBS = {
     "init": ("collect.init", "create or upgrade the preference database (SQLite file or PostgreSQL URL)"),
@@ -15,7 +16,7 @@ VERBS = {
         "collect.simulate",
         "simulated raters judge a campaign through the real scheduler, following a reward model or dataset",
     ),
-    "export": ("collect.export", "export judgments as a TRL dataset: pairwise, ranking, kto or sft"),
+    "export": ("collect.export", "export judgments as a TRL dataset ({formats})"),
     "quality": (
         "collect.quality",
         "agreement (kappa, alpha, raw), per-rater reliability, aggregated labels, reward-model agreement",
@@ -33,7 +34,16 @@ VERBS = {
 
 def main(argv: list[str], *, prog: str = "plumb collect") -> int:
     """Dispatch to a verb of the collect stage; a store error (no such rater, campaign...) is one line on stderr."""
-    return run_store_verbs(VERBS, argv, prog=prog, description=__doc__)
+    verbs = VERBS if argv and argv[0] in VERBS else with_export_formats(VERBS)
+    return run_store_verbs(verbs, argv, prog=prog, description=__doc__)
+
+
+def with_export_formats(verbs: dict) -> dict:
+    """The verbs with export's help naming the formats `plumb collect export` takes (imported only for the help)."""
+    from collect.services.export.rows import FORMATS
+
+    module, help_text = verbs["export"]
+    return {**verbs, "export": (module, help_text.format(formats=", ".join(FORMATS)))}
 
 
 def run_store_verbs(verbs: dict, argv: list[str], *, prog: str, description: str) -> int:
@@ -49,7 +59,7 @@ def run_store_verbs(verbs: dict, argv: list[str], *, prog: str, description: str
 
 def verb_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """The argument parser of a collect verb: its module docstring as help, and the `--db` option all verbs share."""
-    parser = argparse.ArgumentParser(
+    parser = SuggestingArgumentParser(
         prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(

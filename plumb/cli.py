@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     table = {**STAGES, **COMMANDS}
     if not argv or argv[0] not in table:
         return _top_level(argv, table)
+    if argv[0] in STAGES and len(argv) > 1 and not check_flags_early(f"plumb {argv[0]} {argv[1]}", argv[2:]):
+        return EXIT_USAGE
     configure_logging()
     # Trainers phone home when they start unless told not to; Plumb runs offline by default.
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -90,7 +92,7 @@ def run_verbs(verbs: dict, argv: list[str], *, prog: str, description: str) -> i
     """Dispatch `prog VERB ...` to the verb's module `cli(argv, prog=...)`, importing only that module."""
     if argv and argv[0] in verbs:
         module = importlib.import_module(verbs[argv[0]][0])
-        return module.cli(argv[1:], prog=f"{prog} {argv[0]}") or 0
+        return run_guarded(module.cli, argv[1:], prog=f"{prog} {argv[0]}")
     parser = argparse.ArgumentParser(prog=prog, description=description)
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for name, (_, help_text) in verbs.items():
@@ -98,6 +100,18 @@ def run_verbs(verbs: dict, argv: list[str], *, prog: str, description: str) -> i
     args = parser.parse_args(argv)
     parser.print_help()
     return 0 if args.verb is None and not argv else EXIT_USAGE
+
+
+def check_flags_early(prog: str, argv: list[str]) -> bool:
+    """False, after one line on stderr, when a flag is unknown to the verb's last recorded parse (no stage import)."""
+    from plumb.config import ConfigError, check_flags
+
+    try:
+        check_flags(prog, argv)
+    except ConfigError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return False
+    return True
 
 
 def run_guarded(function, argv, *, prog: str) -> int:

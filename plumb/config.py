@@ -10,6 +10,8 @@ import argparse
 import dataclasses
 import difflib
 import enum
+import inspect
+import json
 import logging
 import os
 import sys
@@ -22,6 +24,10 @@ logger = logging.getLogger(__name__)
 
 RESOLVED_CONFIG = "plumb_config.yaml"
 PRECISION_KEYS = ("bf16", "fp16")
+FLAGS_CACHE = "cli-flags.json"  # in the data dir: each verb's flags, so a typo fails before torch is imported
+CONFIG_HELP = "a YAML file of keys (the flags below without --); flags given on the command line override it"
+# The keys `peek_value` read during this parse: a verb whose dataclasses depend on them has one flag set per value.
+_peeked: dict[str, str] = {}
 
 
 class ConfigError(ValueError):
@@ -35,7 +41,12 @@ def parse_config(dataclass_types, argv: list[str] | None = None, *, prog: str | 
     argv = list(sys.argv[1:] if argv is None else argv)
     config_path, argv = _pop_config_flag(argv)
     parser = TrlParser(dataclass_types, prog=prog)
+    # Taken off argv above; declared only so that --help shows it (SUPPRESS: no attribute, no extra dataclass).
+    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
     parser.error = _raise_config_error  # argparse would print and exit; we want a named error
+    if prog:
+        remember_flags(prog, option_strings(parser), dataclass_types, peeked=dict(_peeked))
+    _peeked.clear()
     # First action per key: a bool that defaults to True also gets a `--no_KEY` action with the same dest.
     actions = {}
     for action in parser._actions:
@@ -62,8 +73,31 @@ def parse_config(dataclass_types, argv: list[str] | None = None, *, prog: str | 
     except (ValueError, TypeError) as error:  # a dataclass __post_init__ refused a value
         raise ConfigError(f"{where if config_path else 'command line'}: {error}") from error
     if remaining:
-        raise ConfigError(f"command line: unknown option(s) {' '.join(remaining)}")
+        flags = [arg for arg in remaining if arg.startswith("-")] or remaining
+        raise ConfigError(f"command line: {unknown_flag_message(flags[0], option_strings(parser))}")
     return tuple(parsed)
+
+
+def option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    """Every `--flag` the parser knows (both spellings, `--no_KEY` too)."""
+    return [option for action in parser._actions for option in action.option_strings if option.startswith("--")]
+
+
+def unknown_flag_message(flag: str, known: list[str]) -> str:
+    """'unrecognized argument: --x (did you mean --y?)', with the closest known flag when one is close."""
+    close = difflib.get_close_matches(flag.split("=", 1)[0], known, n=1)
+    return f"unrecognized argument: {flag}" + (f" (did you mean {close[0]}?)" if close else "")
+
+
+class SuggestingArgumentParser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose error for an unknown flag names the closest known one, as parse_config's does."""
+
+    def parse_args(self, args=None, namespace=None):
+        """Parse like argparse; an unknown flag is an error with a "did you mean"."""
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error(unknown_flag_message(extras[0], option_strings(self)))
+        return namespace
 
 
 def read_yaml(path: str | os.PathLike) -> dict:
@@ -201,6 +235,12 @@ def save_resolved_config(output_dir: str | os.PathLike, *configs) -> Path:
 
 def peek_value(argv: list[str], key: str, default=None):
     """The value of one key before full parsing (flag, else --config file, else `default`), to choose dataclasses."""
+    value = _peek(argv, key, default)
+    _peeked[key] = str(value)
+    return value
+
+
+def _peek(argv: list[str], key: str, default=None):
     config_path, rest = _pop_config_flag(list(argv))
     for i, arg in enumerate(rest):
         if arg == f"--{key}" and i + 1 < len(rest):
@@ -208,3 +248,94 @@ def peek_value(argv: list[str], key: str, default=None):
         if arg.startswith(f"--{key}="):
             return arg.split("=", 1)[1]
     return read_yaml(config_path).get(key, default) if config_path else default
+
+
+# Flags checked before the stage is imported
+
+
+def remember_flags(prog: str, flags: list[str], dataclass_types, *, peeked: dict[str, str]) -> None:
+    """Record the flags of `prog` in the data dir, with the state of the files that define them, for `check_flags`.
+
+    `peeked`: the values of keys that chose the dataclasses (`peek_value`); each value has its own record.
+    """
+    entries = _read_flags_cache()
+    entries[_cache_key(prog, peeked)] = {"flags": sorted(set(flags)), "sources": _source_stamps(dataclass_types)}
+    path = _flags_cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        partial.write_text(json.dumps(entries))
+        partial.replace(path)  # whole or not at all: parallel runs each write a complete file
+    except OSError:
+        pass  # a read-only data dir only costs the early check
+
+
+def check_flags(prog: str, argv: list[str]) -> None:
+    """Raise `ConfigError` for a flag `prog` does not know, judged from the flags its last parse recorded.
+
+    Called before the stage is imported, so a typo costs no torch import. Silent when nothing current is
+    recorded: the full parse then judges.
+    """
+    if any(arg in ("-h", "--help") for arg in argv):
+        return
+    entry = _current_entry(prog, argv, _read_flags_cache())
+    if entry is None:
+        return
+    known = entry["flags"]
+    for arg in argv:
+        flag = arg.split("=", 1)[0]
+        if flag.startswith("--") and flag != "--config" and not any(k.startswith(flag) for k in known):
+            raise ConfigError(f"command line: {unknown_flag_message(arg, known)}")
+
+
+def _current_entry(prog: str, argv: list[str], entries: dict) -> dict | None:
+    # A verb that chose its dataclasses by peeking at a key has one entry per value of that key.
+    for key, entry in entries.items():
+        name, _, peeked = key.partition("\t")
+        if name != prog:
+            continue
+        wanted = json.loads(peeked or "{}")
+        try:
+            values = {k: str(_peek(argv, k)) for k in wanted}
+        except ConfigError:
+            return None
+        if values == wanted and entry["sources"] == _stamps_of(entry["sources"]):
+            return entry
+    return None
+
+
+def _cache_key(prog: str, peeked: dict) -> str:
+    return f"{prog}\t{json.dumps(peeked, sort_keys=True)}"
+
+
+def _source_stamps(dataclass_types) -> dict[str, list[int]]:
+    classes = [cls for dataclass_type in dataclass_types for cls in dataclass_type.__mro__]
+    files = {inspect.getsourcefile(cls) for cls in classes if dataclasses.is_dataclass(cls)}
+    return _stamps_of(sorted(f for f in files if f))
+
+
+def _stamps_of(files) -> dict[str, list[int]]:
+    # A changed or upgraded definition (new TRL, an edited config class) makes the record stale.
+    stamps = {}
+    for file in files:
+        try:
+            stat = os.stat(file)
+        except OSError:
+            stamps[file] = [-1, -1]
+            continue
+        stamps[file] = [stat.st_mtime_ns, stat.st_size]
+    return stamps
+
+
+def _flags_cache_path() -> Path:
+    from plumb.paths import data_dir
+
+    return data_dir() / FLAGS_CACHE
+
+
+def _read_flags_cache() -> dict:
+    try:
+        entries = json.loads(_flags_cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return entries if isinstance(entries, dict) else {}

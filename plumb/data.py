@@ -92,7 +92,12 @@ def _load_directory(path: Path, split: str):
 
 def read_jsonl_rows(path: str | os.PathLike) -> list[dict]:
     """Read JSON Lines into dicts; a bad line is an error naming the file and line."""
-    rows = []
+    return read_numbered_jsonl(path)[0]
+
+
+def read_numbered_jsonl(path: str | os.PathLike) -> tuple[list[dict], list[int]]:
+    """The rows of a JSON Lines file and the line (1-based, as editors count, blank lines included) of each."""
+    rows, lines = [], []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -108,9 +113,10 @@ def read_jsonl_rows(path: str | os.PathLike) -> list[dict]:
                 # JSON's \ud800 escapes parse to text no UTF-8 file, database or Arrow table can hold.
                 raise DataError(f"{path}: line {number}: field '{field}' contains a lone UTF-16 surrogate")
             rows.append(row)
+            lines.append(number)
     if not rows:
         raise DataError(f"{path}: no rows")
-    return rows
+    return rows, lines
 
 
 def _lone_surrogate_at(value, where: str = "") -> str | None:
@@ -171,8 +177,8 @@ def load_contract(source: str, kind: str | tuple[str, ...], split: str = "train"
     path = _jsonl_path(source, split)
     if path is not None:
         # Check the rows before Arrow sees them: Arrow's own errors on mixed types name no row.
-        rows = read_jsonl_rows(path)
-        validate(rows, _pick_kind(kind, {key for row in rows for key in row}, where), source=where)
+        rows, lines = read_numbered_jsonl(path)
+        validate(rows, _pick_kind(kind, {key for row in rows for key in row}, where), source=where, lines=lines)
         return rows_to_dataset(rows, source=where)
     dataset = load_records(source, split)
     validate(dataset, _pick_kind(kind, set(dataset.column_names), where), source=where)
@@ -204,8 +210,9 @@ def _kinds_help() -> str:
     return "; ".join(f"{kind}: {', '.join(columns)}" for kind, columns in KINDS.items())
 
 
-def validate(rows, kind: str, *, source: str = "dataset") -> None:
-    """Raise `DataError` naming the row (0-based) and field of the first row (Dataset or dicts) that breaks `kind`."""
+def validate(rows, kind: str, *, source: str = "dataset", lines: list[int] | None = None) -> None:
+    """Raise `DataError` naming the row (0-based) and field of the first row (Dataset or dicts) that breaks `kind`;
+    with the rows' `lines` in their JSONL file, it names the line instead, as the file's own errors do."""
     if kind not in KINDS:
         raise DataError(f"unknown data kind '{kind}' (choose one of: {', '.join(KINDS)})")
     columns = rows.column_names if hasattr(rows, "column_names") else list(rows[0]) if rows else []
@@ -215,12 +222,13 @@ def validate(rows, kind: str, *, source: str = "dataset") -> None:
     check = ROW_CHECKS[kind]
     for index, row in enumerate(rows):
         absent = [c for c in KINDS[kind] if c not in row]
+        where = f"line {lines[index]}" if lines else f"row {index}"
         if absent:
-            raise DataError(f"{source}: row {index}: field '{absent[0]}' is missing")
+            raise DataError(f"{source}: {where}: field '{absent[0]}' is missing")
         problem = check(row)
         if problem:
             field, message = problem
-            raise DataError(f"{source}: row {index}: field '{field}': {message}")
+            raise DataError(f"{source}: {where}: field '{field}': {message}")
 
 
 def message_problem(messages, *, allow_text: bool = True) -> str | None:

@@ -56,6 +56,9 @@ def main(script_args: RewardScriptArguments, training_args, model_args) -> dict:
     from transformers import set_seed
     from trl import RewardTrainer, get_peft_config
 
+    # Dataset: checked before the model loads, so a bad file fails in a second, not after the model has loaded
+    train, test = load_pairs_train_test(script_args, seed=training_args.seed)
+
     # Model & tokenizer: the new reward head starts random, so seed before building it
     set_seed(training_args.seed)
     model_spec = model_args.model_name_or_path or DEFAULT
@@ -64,8 +67,7 @@ def main(script_args: RewardScriptArguments, training_args, model_args) -> dict:
     if script_args.freeze_layers and not model_args.use_peft:
         freeze_bottom(model, script_args.freeze_layers)
 
-    # Dataset: checked, as message lists, tokenized by Plumb so long pairs keep their end
-    train, test = load_pairs_train_test(script_args, seed=training_args.seed)
+    # Tokenized by Plumb (as message lists), so long pairs keep their end
     train_ids, train_cut = tokenize_pairs(train, tokenizer, training_args.max_length, use_margin=script_args.use_margin)
     log_truncation(train_cut, name="train", max_length=training_args.max_length)
     eval_ids = None

@@ -42,11 +42,8 @@ def main(script_args: SFTScriptArguments, training_args, model_args) -> dict:
     """Train, evaluate and save; returns the metrics written to metrics.json."""
     from trl import SFTTrainer, get_peft_config
 
-    # Model & tokenizer
-    model_spec = model_args.model_name_or_path or DEFAULT
-    model, tokenizer = load_policy(model_spec, **model_init_kwargs(model_args))
-
-    # Dataset: every assistant turn becomes a prompt-completion row, so only assistant tokens carry loss
+    # Dataset, checked before the model loads: every assistant turn becomes a prompt-completion row, so only
+    # assistant tokens carry loss
     train, test = load_train_test(
         script_args.dataset_name,
         "sft",
@@ -58,6 +55,10 @@ def main(script_args: SFTScriptArguments, training_args, model_args) -> dict:
     train_rows = messages_to_prompt_completion(train)
     eval_rows = messages_to_prompt_completion(test) if test is not None else None
     logger.info("SFT data: %d conversations -> %d assistant turns to train on", len(train), len(train_rows))
+
+    # Model & tokenizer
+    model_spec = model_args.model_name_or_path or DEFAULT
+    model, tokenizer = load_policy(model_spec, **model_init_kwargs(model_args))
 
     # Training
     if eval_rows is None:

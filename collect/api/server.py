@@ -8,13 +8,17 @@ is sent, so an acknowledged judgment is a stored one. Bad input is a 4xx with a 
 """
 
 import contextlib
+import importlib.util
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -28,6 +32,7 @@ from collect.store import StoreError, open_store
 from collect.store.campaigns import CampaignError
 
 logger = logging.getLogger(__name__)
+DOCS_ASSETS = "/docs-assets"
 
 
 def create_app(db: str | None = None, *, metrics_public: bool = False, cors_origins: Sequence[str] = ()) -> FastAPI:
@@ -43,7 +48,9 @@ def create_app(db: str | None = None, *, metrics_public: bool = False, cors_orig
         yield
         sessions.kw["bind"].dispose()  # close pooled database connections when the server stops
 
-    app = FastAPI(title="Plumb collect API", description=__doc__, version="1", lifespan=lifespan)
+    app = FastAPI(
+        title="Plumb collect API", description=__doc__, version="1", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.sessions = sessions
     app.state.metrics_public = metrics_public
     app.add_middleware(RequestGuard)
@@ -76,7 +83,35 @@ def create_app(db: str | None = None, *, metrics_public: bool = False, cors_orig
         },
         summary="Campaign progress in the Prometheus text format",
     )
+    add_docs(app)
     return app
+
+
+def add_docs(app: FastAPI) -> None:
+    """Serve the OpenAPI docs at /docs with Swagger UI's files from an installed package, not a CDN (works offline)."""
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_dir()), name="docs-assets")
+
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} - docs",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
+
+    app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False)
+
+
+def swagger_ui_dir() -> Path:
+    """The folder of Swagger UI's JavaScript and CSS, shipped by the PyPI package `fastapi-offline`.
+
+    Found without importing the package, which only wraps FastAPI's own doc pages.
+    """
+    spec = importlib.util.find_spec("fastapi_offline")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the API docs need the package fastapi-offline: pip install fastapi-offline")
+    return Path(spec.submodule_search_locations[0]) / "static"
 
 
 def _metrics(request: Request, credentials=Depends(bearer)) -> PlainTextResponse:

@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import inspect, make_url, text
 
 from collect.store import StoreError, make_engine, normalize_url, schema_problem
+from collect.store.engine import require_existing
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PG_DUMP_MAGIC = b"PGDMP"
@@ -35,6 +36,7 @@ class BackupError(StoreError):
 
 def backup_store(db: str | None, output: str | os.PathLike) -> dict:
     """Write a backup of the database `db` to `output` (replaced whole, never half-written); returns a summary."""
+    require_existing(db)  # SQLite's backup API would make an empty database of a mistyped path, and back that up
     url = make_url(normalize_url(db))
     output = Path(output).expanduser()
     output.parent.mkdir(parents=True, exist_ok=True)

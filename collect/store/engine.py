@@ -190,8 +190,24 @@ def schema_problem(engine: Engine) -> str | None:
     return None
 
 
+def sqlite_file(url: str | None) -> Path | None:
+    """The file a SQLite URL (or bare path, or None for the default) names; None for PostgreSQL or in-memory."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def require_existing(url: str | None) -> None:
+    """Refuse a SQLite file that does not exist, before anything opens (and so creates) it or its folders."""
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        raise StoreError(f"{path}: no such database; run `plumb collect init --db {path}` to create it")
+
+
 def open_store(url: str | None = None, *, synchronous: str | None = None) -> sessionmaker[Session]:
-    """Sessions on an initialized, current database; `StoreError` saying how to fix it otherwise."""
+    """Sessions on an existing, initialized, current database; `StoreError` saying how to fix it otherwise."""
+    require_existing(url)
     engine = make_engine(url, synchronous=synchronous)
     problem = schema_problem(engine)
     if problem:

@@ -8,8 +8,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+import align.dpo
 from align.dpo import config_types, load_preferences, main
 from plumb.config import parse_config
+from plumb.data import DataError
 from plumb.models import load_policy, load_tokenizer
 from tests.support.worked import completion_log_prob
 
@@ -222,3 +224,16 @@ def test_ranking_data_expands_to_its_pairs(tmp_path, tiny_policy_dir):
 
     metrics = main(*args)
     assert 0 < len(test) < 20 and metrics["eval_rewards/accuracies"] in {k / len(test) for k in range(len(test) + 1)}
+
+
+def test_bad_data_fails_before_the_models_load(tmp_path, tiny_policy_dir, monkeypatch):
+    data = tmp_path / "pairs.jsonl"
+    rows = [{"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}, {"prompt": "Hi", "chosen": "Hello!"}]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before the data was checked")
+
+    monkeypatch.setattr(align.dpo, "load_policy", no_model)
+    with pytest.raises(DataError, match="line 2"):
+        main(*dpo_args(tmp_path / "out", tiny_policy_dir, str(data)))

@@ -2,7 +2,9 @@
 unless made public, no CORS for origins not listed, no file uploads, and 503 with Retry-After when the
 database is locked or down (it was a 500, or a 30 s wait)."""
 
+import re
 import sqlite3
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -99,3 +101,19 @@ def test_postgresql_down_is_a_503_with_retry_after(postgres_server):
         assert "psycopg" not in response.text and "plumb@" not in response.text  # the driver's words stay in the log
     finally:
         drop_database(postgres_server, url)
+
+
+def test_the_docs_page_and_its_assets_come_from_the_app_itself(store):
+    # Before: /docs loaded Swagger UI from a CDN, a blank page offline.
+    url, _ = store
+    with TestClient(create_app(url)) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200
+        referenced = re.findall(r"""(?:src|href)=["']([^"']+)["']|url: ?'([^']+)'""", page.text)
+        assets = [link for pair in referenced for link in pair if link]
+        assert len(assets) == 4  # stylesheet, icon, script, the OpenAPI schema
+        for asset in assets:
+            assert urlsplit(asset).netloc == "" and asset.startswith("/"), asset
+            served = client.get(asset)
+            assert served.status_code == 200 and len(served.content) > 0, asset
+        assert "SwaggerUIBundle" in client.get(assets[2]).text

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import inspect, select, text
 
 from collect import backup, restore
-from collect.services.backup import BackupError
-from collect.store import Judgment, Rater, Task, make_engine, open_store, session_factory, upgrade
+from collect.services.backup import BackupError, backup_store
+from collect.store import Judgment, Rater, StoreError, Task, make_engine, open_store, session_factory, upgrade
 from tests.support.campaigns import judge, seed_campaign, seed_raters
 from tests.support.postgres import create_database, drop_database
 
@@ -171,3 +171,10 @@ def test_backup_and_restore_from_the_command_line(tmp_path):
     result = plumb("restore", "--input", str(taken), "--db", str(tmp_path / "new.sqlite"))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["schema"] == "current"
+
+
+def test_a_backup_of_a_mistyped_path_is_refused_and_creates_nothing(tmp_path):
+    missing = tmp_path / "typo" / "colect.sqlite"
+    with pytest.raises(StoreError, match="no such database; run `plumb collect init"):
+        backup_store(str(missing), tmp_path / "backup.sqlite")
+    assert not missing.parent.exists() and not (tmp_path / "backup.sqlite").exists()

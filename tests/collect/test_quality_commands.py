@@ -19,8 +19,12 @@ def run(module, config: str, tmp_path, *flags):
     return module.main(*args)
 
 
+# The demo configs read `make demo`'s own exports; here the shipped synthetic data stands in for them.
+SHIPPED_JUDGMENTS = ("--judgments", "builtin:demo-judgments")
+
+
 def test_quality_demo_flags_the_careless_rater(tmp_path, capsys):
-    report = run(quality, "quality-demo.yaml", tmp_path)
+    report = run(quality, "quality-demo.yaml", tmp_path, *SHIPPED_JUDGMENTS)
     raters = {row["rater"]: row for row in report["raters"]}
     assert "reward-model" not in raters  # pre-labels are compared to the raters, not counted among them
     assert raters["fred"]["flags"] == ["gold", "consistency"] and raters["fred"]["speed"] == "fast"
@@ -44,6 +48,7 @@ def test_quality_excludes_contested_items_when_asked(tmp_path):
         quality,
         "quality-demo.yaml",
         tmp_path,
+        *SHIPPED_JUDGMENTS,
         "--exclude_contested",
         "true",
         "--aggregation",
@@ -58,12 +63,14 @@ def test_quality_excludes_contested_items_when_asked(tmp_path):
 def test_quality_rejects_an_unknown_aggregation():
     with pytest.raises(ConfigError, match="aggregation"):
         parse_config(
-            quality.config_types(), ["--config", str(CONFIGS / "quality-demo.yaml"), "--aggregation", "median"]
+            quality.config_types(),
+            ["--config", str(CONFIGS / "quality-demo.yaml"), *SHIPPED_JUDGMENTS, "--aggregation", "median"],
         )
 
 
 def test_leaderboard_demo_writes_table_json_and_plots(tmp_path, capsys):
-    result = run(leaderboard, "leaderboard-demo.yaml", tmp_path, "--bootstrap_rounds", "50")
+    shipped = ("--battles", "builtin:demo-battles", "--l2", "0")
+    result = run(leaderboard, "leaderboard-demo.yaml", tmp_path, *shipped, "--bootstrap_rounds", "50")
     # The demo's known strengths: grpo-g8 1130 ... sft-v1 900; the ends of the order are clear.
     order = [row["policy"] for row in result["ratings"]]
     assert order[-1] == "sft-v1" and order.index("grpo-g8") < order.index("dpo-beta0.1")

@@ -45,6 +45,14 @@ def test_an_empty_database_says_to_run_init(tmp_path):
     assert "plumb collect init" in schema_problem(engine)
 
 
+def test_opening_a_missing_sqlite_file_creates_neither_it_nor_its_folders(tmp_path):
+    typo = tmp_path / "outptus" / "collect-demo" / "collect.sqlite"
+    with pytest.raises(StoreError) as refused:
+        open_store(str(typo))
+    assert str(refused.value) == f"{typo}: no such database; run `plumb collect init --db {typo}` to create it"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sqlite_runs_in_wal_mode(sqlite_url):
     engine = make_engine(sqlite_url)
     with engine.connect() as connection:

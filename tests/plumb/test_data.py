@@ -62,7 +62,7 @@ def test_missing_column_is_named():
 def test_pairwise_row_error_names_row_and_field(tmp_path, row, field):
     good = {"prompt": PROMPT, "chosen": GOOD, "rejected": BAD}
     path = write_jsonl(tmp_path / "prefs.jsonl", [good, good, row])
-    with pytest.raises(DataError, match=rf"prefs\.jsonl \[train\]: row 2: field '{field}'"):
+    with pytest.raises(DataError, match=rf"prefs\.jsonl \[train\]: line 3: field '{field}'"):
         load_contract(str(path), "pairwise")
 
 
@@ -71,7 +71,19 @@ def test_row_missing_a_field_is_named(tmp_path):
         tmp_path / "prefs.jsonl",
         [{"prompt": PROMPT, "chosen": GOOD, "rejected": BAD}, {"prompt": PROMPT, "chosen": GOOD}],
     )
-    with pytest.raises(DataError, match="row 1: field 'rejected' is missing"):
+    with pytest.raises(DataError, match="line 2: field 'rejected' is missing"):
+        load_contract(str(path), "pairwise")
+
+
+def test_a_bad_row_and_bad_json_name_the_line_the_same_way(tmp_path):
+    # Before: the contract check said "row 1" (0-based, blank lines skipped) for what the JSON reader calls "line 3".
+    good = json.dumps({"prompt": PROMPT, "chosen": GOOD, "rejected": BAD})
+    path = tmp_path / "prefs.jsonl"
+    path.write_text(f"{good}\n\n{json.dumps({'prompt': PROMPT, 'chosen': GOOD})}\n")
+    with pytest.raises(DataError, match=r"prefs\.jsonl \[train\]: line 3: field 'rejected' is missing"):
+        load_contract(str(path), "pairwise")
+    path.write_text(f"{good}\n\n{{not json\n")
+    with pytest.raises(DataError, match=r"prefs\.jsonl: line 3: not valid JSON"):
         load_contract(str(path), "pairwise")
 
 

@@ -9,6 +9,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from plumb.config import ConfigError
 from plumb.data import DataError, load_records, rows_to_dataset, split_by_prompt
+from reward import train as train_module
 from reward.score import load_reward_model, score_conversations
 from reward.train import main
 from tests.support.reward import HandScorer, reward_train_args
@@ -142,13 +143,18 @@ def test_freezing_keeps_the_lower_layers(tmp_path, tiny_reward_dir):
     )
 
 
-def test_bad_data_is_an_error_naming_the_row(tmp_path, tiny_reward_dir):
+def test_bad_data_is_an_error_naming_the_line_before_the_model_loads(tmp_path, tiny_reward_dir, monkeypatch):
     rows = [{"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}] * 3 + [
         {"prompt": "Hi", "chosen": "", "rejected": "No."}
     ]
     data = tmp_path / "pairs.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows))
-    with pytest.raises(DataError, match=r"row 3: field 'chosen': the response is empty"):
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the data was checked")
+
+    monkeypatch.setattr(train_module, "load_reward_backbone", no_model)
+    with pytest.raises(DataError, match=r"line 4: field 'chosen': the response is empty"):
         main(*reward_train_args(tmp_path / "out", tiny_reward_dir, "--dataset_name", str(data)))
 
 

@@ -12,8 +12,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+import sft.train
 from plumb.config import parse_config
-from plumb.data import rows_to_dataset, split_by_prompt
+from plumb.data import DataError, rows_to_dataset, split_by_prompt
 from plumb.models import load_policy
 from sft.train import config_types, main, perplexity
 
@@ -260,3 +261,15 @@ def test_demo_config_runs_on_the_default_model_with_tracking(tmp_path, default_p
     assert type(model).__name__ == "LlamaForCausalLM"
     assert list((out / "wandb").glob("offline-run-*")), "wandb offline run folder missing"
     assert list(out.rglob("events.out.tfevents.*")), "TensorBoard events missing"
+
+
+def test_bad_data_fails_before_the_model_loads(tmp_path, tiny_policy_dir, monkeypatch):
+    data = tmp_path / "chats.jsonl"
+    write_jsonl(data, [conversation("Hi", "Hello!"), {"messages": [{"role": "user", "content": "Hi"}]}])
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the data was checked")
+
+    monkeypatch.setattr(sft.train, "load_policy", no_model)
+    with pytest.raises(DataError, match="line 2"):
+        main(*sft_args(tmp_path, tiny_policy_dir, "--dataset_name", str(data)))
