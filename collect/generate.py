@@ -8,12 +8,18 @@ finishes, so an interrupted run resumes where it stopped; the generation setting
 stored with every candidate. Tasks are built once every policy has answered.
 
     plumb collect generate --campaign demo --db campaign.sqlite --batch-size 8
+
+With `--to FILE`, the campaign's prompts and all their candidates are then written to a JSONL
+that `plumb collect import` reads into another database without generating again (how the
+demo's candidates in plumb/assets/demo-candidates were made).
 """
 
 import json
+from pathlib import Path
 
 from collect.cli import verb_parser
-from collect.services.generation import generate_candidates
+from collect.services.generation import candidate_rows, generate_candidates
+from collect.store import opened_store
 from plumb.generation import Generator
 
 
@@ -29,9 +35,25 @@ def cli(argv: list[str], *, prog: str) -> int:
         help="prompts per generate() call (default: 8); a URL policy sends a batch's requests at once, "
         "at most its generation key max_concurrency (default: 8) at a time",
     )
+    parser.add_argument("--to", help="then write the prompts and their candidates to this JSONL (the import format)")
     args = parser.parse_args(argv)
-    print(json.dumps(main(args.campaign, policies=args.policy, batch_size=args.batch_size, db=args.db)))
+    made = main(args.campaign, policies=args.policy, batch_size=args.batch_size, db=args.db)
+    if args.to:
+        made["written"] = write_candidates(args.campaign, args.to, db=args.db)
+    print(json.dumps(made))
     return 0
+
+
+def write_candidates(campaign_name: str, path: str, *, db: str | None = None) -> int:
+    """Write the campaign's prompts with their candidates to the JSONL `path` (written whole, then renamed)."""
+    with opened_store(db) as sessions, sessions() as session:
+        rows = candidate_rows(session, campaign_name)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    partial.replace(target)  # never a half-written file under the name a config points at
+    return len(rows)
 
 
 def main(

@@ -195,8 +195,7 @@ def main(args: ServeArguments) -> None:
     if args.generate_first or args.generate_rest:
         filler = CandidateFiller(sessions, args.campaign, batch_size=args.generation_batch_size, models=models)
         if args.generate_first:
-            logger.info("Generating candidates for the first %d prompts before the page opens", args.generate_first)
-            filler.fill(args.generate_first)
+            filler.fill_first(args.generate_first)
         if args.generate_rest:
             filler.fill_in_background(chunk=args.generation_batch_size)
     save_resolved_config(args.output_dir, args)

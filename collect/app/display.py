@@ -77,11 +77,13 @@ def response_text(completion: list[dict]) -> str:
 
 
 def progress_markdown(progress: dict) -> str:
-    """One line of progress: judged today, judged in this campaign, tasks left in the pool."""
-    return (
+    """One line of progress: judged today, judged in this campaign, tasks left for this rater, arena votes apart."""
+    line = (
         f"**{progress['today']}** judged today · **{progress['campaign']}** in this campaign · "
-        f"**{progress['left']}** tasks left in the pool"
+        f"**{progress['left']}** left for you"
     )
+    arena = progress.get("arena")
+    return f"{line} · {arena} arena vote{'s' if arena != 1 else ''}" if arena else line
 
 
 def overview_markdown(stats: dict, per_rater: dict[str, int]) -> str:

@@ -7,16 +7,18 @@ assignments: `collect.services.scheduling` checks that each assignment id belong
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+
+from sqlalchemy import func, select
 
 from collect.app.display import escaped_chat, response_text
 from collect.domain.answers import answer_of
 from collect.services.read_models import campaign_stats, task_view
-from collect.services.scheduling import next_task, skip_task, submit_judgment, undo_last
+from collect.services.scheduling import next_task, skip_task, submit_judgment, tasks_left_for, undo_last
 from collect.store import (
     STAFF_ROLES,
     Judgment,
     StoreError,
+    Task,
     campaign_by_name,
     live_judgments_per_rater,
     live_judgments_query,
@@ -24,7 +26,6 @@ from collect.store import (
     require_role,
 )
 from collect.store.models import utcnow
-from plumb.data import DataError
 
 
 @dataclass
@@ -156,13 +157,13 @@ def skip(sessions, *, campaign: str, rater_name: str, assignment_id: int | None)
 
 
 def undo(sessions, *, campaign: str, rater_name: str) -> RaterPage:
-    """Take back the rater's latest judgment (a superseding retraction) and show its task again."""
+    """Take back the rater's latest judgment or skip and show its task again (pressed again: the one before)."""
     try:
         with sessions.begin() as session:
             rater = rater_by_name(session=session, name=rater_name)
             stored_campaign = campaign_by_name(session=session, name=campaign)
             assignment = undo_last(session=session, campaign=stored_campaign, rater=rater)
-            return _page(session, stored_campaign, rater, assignment, "Undone: judge this task again.")
+            return _page(session, stored_campaign, rater, assignment, "Undone: this task is back for you.")
     except StoreError as error:
         return show_next(sessions, campaign=campaign, rater_name=rater_name, message=str(error))
 
@@ -188,14 +189,21 @@ def _page(session, campaign, rater, assignment, message: str) -> RaterPage:
 
 
 def rater_progress(session, campaign, rater, *, now: datetime | None = None) -> dict:
-    """The rater's live judgments today (UTC) and in the campaign, and the tasks that still need judgments."""
-    midnight = (now or utcnow()).replace(hour=0, minute=0, second=0, microsecond=0)
-    mine = live_judgments_query(campaign.id).where(Judgment.rater_id == rater.id)
-    stats = campaign_stats(session, campaign, rater)
+    """The rater's live judgments of the campaign's tasks today (UTC) and in all, their arena votes apart,
+    and the tasks still left for them."""
+    now = now or utcnow()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = live_judgments_query(campaign.id).where(Judgment.rater_id == rater.id).order_by(None)
+    pool = mine.where(Task.source == "pool")
+
+    def counted(query) -> int:
+        return session.scalar(select(func.count()).select_from(query.subquery()))
+
     return {
-        "today": len(session.scalars(mine.where(Judgment.created_at >= midnight)).all()),
-        "campaign": stats["my_judgments"],
-        "left": stats["tasks"] - stats["gold_tasks"] - stats["complete_tasks"],
+        "today": counted(pool.where(Judgment.created_at >= midnight)),
+        "campaign": counted(pool),
+        "arena": counted(mine.where(Task.source == "arena")),
+        "left": tasks_left_for(session=session, campaign=campaign, rater=rater, now=now),
     }
 
 
@@ -206,36 +214,3 @@ def campaign_overview(sessions, *, campaign: str, rater_name: str) -> tuple[dict
         stored_campaign = campaign_by_name(session=session, name=campaign)
         per_rater = live_judgments_per_rater(session, stored_campaign.id)
         return campaign_stats(session, stored_campaign, rater), per_rater
-
-
-def campaign_quality(sessions, *, campaign: str, rater_name: str, plot_dir: str) -> tuple[str, str | None]:
-    """(the agreement and per-rater report as text, the leaderboard plot's PNG path or None), for staff only."""
-    from collect.domain.quality.judgments import judgment_table
-    from collect.domain.quality.report import QualitySettings, format_report, quality_figures
-    from collect.services.arena.plots import plot_ratings
-    from collect.services.arena.ratings import count_battles, leaderboard
-    from collect.services.export.items import load_items
-    from collect.services.export.records import battle_records, judgment_records
-
-    with sessions.begin() as session:
-        require_role(session=session, name=rater_name, roles=STAFF_ROLES, what="the quality report")
-        items = load_items(session, campaign_by_name(session=session, name=campaign).id)
-        records, _ = judgment_records(items)
-        battles = battle_records(items)
-    if not records:
-        return "No pairwise judgments yet.", None
-    report, _ = quality_figures(judgment_table(records, source=campaign), QualitySettings())
-    text = format_report(report)
-    if not battles:
-        return text + "\n\nNo battles between different policies yet: no leaderboard.", None
-    try:
-        counts = count_battles(
-            *([b[key] for b in battles] for key in ("model_a", "model_b", "winner")), source=campaign
-        )
-        # A small ridge keeps ratings finite while a policy has not lost yet, early in a campaign.
-        board = leaderboard(counts, l2=0.01, rounds=100, seed=0)
-    except (DataError, ValueError) as error:
-        return f"{text}\n\nNo leaderboard yet: {error}", None
-    path = Path(plot_dir) / f"ratings-{campaign}.png"
-    plot_ratings(board, path)
-    return text, str(path)

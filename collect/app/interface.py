@@ -64,6 +64,14 @@ def create_ui(sessions, campaign: str, *, output_dir: str | None = None, models=
     return ui
 
 
+_FOCUS_EDIT = """() => {
+  const box = document.querySelector('#plumb-edit textarea');
+  if (box) { box.focus(); box.setSelectionRange(box.value.length, box.value.length); }
+}"""
+# System fonts: the page needs no font server, and a fallback for missing bold glyphs drew capitals lighter.
+THEME_FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
+
+
 def _click(element_id: str) -> str:
     return f"() => document.getElementById('{element_id}')?.click()"
 
@@ -133,13 +141,20 @@ def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header
         page = handlers.undo(sessions, campaign=campaign, rater_name=request.username)
         return answered(page, old_state)
 
-    ui.load(on_load, inputs=[state], outputs=[*page_outputs, header, *role_tabs], api_name="show_task")
+    ui.load(
+        on_load,
+        inputs=[state],
+        outputs=[*page_outputs, header, *role_tabs],
+        show_progress="hidden",
+        api_name="show_task",
+    )
     edit = [rate["edit"]] if "edit" in rate else []
     for index, button in enumerate(choice_buttons(rate)):
         button.click(
             on_judge_with_edit if edit else on_judge,
             inputs=[state, button, rate["rationale"], rate["flags"], *edit],
             outputs=page_outputs,
+            show_progress="hidden",  # the next task shows in a fraction of a second; a badge would only flash
             api_name="judge" if index == 0 else f"judge_{index}",
             api_visibility="public" if index == 0 else "undocumented",
         )
@@ -148,18 +163,21 @@ def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header
             on_score,
             inputs={state, rate["rationale"], rate["flags"], *score_inputs(rate)},
             outputs=page_outputs,
+            show_progress="hidden",
             api_name="submit",
         )
-    rate["skip"].click(on_skip, inputs=[state], outputs=page_outputs, api_name="skip")
+    rate["skip"].click(on_skip, inputs=[state], outputs=page_outputs, show_progress="hidden", api_name="skip")
     for index, key in enumerate(EDIT_KEYS):
         if f"copy_{key}" in rate:
             rate[f"copy_{key}"].click(
                 lambda old_state, typed, index=index: start_from(old_state, typed, index),
                 inputs=[state, rate["edit"]],
                 outputs=rate["edit"],
+                show_progress="hidden",
                 api_visibility="private",
-            )
-    rate["undo"].click(on_undo, inputs=[state], outputs=page_outputs, api_name="undo")
+                # Into the box, at the end of the text: the next keys type there instead of answering.
+            ).then(None, js=_FOCUS_EDIT)
+    rate["undo"].click(on_undo, inputs=[state], outputs=page_outputs, show_progress="hidden", api_name="undo")
 
 
 def start_from(old_state: dict, typed: str, index: int) -> str:
@@ -214,6 +232,7 @@ def mount(
         auth_message="Sign in with your Plumb rater account.",
         head=keyboard_script(),
         css=RATER_CSS,
+        theme=gr.themes.Default(font=THEME_FONTS, font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"]),
         footer_links=[],
     )
     gradio_app = next(route.app for route in app.routes if isinstance(route, Mount) and route.path == path.rstrip("/"))

@@ -15,50 +15,80 @@ from collect.domain.campaign import CampaignSpec
 from collect.store.limits import EDIT_MAX_CHARS, RATIONALE_MAX_CHARS
 
 SLOTS = "ABCDEFGH"  # the most responses one ranking or rating task shows
-# Responses are what raters read all day: a framed, scrollable pane each, stacked on a narrow screen.
+DONE_TEXT = (
+    "### You are done for now\n"
+    "Every task you can judge in this campaign has its judgments, and yours are saved. "
+    "New tasks appear here as the campaign gets new answers to judge: reload the page later. "
+    f"Within the campaign's undo window you can still take back your last judgment ({UNDO_KEY} · Undo last)."
+)
+# Responses are what raters read all day: framed panes of equal height whose text starts at the top (a short answer
+# is not centred against a long one), stacked on a narrow screen. Fonts are the system's: the page must not depend
+# on a font server, and a fallback for missing bold glyphs drew capitals lighter than the rest of a bold word.
 RATER_CSS = """
 [id^=plumb-response-] {border: 1px solid var(--border-color-primary); border-radius: var(--radius-lg);
-                       padding: var(--spacing-lg);}
+                       padding: var(--spacing-lg); margin: 0 !important; flex-grow: 1;}
+.plumb-response-title {flex: 0 0 auto !important;}
 @media (max-width: 720px) { .plumb-responses {flex-direction: column;} }
+#plumb-done {border: 1px solid var(--border-color-primary); border-radius: var(--radius-lg);
+             padding: var(--spacing-xl);}
 """
 
 
 def create_rater_tab(spec: CampaignSpec) -> dict[str, gr.components.Component]:
-    """Lay out the rater page for campaign `spec` (its kind decides the answer controls); components by name."""
+    """Lay out the rater page for campaign `spec` (its kind decides the answer controls); components by name.
+
+    Top to bottom: the conversation, the responses, the answer buttons, rationale and flags, skip and undo, so
+    every control of a judgment is in view on a laptop screen; the optional improved response comes last.
+    """
     components = {}
     with gr.Accordion("Guidelines", open=False):
         gr.Markdown(spec.guidelines or "Choose the better response.")
     components["progress"] = gr.Markdown(elem_id="plumb-progress")
     components["message"] = gr.Markdown(elem_id="plumb-message")
-    components["prompt"] = gr.Chatbot(
-        label="Conversation",
-        height=260,
-        elem_id="plumb-prompt",
-        sanitize_html=True,
-        buttons=["copy_all"],
-        feedback_options=None,
-        group_consecutive_messages=False,
-    )
-    if spec.kind == "pairwise":
-        components.update(_pairwise_answers(spec))
-    else:
-        components.update(_scored_answers())
-    with gr.Row():
-        components["rationale"] = gr.Textbox(
-            label="Rationale (optional)" if spec.rationale == "optional" else "Rationale (required)",
-            lines=2,
-            scale=3,
-            max_length=RATIONALE_MAX_CHARS,
-            visible=spec.rationale != "off",
+    components["done"] = gr.Markdown(visible=False, elem_id="plumb-done")
+    with gr.Column(elem_id="plumb-task") as task_area:
+        components["prompt"] = gr.Chatbot(
+            label="Conversation",
+            show_label=False,  # the label sat over the first turn
+            min_height=60,
+            max_height=280,  # sized to its turns up to this, then it scrolls
+            height=None,
+            elem_id="plumb-prompt",
+            sanitize_html=True,
+            buttons=["copy_all"],
+            feedback_options=None,
+            group_consecutive_messages=False,
         )
-        components["flags"] = gr.CheckboxGroup(spec.flags, label="Flags", scale=2, visible=bool(spec.flags))
+        if spec.kind == "pairwise":
+            components.update(_pairwise_answers(spec))
+        else:
+            components.update(_scored_answers())
+    components["task"] = task_area
     with gr.Row():
-        if spec.kind != "pairwise":
-            components["submit"] = gr.Button(
-                button_label(SUBMIT_KEY, "Submit"), elem_id=element_id(SUBMIT_KEY), variant="primary", size="sm"
+        with gr.Column(scale=5) as extras, gr.Row():
+            components["rationale"] = gr.Textbox(
+                label="Rationale (optional)" if spec.rationale == "optional" else "Rationale (required)",
+                lines=1,
+                max_lines=6,
+                scale=3,
+                max_length=RATIONALE_MAX_CHARS,
+                visible=spec.rationale != "off",
+                elem_id="plumb-rationale",
             )
-        components["skip"] = gr.Button(button_label(SKIP_KEY, "Skip"), elem_id=element_id(SKIP_KEY), size="sm")
-        components["undo"] = gr.Button(button_label(UNDO_KEY, "Undo last"), elem_id=element_id(UNDO_KEY), size="sm")
+            components["flags"] = gr.CheckboxGroup(
+                spec.flags, label="Flags", scale=2, visible=bool(spec.flags), elem_id="plumb-flags"
+            )
+        components["extras"] = extras
+        # Outside the task's area: undo stays at hand when nothing is left.
+        with gr.Column(scale=1, min_width=150):
+            if spec.kind != "pairwise":
+                components["submit"] = gr.Button(
+                    button_label(SUBMIT_KEY, "Submit"), elem_id=element_id(SUBMIT_KEY), variant="primary", size="sm"
+                )
+            components["skip"] = gr.Button(button_label(SKIP_KEY, "Skip"), elem_id=element_id(SKIP_KEY), size="sm")
+            components["undo"] = gr.Button(button_label(UNDO_KEY, "Undo last"), elem_id=element_id(UNDO_KEY), size="sm")
+    if spec.kind == "pairwise" and spec.allow_edits:
+        components.update(_improve_box())
     return components
 
 
@@ -67,24 +97,8 @@ def _pairwise_answers(spec: CampaignSpec) -> dict:
     with gr.Row(equal_height=True, elem_classes="plumb-responses"):
         for label in SLOTS[:2]:
             with gr.Column(min_width=280):
-                gr.Markdown(f"**Response {label}**")
+                gr.Markdown(f"Response {label}", elem_classes="plumb-response-title")
                 components[f"response_{label}"] = _response_box(label)
-    if spec.allow_edits:
-        with gr.Row():
-            # Written before the answer button is pressed, and stored with that answer.
-            components["edit"] = gr.Textbox(
-                label="Improve the better response (optional; Esc leaves the box)",
-                lines=4,
-                max_lines=20,
-                max_length=EDIT_MAX_CHARS,
-                scale=4,
-                elem_id="plumb-edit",
-            )
-            with gr.Column(scale=1, min_width=160):
-                for key in EDIT_KEYS:
-                    components[f"copy_{key}"] = gr.Button(
-                        button_label(key, f"Start from {key}"), elem_id=element_id(key), size="sm"
-                    )
     choices = [(key, choice) for key, choice in CHOICE_KEYS if spec.allow_both_bad or choice != BOTH_BAD_CHOICE]
     with gr.Row():
         for key, choice in choices:
@@ -92,8 +106,30 @@ def _pairwise_answers(spec: CampaignSpec) -> dict:
                 button_label(key, choice),
                 elem_id=element_id(key),
                 size="sm",
+                min_width=110,  # the whole scale and "both bad" on one line of a laptop screen
                 variant="secondary" if choice == BOTH_BAD_CHOICE else "primary",
             )
+    return components
+
+
+def _improve_box() -> dict:
+    components = {}
+    with gr.Row() as improve:
+        # Written before the answer button is pressed, and stored with that answer.
+        components["edit"] = gr.Textbox(
+            label="Improve the better response (optional; Esc leaves the box)",
+            lines=3,
+            max_lines=20,
+            max_length=EDIT_MAX_CHARS,
+            scale=4,
+            elem_id="plumb-edit",
+        )
+        with gr.Column(scale=1, min_width=160):
+            for key in EDIT_KEYS:
+                components[f"copy_{key}"] = gr.Button(
+                    button_label(key, f"Start from {key}"), elem_id=element_id(key), size="sm"
+                )
+    components["improve"] = improve
     return components
 
 
@@ -103,7 +139,7 @@ def _scored_answers() -> dict:
     with gr.Row(equal_height=True):
         for label in SLOTS:
             with gr.Column(visible=False, min_width=240) as column:
-                gr.Markdown(f"**Response {label}**")
+                gr.Markdown(f"Response {label}", elem_classes="plumb-response-title")
                 components[f"response_{label}"] = _response_box(label)
                 components[f"score_{label}"] = gr.Radio([], label=f"{label}: score", elem_id=f"plumb-score-{label}")
             components[f"slot_{label}"] = column
@@ -112,7 +148,7 @@ def _scored_answers() -> dict:
 
 def _response_box(label: str) -> gr.Markdown:
     # Markdown with code highlighting; `page_values` passes the text through `safe_markdown` first.
-    return gr.Markdown(elem_id=f"plumb-response-{label.lower()}", sanitize_html=True, max_height=520, min_height=120)
+    return gr.Markdown(elem_id=f"plumb-response-{label.lower()}", sanitize_html=True, max_height=360, min_height=80)
 
 
 def choice_buttons(components: dict) -> list[gr.Button]:
@@ -133,7 +169,13 @@ def page_values(page, components: dict, *, keep_answers: bool = False) -> dict:
         components["prompt"]: page.prompt,
         components["progress"]: progress_markdown(page.progress) if page.progress else "",
         components["message"]: page.message,
+        # Nothing left: no empty boxes and greyed buttons, but a page that says so and what happens next.
+        components["task"]: gr.Column(visible=has_task),
+        components["extras"]: gr.Column(visible=has_task),
+        components["done"]: gr.Markdown(DONE_TEXT, visible=not has_task),
     }
+    if "improve" in components:
+        values[components["improve"]] = gr.Row(visible=has_task)
     if not keep_answers:
         values.update({components["rationale"]: "", components["flags"]: []})
         if "edit" in components:
@@ -148,7 +190,9 @@ def page_values(page, components: dict, *, keep_answers: bool = False) -> dict:
                 values[components[f"score_{label}"]] = gr.Radio(
                     choices=page.score_choices, value=None, label=f"{label}: {page.score_name}"
                 )
-    buttons = choice_buttons(components) + [components[name] for name in ("skip", "submit") if name in components]
-    for button in buttons:
+    for button in choice_buttons(components):
         values[button] = gr.Button(interactive=has_task)
+    for name in ("skip", "submit"):  # nothing to skip or submit: gone, not greyed
+        if name in components:
+            values[components[name]] = gr.Button(interactive=has_task, visible=has_task)
     return values

@@ -333,7 +333,10 @@ def _candidate(entry, index: int) -> tuple[str, list, dict]:
         raise DataError(f"field 'candidates': entry {index} completion: {problem}")
     if isinstance(completion, str):
         completion = [{"role": "assistant", "content": completion}]
-    settings = {}
+    settings = entry.get("settings") or {}  # how it was made, as `plumb collect generate --to` writes it
+    if not isinstance(settings, dict):
+        raise DataError(f"field 'candidates': entry {index} settings must be an object, got {settings!r}"[:200])
+    settings = dict(settings)
     if entry.get("oracle_score") is not None:
         score = entry["oracle_score"]
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):

@@ -13,13 +13,14 @@ background thread while the app serves (`plumb collect serve`'s `generate_first`
 import logging
 import threading
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from tqdm.auto import tqdm
 
 from collect.domain.campaign import PolicySpec, spec_of
 from collect.store import (
     CampaignError,
     Candidate,
+    Policy,
     Prompt,
     Task,
     add_candidate,
@@ -66,6 +67,27 @@ def generate_candidates(
                 new_tasks = len(build_tasks(session=session, campaign=campaign, overlap=spec.raters_per_task))
     logger.info("New candidates per policy: %s; new tasks: %d", made, new_tasks)
     return {"candidates": made, "new_tasks": new_tasks}
+
+
+def candidate_rows(session, campaign_name: str) -> list[dict]:
+    """The campaign's prompts that have candidates, with them, as rows `plumb collect import` reads back.
+
+    Candidates keep their policy and generation settings, so a campaign's answers can be shipped
+    (e.g. the demo's, under plumb/assets/demo-candidates) and imported without generating again.
+    """
+    campaign = campaign_by_name(session=session, name=campaign_name)
+    rows = {}
+    query = (
+        select(Prompt.id, Prompt.external_id, Prompt.messages, Policy.name, Candidate.completion, Candidate.settings)
+        .join(Candidate, Candidate.prompt_id == Prompt.id)
+        .join(Policy, Policy.id == Candidate.policy_id)
+        .where(Prompt.campaign_id == campaign.id)
+        .order_by(Prompt.id, Policy.id, Candidate.id)
+    )
+    for prompt_id, external_id, messages, policy, completion, settings in session.execute(query):
+        row = rows.setdefault(prompt_id, {"prompt_id": external_id, "prompt": messages, "candidates": []})
+        row["candidates"].append({"policy": policy, "completion": completion, "settings": settings})
+    return list(rows.values())
 
 
 def check_served_settings(policies: list[PolicySpec]) -> None:
@@ -151,19 +173,39 @@ class CandidateFiller:
     def fill(self, prompts: int | None) -> int:
         """Answer up to `prompts` more prompts (None: all) with every policy; returns the new tasks."""
         for policy in self.spec.policies:
-            if policy.name not in self.generators:
-                self.generators[policy.name] = make_generator(policy, self.models)
             generate_missing(
-                self.sessions,
-                self.campaign,
-                policy,
-                self.generators[policy.name],
-                batch_size=self.batch_size,
-                limit=prompts,
+                self.sessions, self.campaign, policy, self._generator(policy), batch_size=self.batch_size, limit=prompts
             )
         with self.sessions.begin() as session:
             campaign = campaign_by_name(session=session, name=self.campaign)
             return len(build_tasks(session=session, campaign=campaign, overlap=self.spec.raters_per_task))
+
+    def _generator(self, policy: PolicySpec) -> Generator:
+        # Made at the first batch that needs it: with every prompt answered (shipped candidates), no model loads.
+        def generate(batch: list) -> list[str]:
+            if policy.name not in self.generators:
+                self.generators[policy.name] = make_generator(policy, self.models)
+            return self.generators[policy.name](batch)
+
+        return generate
+
+    def fill_first(self, prompts: int) -> int:
+        """Before the page opens: answer `prompts` more prompts, unless tasks are already waiting for raters
+        (a restart, or shipped candidates), whose page should open at once; returns the new tasks."""
+        with self.sessions() as session:
+            campaign = campaign_by_name(session=session, name=self.campaign)
+            waiting = session.scalar(
+                select(func.count(Task.id)).where(
+                    Task.campaign_id == campaign.id,
+                    Task.source == "pool",
+                    Task.judgment_count < Task.target_overlap,
+                )
+            )
+        if waiting:
+            logger.info("%d tasks are waiting for raters: the page opens now, candidates come behind it", waiting)
+            return 0
+        logger.info("Generating candidates for the first %d prompts before the page opens", prompts)
+        return self.fill(prompts)
 
     def fill_in_background(self, *, chunk: int) -> threading.Thread:
         """Answer the remaining prompts in a daemon thread, `chunk` prompts at a time; errors are logged and kept."""

@@ -92,6 +92,9 @@ _HELD = (
         Assignment.state == "leased",
         Assignment.expires_at > bindparam("now"),
     )
+    # Most recent first: a task taken back with undo shows before the one it interrupted, which stays leased.
+    .order_by(Assignment.leased_at.desc(), Assignment.id.desc())
+    .limit(1)
 )
 
 
@@ -225,6 +228,12 @@ def _lease(
     return assignment
 
 
+def tasks_left_for(*, session: Session, campaign: Campaign, rater: Rater, now: datetime | None = None) -> int:
+    """How many tasks of the campaign this rater could still be given (the one they hold included), gold aside."""
+    params = {"campaign_id": campaign.id, "rater_id": rater.id, "now": now or utcnow()}
+    return session.scalar(select(func.count(Task.id)).where(_eligible(gold=False)), params)
+
+
 # An assignment with its task, when it is the rater's and in the campaign.
 _IN_CAMPAIGN = (
     select(Assignment, Task)
@@ -356,16 +365,18 @@ def skip_task(*, session: Session, rater: Rater, assignment_id: int) -> Assignme
     assignment = own_assignment(session=session, rater=rater, assignment_id=assignment_id)
     if assignment.state != "leased":
         raise JudgmentError(f"assignment {assignment_id} is already {assignment.state}")
-    assignment.state = "skipped"
+    # The lease ends at the skip: `expires_at` then says when it was skipped, for undo's window.
+    assignment.state, assignment.expires_at = "skipped", utcnow()
     record_event(session=session, action="task.skipped", rater=rater, task_id=assignment.task_id)
     return assignment
 
 
 def undo_last(*, session: Session, campaign: Campaign, rater: Rater, now: datetime | None = None) -> Assignment:
-    """Retract the rater's latest live judgment in the campaign and lease its task back to them.
+    """Take back the rater's latest action in the campaign, a judgment (retracted) or a skip, and lease its task
+    back to them; pressed again, the one before, and so on: a way back over their recent items.
 
-    Only within the campaign's `undo_minutes` of submitting it: later, a judgment may already
-    have been exported or adjudicated, and changing it is a reviewer's decision.
+    Only within the campaign's `undo_minutes`: later, a judgment may already have been exported or
+    adjudicated, and changing it is a reviewer's decision.
     """
     latest = session.scalars(
         live_judgments_query(campaign.id)
@@ -375,12 +386,26 @@ def undo_last(*, session: Session, campaign: Campaign, rater: Rater, now: dateti
         .order_by(Judgment.id.desc())
         .limit(1)
     ).first()
-    if latest is None:
-        raise JudgmentError("nothing to undo")
+    skipped = session.scalars(
+        select(Assignment)
+        .join(Task, Task.id == Assignment.task_id)
+        .where(Task.campaign_id == campaign.id, Assignment.rater_id == rater.id, Assignment.state == "skipped")
+        .order_by(Assignment.expires_at.desc(), Assignment.id.desc())
+        .limit(1)
+    ).first()
     spec, now = campaign_spec(campaign), now or utcnow()
-    if past_undo_window(latest.created_at, spec.undo_minutes, now):
-        raise JudgmentError(too_old("your last judgment", spec.undo_minutes))
-    retract_judgment(session=session, judgment=latest)
-    assignment = session.get(Assignment, latest.assignment_id)
-    assignment.state, assignment.expires_at = "leased", now + timedelta(minutes=spec.lease_minutes)
+    if skipped is not None and (latest is None or skipped.expires_at >= latest.created_at):
+        if past_undo_window(skipped.expires_at, spec.undo_minutes, now):
+            raise JudgmentError(too_old("your last skip", spec.undo_minutes))
+        assignment = skipped
+        record_event(session=session, action="task.unskipped", rater=rater, task_id=assignment.task_id)
+    elif latest is not None:
+        if past_undo_window(latest.created_at, spec.undo_minutes, now):
+            raise JudgmentError(too_old("your last judgment", spec.undo_minutes))
+        retract_judgment(session=session, judgment=latest)
+        assignment = session.get(Assignment, latest.assignment_id)
+    else:
+        raise JudgmentError("nothing to undo")
+    assignment.state, assignment.leased_at = "leased", now
+    assignment.expires_at = now + timedelta(minutes=spec.lease_minutes)
     return assignment

@@ -2,16 +2,17 @@
 
 import asyncio
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from collect.app import handlers
-from collect.app.display import escaped_chat, overview_markdown
+from collect.app.display import escaped_chat, overview_markdown, progress_markdown
 from collect.app.keys import CHOICE_KEYS, action_of, button_label, keyboard_script
 from collect.app.login import LoginThrottle, password_check
-from collect.store import Judgment
-from tests.support.campaigns import PASSWORDS, add_attack_task, make_store
+from collect.store import Assignment, Judgment, Task
+from tests.support.campaigns import PASSWORDS, add_attack_task, judge, make_store
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def test_login_checks_the_argon2_password_of_an_active_rater(sessions):
 def test_a_judgment_is_stored_in_the_task_order_with_its_time_rationale_and_flags(sessions):
     page = handlers.show_next(sessions, campaign="demo", rater_name="ana")
     assert page.assignment_id is not None and len(page.responses) == 2
-    assert page.progress == {"today": 0, "campaign": 0, "left": 3}
+    assert page.progress == {"today": 0, "campaign": 0, "arena": 0, "left": 3}
     after = handlers.judge(
         sessions,
         campaign="demo",
@@ -49,7 +50,7 @@ def test_a_judgment_is_stored_in_the_task_order_with_its_time_rationale_and_flag
         seconds_spent=4.5,
     )
     assert after.assignment_id not in (None, page.assignment_id)
-    assert after.progress == {"today": 1, "campaign": 1, "left": 2}
+    assert after.progress == {"today": 1, "campaign": 1, "arena": 0, "left": 2}
     (judgment,) = stored_judgments(sessions)
     assert (judgment.rationale, judgment.flags, judgment.seconds_spent) == ("clearer", ["unsafe"], 4.5)
     # "A" is whichever candidate was shown first: stored positive only when that is the task's first candidate.
@@ -98,7 +99,59 @@ def test_skip_passes_and_the_pool_runs_out(sessions):
             sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id, choice="Tie"
         )
     assert len(seen) == 3 and "Nothing left" in page.message
-    assert page.progress == {"today": 2, "campaign": 2, "left": 1}  # the skipped task still needs a judgment
+    # The skipped task still needs a judgment, but not from her: nothing is left for her.
+    assert page.progress == {"today": 2, "campaign": 2, "arena": 0, "left": 0}
+
+
+def test_undo_right_after_a_skip_brings_the_skipped_task_back_then_the_judgment_before_it(sessions):
+    first = handlers.show_next(sessions, campaign="demo", rater_name="ana")
+    judged = handlers.judge(
+        sessions, campaign="demo", rater_name="ana", assignment_id=first.assignment_id, choice="Tie"
+    )
+    after_skip = handlers.skip(sessions, campaign="demo", rater_name="ana", assignment_id=judged.assignment_id)
+    back = handlers.undo(sessions, campaign="demo", rater_name="ana")
+    assert back.assignment_id == judged.assignment_id and back.progress["campaign"] == 1  # the skip, not the judgment
+    before = handlers.undo(sessions, campaign="demo", rater_name="ana")  # again: the judgment before it
+    assert before.assignment_id == first.assignment_id and before.progress["campaign"] == 0
+    # Answered in turn, the items come back the way the rater went over them, then the one the skip led to.
+    order = [before.assignment_id]
+    page = before
+    for _ in range(3):
+        page = handlers.judge(
+            sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id, choice="Tie"
+        )
+        order.append(page.assignment_id)
+    assert order == [first.assignment_id, judged.assignment_id, after_skip.assignment_id, None]
+
+
+def test_a_skip_past_the_undo_window_stays_skipped(sessions):
+    page = handlers.show_next(sessions, campaign="demo", rater_name="ana")
+    handlers.skip(sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id)
+    with sessions.begin() as session:
+        skipped = session.get(Assignment, page.assignment_id)
+        skipped.expires_at -= timedelta(minutes=11)  # the demo store's campaign keeps undo for 10 minutes
+    assert (
+        "your last skip is more than 10 minutes old"
+        in handlers.undo(sessions, campaign="demo", rater_name="ana").message
+    )
+
+
+def test_progress_counts_what_is_left_for_this_rater_and_arena_votes_apart(sqlite_url):
+    engine, sessions, _ = make_store(sqlite_url, prompts=3, raters_per_task=2, max_raters_per_task=2)
+    page = handlers.show_next(sessions, campaign="demo", rater_name="ana")
+    page = handlers.judge(sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id, choice="Tie")
+    assert page.progress == {"today": 1, "campaign": 1, "arena": 0, "left": 2}  # one of three tasks done by her
+    assert handlers.show_next(sessions, campaign="demo", rater_name="ben").progress["left"] == 3  # all still his
+    with sessions.begin() as session:  # one of the tasks becomes a battle ana voted in
+        battle = session.scalars(select(Task).order_by(Task.id.desc())).first()
+        battle.source = "arena"
+    judge(sessions, "ana", battle.id, preference=1)
+    page = handlers.show_next(sessions, campaign="demo", rater_name="ana")
+    assert page.progress == {"today": 1, "campaign": 1, "arena": 1, "left": 1}
+    assert progress_markdown(page.progress) == (
+        "**1** judged today · **1** in this campaign · **1** left for you · 1 arena vote"
+    )
+    engine.dispose()
 
 
 def test_a_rater_cannot_answer_another_raters_assignment(sessions):
@@ -117,26 +170,6 @@ def test_only_reviewers_and_admins_see_the_campaign_overview(sessions):
     assert stats["judgments"] == 1 and per_rater == {"ana": 1}
     assert "| ana | 1 |" in overview_markdown(stats, per_rater)
     assert handlers.role_of(sessions, "rev") == "reviewer"
-
-
-def test_staff_see_agreement_rater_reliability_and_the_leaderboard_plot(sqlite_url, tmp_path):
-    engine, sessions, _ = make_store(sqlite_url, raters_per_task=2, max_raters_per_task=2)
-    for rater in ("ana", "ben"):  # both prefer the sft answer on every task
-        page = handlers.show_next(sessions, campaign="demo", rater_name=rater)
-        while page.assignment_id is not None:
-            choice = "A better" if page.responses[0].endswith("from sft") else "B better"
-            page = handlers.judge(
-                sessions, campaign="demo", rater_name=rater, assignment_id=page.assignment_id, choice=choice
-            )
-    with pytest.raises(PermissionError):
-        handlers.campaign_quality(sessions, campaign="demo", rater_name="ana", plot_dir=str(tmp_path))
-    text, plot = handlers.campaign_quality(sessions, campaign="demo", rater_name="rev", plot_dir=str(tmp_path))
-    assert "3 items, 2 raters" in text and "raw_agreement" in text and "1.000" in text
-    assert "ana" in text and "ben" in text  # the per-rater table
-    from pathlib import Path
-
-    assert Path(plot).suffix == ".png" and Path(plot).stat().st_size > 0
-    engine.dispose()
 
 
 def test_model_html_reaches_the_page_escaped(sessions):

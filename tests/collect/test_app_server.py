@@ -167,7 +167,7 @@ def test_the_demo_config_starts_from_nothing_and_keeps_judgments_across_restarts
         assert "log in as alice  password alice-demo   (rater)" in "".join(lines)
         client = Client(f"http://127.0.0.1:{port}/", auth=("alice", "alice-demo"), verbose=False)
         shown = client.predict(api_name="/show_task")
-        assert "**2** tasks left in the pool" in str(shown)  # two prompts answered by both policies: two pairs
+        assert "**2** left for you" in str(shown)  # two prompts answered by both policies: two pairs
         client.predict(button_label("6", "B better"), "", [], "B, said better.", api_name="/judge")
         client.close()
     finally:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from collect import generate, import_prompts
 from collect.init import main as init_main
-from collect.store import Candidate, Task, open_store
+from collect.store import Candidate, Policy, Prompt, Task, open_store
 from plumb.cli import main as plumb_main
 from tests.support.openai_stub import OpenAIStub
 from tests.support.serving import serving
@@ -46,6 +46,35 @@ def test_local_generation_is_batched_recorded_and_resumable(tmp_path, tiny_polic
         completions = session.scalars(select(Candidate.completion)).all()
         assert all(c[0]["role"] == "assistant" and isinstance(c[0]["content"], str) for c in completions)
         assert session.scalar(select(func.count(Task.id))) == 3
+
+
+def stored_candidates(db) -> list[tuple]:
+    with open_store(db)() as session:
+        query = (
+            select(Prompt.external_id, Policy.name, Candidate.completion, Candidate.settings)
+            .join(Candidate, Candidate.prompt_id == Prompt.id)
+            .join(Policy, Policy.id == Candidate.policy_id)
+            .order_by(Prompt.external_id, Policy.name)
+        )
+        return [tuple(json.dumps(value, sort_keys=True) for value in row) for row in session.execute(query)]
+
+
+def test_generated_candidates_written_to_a_file_import_elsewhere_as_they_were(tmp_path, tiny_policy_dir):
+    db, elsewhere, shipped = str(tmp_path / "c.sqlite"), str(tmp_path / "d.sqlite"), tmp_path / "shipped.jsonl"
+    init_main(db)
+    generation = "{max_new_tokens: 4, do_sample: false}"
+    policies = "".join(f"  - {{name: {name}, model: {tiny_policy_dir}, generation: {generation}}}\n" for name in "ab")
+    campaign = write_campaign(tmp_path, policies)
+    import_prompts.main(campaign, db=db)
+    assert plumb_main(["collect", "generate", "--campaign", "gen", "--db", db, "--to", str(shipped)]) == 0
+    assert len(shipped.read_text().splitlines()) == 3
+    init_main(elsewhere)
+    counts = import_prompts.main(campaign, source=str(shipped), db=elsewhere)
+    assert (counts["candidates"], counts["tasks"]) == (6, 3)
+    copied = stored_candidates(elsewhere)
+    assert len(copied) == 6 and [row[:3] for row in copied] == [row[:3] for row in stored_candidates(db)]
+    for (*_, made), (*_, imported) in zip(stored_candidates(db), copied):  # how each was made, and that it came in
+        assert json.loads(imported) == {**json.loads(made), "source": "import"}
 
 
 def test_an_openai_compatible_server_by_url(tmp_path, monkeypatch):

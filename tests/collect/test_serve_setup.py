@@ -104,6 +104,32 @@ def test_the_first_prompts_are_answered_before_serving_and_the_rest_in_the_backg
         assert all(len(task.candidate_ids) == 2 for task in session.scalars(select(Task)))
 
 
+def test_a_restart_with_tasks_waiting_opens_the_page_without_generating_first(sessions, sqlite_url, campaign_file):
+    ensure_campaign(sessions, campaign="demo", campaign_file=campaign_file, db=sqlite_url)
+    filler = CandidateFiller(sessions, "demo", batch_size=4)
+    assert filler.fill_first(2) == 2  # nothing to judge yet: two prompts answered before the page opens
+    assert filler.fill_first(2) == 0  # a restart: two tasks wait, so nothing is generated first
+    assert count(sessions, Candidate.id) == 4
+    with sessions.begin() as session:
+        for task in session.scalars(select(Task)):
+            task.judgment_count = task.target_overlap  # every waiting task judged
+    assert filler.fill_first(2) == 2 and count(sessions, Candidate.id) == 8
+
+
+class NoModels:
+    def get(self, model_spec: str):
+        raise AssertionError(f"{model_spec} was loaded with every prompt already answered")
+
+
+def test_shipped_candidates_open_the_page_without_loading_a_model(sessions, sqlite_url, campaign_file):
+    ensure_campaign(sessions, campaign="demo", campaign_file=campaign_file, db=sqlite_url)
+    CandidateFiller(sessions, "demo", batch_size=16).fill(None)  # as if every answer had been shipped
+    filler = CandidateFiller(sessions, "demo", batch_size=16, models=NoModels())
+    assert filler.fill_first(8) == 0
+    filler.fill_in_background(chunk=8).join(timeout=600)
+    assert filler.error is None and count(sessions, Candidate.id) == 80
+
+
 def serve_on_all_addresses(*flags, timeout=120) -> subprocess.CompletedProcess:
     """`plumb collect serve --host 0.0.0.0` with `flags`: a refusal returns; a server that starts fails."""
     command = [sys.executable, "-m", "plumb", "collect", "serve", "--host", "0.0.0.0", "--port", str(free_port())]
