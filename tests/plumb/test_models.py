@@ -1,5 +1,6 @@
 """Model loading: the offline defaults, local directories, and clear errors for what cannot be loaded."""
 
+import logging
 import os
 
 import pytest
@@ -63,6 +64,17 @@ def test_default_reward_backbone_gets_template_and_eos():
 def test_tiny_reward_model_from_a_directory(tiny_reward_dir):
     model, tokenizer = load_reward_backbone(tiny_reward_dir)
     assert model.config.num_labels == 1 and tokenizer.chat_template
+
+
+def test_a_new_reward_head_is_reported_as_expected_not_as_missing(tiny_policy_dir, tiny_reward_dir, caplog):
+    caplog.set_level(logging.INFO)
+    load_reward_backbone(tiny_policy_dir)  # a causal LM: its sequence-classification head is new
+    assert not [r for r in caplog.records if "MISSING" in r.getMessage()]
+    (said,) = [r for r in caplog.records if "reward head" in r.getMessage()]
+    assert said.levelno == logging.INFO and "score.weight" in said.getMessage()
+    caplog.clear()
+    load_reward_backbone(tiny_reward_dir)  # a trained reward model: nothing new
+    assert not [r for r in caplog.records if "reward head" in r.getMessage() or "MISSING" in r.getMessage()]
 
 
 def test_unreachable_hub_id_says_how_to_use_a_local_directory():
