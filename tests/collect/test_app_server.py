@@ -135,9 +135,7 @@ def start_serving(command: list[str], *, ready: str) -> tuple[subprocess.Popen, 
     pytest.fail(f"the server stopped before printing {ready!r}: {lines}")
 
 
-@pytest.mark.slow
-def test_the_demo_config_starts_from_nothing_and_keeps_judgments_across_restarts(tmp_path, default_policy_dir):
-    # default_policy_dir: the server answers with the default policy, dequantized by then (never by two processes).
+def test_the_demo_config_starts_from_nothing_and_keeps_judgments_across_restarts(tmp_path):
     from gradio_client import Client
 
     db = tmp_path / "demo" / "collect.sqlite"  # its folder does not exist yet: init_db makes it
@@ -167,7 +165,8 @@ def test_the_demo_config_starts_from_nothing_and_keeps_judgments_across_restarts
         assert "log in as alice  password alice-demo   (rater)" in "".join(lines)
         client = Client(f"http://127.0.0.1:{port}/", auth=("alice", "alice-demo"), verbose=False)
         shown = client.predict(api_name="/show_task")
-        assert "**2** left for you" in str(shown)  # two prompts answered by both policies: two pairs
+        # The shipped answers: 40 pairs at once, and nothing generated first (no model is even loaded).
+        assert "**40** left for you" in str(shown)
         client.predict(button_label("6", "B better"), "", [], "B, said better.", api_name="/judge")
         client.close()
     finally:
@@ -183,7 +182,7 @@ def test_the_demo_config_starts_from_nothing_and_keeps_judgments_across_restarts
     sessions = session_factory(engine)
     (judgment,) = judgments_of(sessions, "alice")
     with sessions() as session:
-        assert session.scalar(select(func.count(Task.id))) == 2 and abs(judgment.preference) == 2
+        assert session.scalar(select(func.count(Task.id))) == 40 and abs(judgment.preference) == 2
     assert judgment.edit == "B, said better."  # the demo campaign asks raters to improve the better response
     engine.dispose()
 

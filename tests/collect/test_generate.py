@@ -126,8 +126,8 @@ def test_the_cli_quotes_a_401_or_404_from_the_server_without_a_traceback(tmp_pat
         missing = plumb_main(["collect", "generate", "--campaign", "gen", "--db", db])
         not_found = capsys.readouterr().err
     assert unauthorized == missing == 2
-    assert f"plumb collect: error: {url}/v1 answered 401: Incorrect API key provided." in refused
-    assert f"plumb collect: error: {url}/v1 answered 404: The model `smol` does not exist." in not_found
+    assert f"plumb collect generate: error: {url}/v1 answered 401: Incorrect API key provided." in refused
+    assert f"plumb collect generate: error: {url}/v1 answered 404: The model `smol` does not exist." in not_found
     assert "Traceback" not in refused + not_found
 
 

@@ -124,7 +124,7 @@ def test_a_database_without_init_is_refused_with_the_fix(tmp_path):
 def test_import_prompts_only_from_conversations_then_parquet_with_candidates(tmp_path):
     db = str(tmp_path / "c.sqlite")
     init_main(db)
-    counts = import_prompts.main(str(DEMO), db=db)  # builtin:instruct test split: conversations
+    counts = import_prompts.main(str(DEMO), source="builtin:instruct", db=db)  # its test split: conversations
     assert counts["prompts"] == counts["rows"] > 0 and counts["tasks"] == 0
     import datasets
 

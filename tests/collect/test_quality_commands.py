@@ -20,7 +20,7 @@ def run(module, config: str, tmp_path, *flags):
 
 
 # The demo configs read `make demo`'s own exports; here the shipped synthetic data stands in for them.
-SHIPPED_JUDGMENTS = ("--judgments", "builtin:demo-judgments")
+SHIPPED_JUDGMENTS = ("--judgments", "builtin:demo-judgments", "--model_rater", "reward-model")
 
 
 def test_quality_demo_flags_the_careless_rater(tmp_path, capsys):
