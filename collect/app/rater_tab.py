@@ -54,7 +54,7 @@ def create_rater_tab(spec: CampaignSpec) -> dict[str, gr.components.Component]:
             label="Conversation",
             show_label=False,  # the label sat over the first turn
             min_height=60,
-            max_height=280,  # sized to its turns up to this, then it scrolls
+            max_height=360,  # sized to its turns up to this, then it scrolls
             height=None,
             elem_id="plumb-prompt",
             sanitize_html=True,

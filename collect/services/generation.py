@@ -125,8 +125,7 @@ def generate_missing(
         ).all()
     settings = settings_of(policy)
     with tqdm(total=len(todo), desc=f"generate {policy.name}", unit="prompt") as progress:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
+        for batch in first_alone(todo, batch_size):
             texts = generator([messages for _, messages in batch])
             with sessions.begin() as session:
                 for (prompt_id, _), text in zip(batch, texts):
@@ -140,6 +139,15 @@ def generate_missing(
                 record_event(session=session, action="candidates.generated", policy=policy.name, count=len(batch))
             progress.update(len(batch))
     return len(todo)
+
+
+def first_alone(items: list, batch_size: int) -> list[list]:
+    """`items` in batches of `batch_size`, the very first item alone: after it, the progress bar has a rate and
+    can say how long the rest will take, where a whole first batch left it at 0/8 for minutes on a slow CPU."""
+    if not items:
+        return []
+    rest = items[1:]
+    return [items[:1], *(rest[start : start + batch_size] for start in range(0, len(rest), batch_size))]
 
 
 def make_generator(policy: PolicySpec, models: LoadedModels | None = None) -> Generator:

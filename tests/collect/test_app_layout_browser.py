@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from collect.serve import ServeArguments, build_server
-from collect.store import Candidate
+from collect.store import Candidate, Prompt
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, log_in
 from tests.support.campaigns import make_store
 from tests.support.serving import serving
@@ -49,7 +49,7 @@ BADGE_WATCH = """() => {
 
 
 @contextlib.contextmanager
-def laptop_page(tmp_path):
+def laptop_page(tmp_path, prompt: list[dict] | None = None):
     """(A signed-in Playwright page at 1366x768, the app's URL, the URLs the page requested) on a one-task campaign
     whose answers are a short and a two-paragraph one."""
     url = f"sqlite:///{tmp_path / 'collect.sqlite'}"
@@ -57,6 +57,8 @@ def laptop_page(tmp_path):
     with sessions.begin() as session:
         for candidate, text in zip(session.scalars(select(Candidate).order_by(Candidate.id)), (SHORT, LONG)):
             candidate.completion = [{"role": "assistant", "content": text}]
+        if prompt is not None:
+            session.scalars(select(Prompt)).one().messages = prompt
     with serving(build_server(ServeArguments(db=url))) as base_url, playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -111,3 +113,25 @@ def test_the_rater_page_fits_a_laptop_screen_and_ends_in_a_done_state(tmp_path):
         page.keyboard.press("u")  # the undo is still at hand: the task comes back
         playwright.expect(page.locator("#plumb-task")).to_be_visible()
         playwright.expect(done).to_be_hidden()
+
+
+def test_a_multi_turn_conversation_shows_whole_with_nothing_over_its_first_turn(tmp_path):
+    turns = [  # taller than the old fixed 260 px box, shorter than the limit
+        {"role": "user", "content": "What makes rain? " + PARAGRAPH},
+        {"role": "assistant", "content": PARAGRAPH},
+        {"role": "user", "content": "And why is it sometimes snow instead? " + SHORT},
+    ]
+    with laptop_page(tmp_path, prompt=turns) as (page, _, _):
+        box = page.locator("#plumb-prompt")
+        playwright.expect(box).to_contain_text("sometimes snow")
+        first = box.get_by_text("What makes rain?")
+        # The label sat over the first turn of a conversation: the first turn's own text is what shows there.
+        covering = page.evaluate(
+            """([x, y]) => document.elementFromPoint(x, y).textContent""",
+            [first.bounding_box()["x"] + 4, first.bounding_box()["y"] + first.bounding_box()["height"] / 2],
+        )
+        assert "What makes rain?" in covering
+        last, frame = box.get_by_text("sometimes snow").bounding_box(), box.bounding_box()
+        # Every turn in view, none cut off: the fixed box scrolled to the end and hid the question's start.
+        assert frame["y"] <= first.bounding_box()["y"]
+        assert last["y"] + last["height"] <= frame["y"] + frame["height"]

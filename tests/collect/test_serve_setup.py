@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from collect.services.campaign_import import ensure_campaign
 from collect.services.demo_accounts import demo_password, ensure_demo_raters, refuse_published_passwords
-from collect.services.generation import CandidateFiller
+from collect.services.generation import CandidateFiller, generate_missing
 from collect.store import (
     CampaignError,
     Candidate,
@@ -160,3 +160,18 @@ def test_published_demo_passwords_keep_a_database_off_public_addresses_until_cha
         for name in ("bob", "rita"):
             set_password(session=session, name=name, password=f"{name}-own-secret")
     refuse_published_passwords(sessions, host="0.0.0.0")  # no published password left: allowed
+
+
+def test_the_first_prompt_is_answered_alone_so_progress_can_say_how_long_the_rest_takes(
+    sessions, sqlite_url, campaign_file
+):
+    ensure_campaign(sessions, campaign="demo", campaign_file=campaign_file, db=sqlite_url)
+    sizes = []
+
+    def generator(batch):
+        sizes.append(len(batch))
+        return ["An answer."] * len(batch)
+
+    policy = CandidateFiller(sessions, "demo").spec.policies[0]
+    assert generate_missing(sessions, "demo", policy, generator, batch_size=16, limit=20) == 20
+    assert sizes == [1, 16, 3]
