@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 
 from collect.app.display import escaped_chat, response_text
 from collect.domain.answers import answer_of
+from collect.services.free_tasks import tasks_left_for
 from collect.services.read_models import campaign_stats, task_view
-from collect.services.scheduling import next_task, skip_task, submit_judgment, tasks_left_for, undo_last
+from collect.services.scheduling import next_task, skip_task, submit_judgment, undo_last
 from collect.store import (
     STAFF_ROLES,
     Judgment,

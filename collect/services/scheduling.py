@@ -13,15 +13,15 @@ once (bound parameters, not new SELECTs per call) and the campaign's spec comes 
 """
 
 import random
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, func, literal_column, select, union, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from collect.domain.answers import raters_disagree
 from collect.domain.campaign import CampaignSpec
 from collect.services.campaign_cache import campaign_spec
+from collect.services.free_tasks import lock_free_task
 from collect.store import (
     Assignment,
     Campaign,
@@ -36,14 +36,6 @@ from collect.store import (
 )
 from collect.store.judgments import past_undo_window, too_old
 from collect.store.models import utcnow
-
-# A strategy turns a task's count of slots in use into ORDER BY terms over the task table.
-STRATEGIES: dict[str, Callable[[object], list]] = {
-    "fewest-judgments-first": lambda in_use: [in_use.asc(), Task.id.asc()],
-    "random": lambda in_use: [func.random()],
-    # Filled by a priority hook (`set_priorities`), e.g. from reward-model uncertainty; highest first.
-    "priority": lambda in_use: [Task.priority.desc(), in_use.asc(), Task.id.asc()],
-}
 
 
 def set_priorities(*, session: Session, priorities: dict[int, float]) -> None:
@@ -74,7 +66,7 @@ def next_task(
     else:
         pools = [True, False] if rng.random() < spec.gold_share else [False, True]
     for gold in pools:
-        found = _lock_free_task(session, spec, gold=gold, params=params)
+        found = lock_free_task(session, spec, gold=gold, params=params)
         if found is not None:
             task, my_lease_id = found
             return _lease(session, task, my_lease_id, rater, spec, rng=rng, now=now)
@@ -98,113 +90,6 @@ _HELD = (
 )
 
 
-def _slots_in_use():
-    leases = (
-        select(func.count(Assignment.id))
-        .where(
-            Assignment.task_id == Task.id,
-            Assignment.state == "leased",
-            Assignment.expires_at > bindparam("now"),
-            Assignment.rater_id != bindparam("rater_id"),
-        )
-        .scalar_subquery()
-    )
-    return Task.judgment_count + leases
-
-
-def _eligible(*, gold: bool):
-    done = (
-        select(Assignment.id)
-        .where(
-            Assignment.task_id == Task.id,
-            Assignment.rater_id == bindparam("rater_id"),
-            Assignment.state != "leased",
-        )
-        .exists()
-    )
-    conditions = [Task.campaign_id == bindparam("campaign_id"), Task.source == "pool", Task.is_gold.is_(gold), ~done]
-    if not gold:  # a gold task is a check every rater may take once, so it has no overlap limit
-        conditions.append(_slots_in_use() < Task.target_overlap)
-    return and_(*conditions)
-
-
-# The rater's own (expired) lease of a task, read with the task so that renewing it needs no look-up.
-_MY_LEASE = (
-    select(Assignment.id)
-    .where(Assignment.task_id == Task.id, Assignment.rater_id == bindparam("rater_id"))
-    .scalar_subquery()
-    .label("my_lease_id")
-)
-# Orders a task index serves (`ix_tasks_schedule`, `ix_tasks_priority`): read in this order, the first
-# eligible task is found without reading the rest of the campaign.
-_SCAN_ORDERS = {
-    "fewest-judgments-first": [Task.judgment_count.asc(), Task.id.asc()],
-    "priority": [Task.priority.desc(), Task.judgment_count.asc(), Task.id.asc()],
-}
-_built: dict[tuple, tuple] = {}
-
-
-def _held_by_others():
-    # A literal, not a bound parameter: only then can the planner use the partial index of open leases.
-    return and_(
-        Assignment.state == literal_column("'leased'"),
-        Assignment.expires_at > bindparam("now"),
-        Assignment.rater_id != bindparam("rater_id"),
-    )
-
-
-def _candidates(scan_order: list, *, gold: bool, postgresql: bool):
-    """The few tasks that can come first: the first eligible task no one else holds, and the tasks others hold.
-
-    On a task no one else holds, slots in use equal `judgment_count`, so there the strategy's order and
-    `scan_order` agree; any task the strategy puts before the first such one is held by another rater,
-    and there are at most as many of those as raters at work.
-    """
-    held = select(Assignment.id).where(Assignment.task_id == Task.id, _held_by_others()).exists()
-    first_free = select(Task.id).where(_eligible(gold=gold), ~held).order_by(*scan_order).limit(1)
-    if postgresql:  # the first free task another transaction is leasing right now is passed over, not waited on
-        first_free = first_free.where(Task.id.not_in(bindparam("passed_over", expanding=True)))
-        first_free = first_free.with_for_update(skip_locked=True)
-    # Of every campaign (the caller keeps this one's): joined to the tasks here, planners read every task first.
-    held_tasks = select(Assignment.task_id).where(_held_by_others())
-    return union(select(first_free.subquery().c.id), held_tasks).subquery()
-
-
-def _free_task_statements(strategy: str, *, gold: bool, postgresql: bool) -> tuple:
-    """(the best free task and the rater's lease of it, the recount of a locked task), built once per shape."""
-    key = (strategy, gold, postgresql)
-    if key not in _built:
-        order = STRATEGIES[strategy](_slots_in_use())
-        best = select(Task, _MY_LEASE).where(_eligible(gold=gold)).order_by(*order).limit(1)
-        if strategy in _SCAN_ORDERS:
-            candidates = _candidates(_SCAN_ORDERS[strategy], gold=gold, postgresql=postgresql)
-            best = best.select_from(candidates).join(Task, Task.id == candidates.c.id)
-        if postgresql:
-            passed_over = Task.id.not_in(bindparam("passed_over", expanding=True))
-            best = best.where(passed_over).with_for_update(skip_locked=True, of=Task)
-        recount = select(Task.id).where(Task.id == bindparam("task_id"), _eligible(gold=gold))
-        _built[key] = (best, recount)
-    return _built[key]
-
-
-def _lock_free_task(
-    session: Session, spec: CampaignSpec, *, gold: bool, params: dict
-) -> tuple[Task, int | None] | None:
-    postgresql = session.get_bind().dialect.name == "postgresql"
-    best, recount = _free_task_statements(spec.strategy, gold=gold, postgresql=postgresql)
-    if not postgresql:
-        return session.execute(best, params).first()  # SQLite: BEGIN IMMEDIATE already serializes this transaction
-    passed_over = []
-    while True:
-        found = session.execute(best, {**params, "passed_over": passed_over}).first()
-        if found is None:
-            return None
-        # A new statement sees every lease committed before we took the lock (READ COMMITTED).
-        if session.scalar(recount, {**params, "task_id": found.Task.id}) is not None:
-            return found
-        passed_over.append(found.Task.id)  # filled by a lease that committed after our first look; keep looking
-
-
 def _lease(
     session: Session,
     task: Task,
@@ -226,12 +111,6 @@ def _lease(
     assignment.candidate_order, assignment.leased_at, assignment.expires_at = order, now, expires
     session.flush()
     return assignment
-
-
-def tasks_left_for(*, session: Session, campaign: Campaign, rater: Rater, now: datetime | None = None) -> int:
-    """How many tasks of the campaign this rater could still be given (the one they hold included), gold aside."""
-    params = {"campaign_id": campaign.id, "rater_id": rater.id, "now": now or utcnow()}
-    return session.scalar(select(func.count(Task.id)).where(_eligible(gold=False)), params)
 
 
 # An assignment with its task, when it is the rater's and in the campaign.
