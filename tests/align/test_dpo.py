@@ -183,7 +183,10 @@ def test_reference_log_probs_are_computed_once_reused_and_right(
     for folder, metrics, beta in (("first", first_metrics, 0.1), ("second", second_metrics, 0.5)):
         policy, _ = load_policy(str(tmp_path / folder), merge_adapter=True)
         expected = expected_eval(policy, reference, tokenizer, rows, beta=beta)
-        assert abs(expected["eval_rewards/margins"]) > 1e-4, "the adapter should have moved the policy"
+        # The comparison below means something only if training moved the policy away from the reference. Each
+        # answer's own reward says so; their margin can nearly cancel on a random tiny model (5.7e-5 seen).
+        moved = max(abs(expected["eval_rewards/chosen"]), abs(expected["eval_rewards/rejected"]))
+        assert moved > 1e-4, "the adapter should have moved the policy"
         for key in ("eval_rewards/chosen", "eval_rewards/rejected", "eval_rewards/margins"):
             assert metrics[key] == pytest.approx(expected[key], rel=1e-3, abs=1e-5), (folder, key)
         assert metrics["eval_rewards/accuracies"] == expected["eval_rewards/accuracies"]
