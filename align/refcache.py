@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from trl import DPOTrainer
 
-from plumb.paths import data_dir
+from plumb.paths import data_dir, write_whole
 
 logger = logging.getLogger(__name__)
 TOKEN_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
@@ -62,9 +62,6 @@ class CachedRefDPOTrainer(DPOTrainer):
             return dataset
         dataset = super()._precompute_ref_logps(dataset, name, batch_size)
         if self.accelerator.is_main_process:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            staging = path.with_suffix(".partial")
-            staging.write_text(json.dumps(dataset.select_columns(list(REF_COLUMNS)).to_dict()))
-            staging.replace(path)
+            write_whole(path, json.dumps(dataset.select_columns(list(REF_COLUMNS)).to_dict()))
             logger.info("Reference log-probs for the %s set cached at %s", name, path)
         return dataset

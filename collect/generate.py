@@ -15,12 +15,12 @@ demo's candidates in plumb/assets/demo-candidates were made).
 """
 
 import json
-from pathlib import Path
 
 from collect.cli import verb_parser
 from collect.services.generation import candidate_rows, generate_candidates
 from collect.store import opened_store
 from plumb.generation import Generator
+from plumb.paths import write_whole
 
 
 def cli(argv: list[str], *, prog: str) -> int:
@@ -48,11 +48,8 @@ def write_candidates(campaign_name: str, path: str, *, db: str | None = None) ->
     """Write the campaign's prompts with their candidates to the JSONL `path` (written whole, then renamed)."""
     with opened_store(db) as sessions, sessions() as session:
         rows = candidate_rows(session, campaign_name)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    partial.replace(target)  # never a half-written file under the name a config points at
+    # Whole or not at all: never a half-written file under the name a config points at.
+    write_whole(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     return len(rows)
 
 

@@ -11,6 +11,8 @@ import os
 import time
 from pathlib import Path
 
+from plumb.paths import write_whole
+
 MANIFEST = "manifest.json"
 STAGES = ("candidates", "judgments", "export", "reward", "align", "eval")
 
@@ -30,11 +32,7 @@ def read_manifest(run_dir: str | os.PathLike) -> dict:
 
 def write_manifest(run_dir: str | os.PathLike, manifest: dict) -> None:
     """Replace the manifest in one step (write a temporary file, then rename it over the old one)."""
-    path = Path(run_dir) / MANIFEST
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(manifest, indent=2))
-    os.replace(temporary, path)
+    write_whole(Path(run_dir) / MANIFEST, json.dumps(manifest, indent=2))
 
 
 def is_done(manifest: dict, key: str) -> bool:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from plumb.paths import data_dir, write_whole
+
 logger = logging.getLogger(__name__)
 
 RESOLVED_CONFIG = "plumb_config.yaml"
@@ -260,12 +262,8 @@ def remember_flags(prog: str, flags: list[str], dataclass_types, *, peeked: dict
     """
     entries = _read_flags_cache()
     entries[_cache_key(prog, peeked)] = {"flags": sorted(set(flags)), "sources": _source_stamps(dataclass_types)}
-    path = _flags_cache_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.partial")
-        partial.write_text(json.dumps(entries))
-        partial.replace(path)  # whole or not at all: parallel runs each write a complete file
+        write_whole(_flags_cache_path(), json.dumps(entries))  # parallel runs each write a complete file
     except OSError:
         pass  # a read-only data dir only costs the early check
 
@@ -328,8 +326,6 @@ def _stamps_of(files) -> dict[str, list[int]]:
 
 
 def _flags_cache_path() -> Path:
-    from plumb.paths import data_dir
-
     return data_dir() / FLAGS_CACHE
 
 
