@@ -83,9 +83,6 @@ def seed(url: str, *, raters: int, tasks: int) -> list[str]:
                 )
         build_tasks(session=session, campaign=campaign, overlap=OVERLAP)
         tokens = [create_rater(session=session, name=f"r{i}")[1] for i in range(raters)]
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            connection.exec_driver_sql("ANALYZE")
     engine.dispose()
     return tokens
 
