@@ -16,6 +16,10 @@ VERBS = {
         "collect.simulate",
         "simulated raters judge a campaign through the real scheduler, following a reward model or dataset",
     ),
+    "score": (
+        "collect.score",
+        "a reward model scores a campaign's tasks offline: doubt as priority, pre-labels, auto-labels",
+    ),
     "export": ("collect.export", "export judgments as a TRL dataset ({formats})"),
     "quality": (
         "collect.quality",

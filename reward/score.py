@@ -111,21 +111,42 @@ def score_conversations(
     progress: bool = True,
 ) -> np.ndarray:
     """Rewards of conversations (message lists), shape (len(conversations),), batched longest-first."""
+    return _batched(
+        reward_model, conversations, lambda output, batch: output.logits[:, 0], max_length, batch_size, progress
+    )
+
+
+def embed_conversations(
+    reward_model, conversations: list[list[dict]], *, max_length: int | None = 512, batch_size: int = 32
+) -> np.ndarray:
+    """The reward model's own view of each conversation: its last hidden layer, mean-pooled, shape (n, hidden)."""
+
+    def pooled(output, batch):
+        mask = batch["attention_mask"].unsqueeze(-1).to(output.hidden_states[-1].dtype)
+        return (output.hidden_states[-1] * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+    return _batched(reward_model, conversations, pooled, max_length, batch_size, False, output_hidden_states=True)
+
+
+def _batched(reward_model, conversations, read, max_length, batch_size, progress, **model_kwargs) -> np.ndarray:
     import torch
     from tqdm.auto import tqdm
 
     model, tokenizer = reward_model
     encoded = [encode_conversation(tokenizer, conversation, max_length)[0] for conversation in conversations]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))  # similar lengths share a batch: less padding
-    scores = np.zeros(len(encoded))
+    values = None
     batches = range(0, len(order), batch_size)
     with torch.inference_mode():
         for start in tqdm(batches, desc="Scoring", unit="batch", disable=not progress):
             members = order[start : start + batch_size]
             batch = tokenizer.pad({"input_ids": [encoded[i] for i in members]}, return_tensors="pt")
             batch = {key: value.to(model.device) for key, value in batch.items()}
-            scores[members] = model(**batch).logits[:, 0].float().cpu().numpy()
-    return scores
+            out = read(model(**batch, **model_kwargs), batch).float().cpu().numpy()
+            if values is None:
+                values = np.zeros((len(encoded), *out.shape[1:]))
+            values[members] = out
+    return values if values is not None else np.zeros(0)
 
 
 def member_scores(reward_models, conversations, **kwargs) -> np.ndarray:

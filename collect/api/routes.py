@@ -11,11 +11,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from collect.api.auth import bearer, require_scope
 from collect.api.schemas import AssignmentRef, JudgmentIn
 from collect.domain.answers import answer_of
-from collect.services.campaign_cache import campaign_named
+from collect.services.campaign_cache import campaign_named, campaign_spec
 from collect.services.export.items import load_items
 from collect.services.export.majority import SPLIT_RULES
 from collect.services.export.rows import FORMATS, ExportArguments, export_rows, summarize
-from collect.services.read_models import TaskView, campaign_stats, task_view
+from collect.services.read_models import TaskView, campaign_stats, prelabel_after_vote, task_view
 from collect.services.scheduling import assignment_in_campaign, next_task, skip_task, submit_judgment, undo_last
 from collect.store import Assignment, Campaign, Rater, Task
 
@@ -61,6 +61,9 @@ def rating_routes() -> APIRouter:
             assignment, task = _own_campaign_assignment(session, campaign, body.assignment_id, rater)
             judgment = submit_judgment(session=session, rater=rater, assignment_id=assignment.id, **_answer(body))
             result = {"judgment_id": judgment.id, "task_id": judgment.task_id, "supersedes_id": judgment.supersedes_id}
+            prelabel = prelabel_after_vote(campaign_spec(campaign), task, assignment)
+            if prelabel is not None:  # the model's answer, now that the rater has given theirs
+                result["prelabel"] = prelabel
         return result
 
     @router.post("/campaigns/{name}/skip")

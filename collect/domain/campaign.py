@@ -14,8 +14,10 @@ from collect.domain.answers import scale_options
 from plumb.config import ConfigError, read_yaml
 
 KINDS = ("pairwise", "ranking", "rating")
-STRATEGY_NAMES = ("fewest-judgments-first", "random", "priority")
+STRATEGY_NAMES = ("fewest-judgments-first", "random", "priority", "uncertainty")
+PRELABEL_DISPLAYS = ("hidden", "shown", "after_vote")
 DEFAULT_FLAGS = ("unsafe", "factually wrong", "broken")
+ARENA_PAIRINGS = ("uniform", "informative")  # how the arena picks two policies (services/arena/pairing)
 
 
 @dataclass
@@ -53,6 +55,12 @@ class CampaignSpec:
     arena: bool = True  # raters may start battles of their own prompts between two of the campaign's policies
     arena_min_seconds: float = 5.0  # the least reading time before an arena vote counts (both answers started)
     arena_max_new_tokens: int = 256
+    arena_pairing: str = "uniform"  # uniform | informative: favour the battles that narrow the intervals most
+    # Pre-labels and active learning, written offline by `plumb collect score` (never on the request path).
+    reward_model: str | None = None  # the reward model (or comma-separated ensemble) that scores the tasks
+    prelabels: str = "hidden"  # hidden | shown | after_vote: whether raters see the model's answer, and when
+    auto_label_above: float | None = None  # a pairwise task the model is this sure of is labelled by the model
+    auto_label_audit_share: float = 0.1  # of those, the share still sent to people, to keep checking the model
 
     def scale(self) -> list[dict]:
         """The pairwise answer options shown to raters, each with its preference value."""
@@ -121,6 +129,20 @@ def _check(spec: CampaignSpec, where: str) -> None:
             "arena_max_new_tokens",
             _is_int(spec.arena_max_new_tokens) and spec.arena_max_new_tokens >= 1,
             "an integer of at least 1",
+        ),
+        ("arena_pairing", spec.arena_pairing in ARENA_PAIRINGS, f"one of {', '.join(ARENA_PAIRINGS)}"),
+        ("reward_model", spec.reward_model is None or isinstance(spec.reward_model, str), "a model path or id"),
+        ("prelabels", spec.prelabels in PRELABEL_DISPLAYS, f"one of {', '.join(PRELABEL_DISPLAYS)}"),
+        (
+            "auto_label_above",
+            spec.auto_label_above is None
+            or (isinstance(spec.auto_label_above, (int, float)) and 0.5 <= spec.auto_label_above <= 1),
+            "a confidence in [0.5, 1] (or null: no auto-labels)",
+        ),
+        (
+            "auto_label_audit_share",
+            isinstance(spec.auto_label_audit_share, (int, float)) and 0 <= spec.auto_label_audit_share <= 1,
+            "a share in [0, 1]",
         ),
     ]
     for key, ok, expected in checks:

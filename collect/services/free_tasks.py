@@ -23,6 +23,8 @@ STRATEGIES: dict[str, Callable[[object], list]] = {
     # Filled by a priority hook (`set_priorities`), e.g. from reward-model uncertainty; highest first.
     "priority": lambda in_use: [Task.priority.desc(), in_use.asc(), Task.id.asc()],
 }
+# The reward model's doubt, written into `priority` offline by `plumb collect score`: most doubtful first.
+STRATEGIES["uncertainty"] = STRATEGIES["priority"]
 
 
 def _slots_in_use():
@@ -68,6 +70,7 @@ _SCAN_ORDERS = {
     "fewest-judgments-first": [Task.judgment_count.asc(), Task.id.asc()],
     "priority": [Task.priority.desc(), Task.judgment_count.asc(), Task.id.asc()],
 }
+_SCAN_ORDERS["uncertainty"] = _SCAN_ORDERS["priority"]
 _built: dict[tuple, tuple] = {}
 
 

@@ -26,11 +26,13 @@ class TaskView(BaseModel):
     candidates: list[dict]  # {"label": "A", "completion": [messages]}
     expires_at: AwareDatetime  # UTC, with its offset: the spec says date-time, which needs one
     options: dict  # the answer scale, flags, rationale rule and guidelines of the campaign
+    # The reward model's answer ({"label": "A", "confidence": 0.87}), only where the campaign shows it before the vote.
+    prelabel: dict | None = None
 
 
 # What a rater is shown of a task, read as plain rows (no ORM objects to build) by statements built once.
 _SHOWN_TASK = (
-    select(Task.id, Task.kind, Task.candidate_ids, Task.campaign_id, Prompt.messages)
+    select(Task.id, Task.kind, Task.candidate_ids, Task.campaign_id, Task.prelabel, Prompt.messages)
     .join_from(Task, Prompt, Prompt.id == Task.prompt_id)
     .where(Task.id == bindparam("task_id"))
 )
@@ -58,7 +60,22 @@ def task_view(session, assignment: Assignment) -> TaskView:
         expires_at=assignment.expires_at.replace(tzinfo=timezone.utc),  # stored naive, in UTC
         candidates=[{"label": LABELS[i], "completion": completion} for i, completion in enumerate(shown)],
         options=options,
+        prelabel=shown_prelabel(task.prelabel, assignment.candidate_order) if spec.prelabels == "shown" else None,
     )
+
+
+def shown_prelabel(prelabel: dict | None, candidate_order: list[int]) -> dict | None:
+    """A task's pre-label as this rater sees it: the label of the candidate the model preferred, and how sure it was."""
+    if not prelabel:
+        return None
+    return {"label": LABELS[candidate_order.index(prelabel["preferred"])], "confidence": prelabel["confidence"]}
+
+
+def prelabel_after_vote(spec, task: Task, assignment: Assignment) -> dict | None:
+    """The pre-label to show once the rater has answered, where the campaign shows it at all (`shown`, `after_vote`)."""
+    if spec.prelabels == "hidden":
+        return None
+    return shown_prelabel(task.prelabel, assignment.candidate_order)
 
 
 def campaign_stats(session, campaign: Campaign, rater: Rater | None = None) -> dict:

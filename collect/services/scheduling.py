@@ -208,6 +208,8 @@ def submit_judgment(
         flags=flags,
         seconds_spent=seconds_spent,
         edit=edit,
+        # Only `shown` puts the model's answer before the rater's eyes ahead of theirs (`after_vote` shows it later).
+        prelabel_seen=None if task.prelabel is None else spec.prelabels == "shown",
         undo_minutes=spec.undo_minutes,  # the store refuses to replace a live judgment older than this
         now=now,
         **answer,

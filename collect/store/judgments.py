@@ -111,6 +111,7 @@ def record_judgment(
     flags: list[str] | None = None,
     seconds_spent: float | None = None,
     edit: str | None = None,
+    prelabel_seen: bool | None = None,
     undo_minutes: float | None = None,
     now: datetime | None = None,
 ) -> Judgment:
@@ -143,6 +144,7 @@ def record_judgment(
         flags=list(flags or []),
         seconds_spent=seconds_spent,
         edit=edit or None,
+        prelabel_seen=prelabel_seen,
     )
     session.add(judgment)
     assignment.state = "judged"

@@ -17,9 +17,10 @@ ROLES = ("rater", "reviewer", "admin")
 STAFF_ROLES = ("reviewer", "admin")  # see every rater's work: campaign overview, review queue, export
 TASK_KINDS = ("pairwise", "ranking", "rating")
 ASSIGNMENT_STATES = ("leased", "judged", "skipped")
-# Who stands behind a rater account: a person, or a simulated rater answering from an oracle
-# (`collect.simulate`). Exports and reports say which labels were simulated.
-RATER_KINDS = ("human", "simulated")
+# Who stands behind a rater account: a person, a simulated rater answering from an oracle
+# (`collect.simulate`), or a reward model whose sure answers were taken as labels (`collect.score`).
+# Exports and reports say which labels were not a person's.
+RATER_KINDS = ("human", "simulated", "model")
 
 
 def utcnow() -> datetime:
@@ -121,6 +122,9 @@ class Task(Base):
     target_overlap: Mapped[int] = mapped_column(Integer)
     judgment_count: Mapped[int] = mapped_column(Integer, default=0)
     priority: Mapped[float] = mapped_column(Float, default=0.0)  # filled by a priority hook (e.g. RM uncertainty)
+    # A reward model's answer, written offline by `plumb collect score`: {"preferred": canonical index,
+    # "confidence": 0.5..1, "model": name}; None when no model scored the task.
+    prelabel: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     # "pool": built from imported candidates and scheduled;
     # "arena": a battle a rater started, judged once, never leased.
     source: Mapped[str] = mapped_column(String(20), default="pool", server_default="pool")
@@ -190,6 +194,9 @@ class Judgment(Base):
     flags: Mapped[list] = mapped_column(JSON, default=list)
     seconds_spent: Mapped[float | None] = mapped_column(Float)
     edit: Mapped[str | None] = mapped_column(Text)
+    # Whether the rater was shown the model's pre-label before answering (None: the task had none), so the
+    # quality report can compare raters who saw it with raters who did not (anchoring).
+    prelabel_seen: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

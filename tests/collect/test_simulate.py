@@ -304,7 +304,7 @@ def test_a_database_at_0002_upgrades_and_its_raters_are_people(sqlite_url):
         connection.exec_driver_sql(
             "INSERT INTO raters (name, role, active, created_at) VALUES ('ann', 'rater', 1, '2026-01-01')"
         )
-    assert upgrade(engine) == "0006"
+    assert upgrade(engine) == "0007"
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT name, kind FROM raters").one() == ("ann", "human")
     engine.dispose()

@@ -37,7 +37,7 @@ def test_migrations_create_exactly_the_models_schema(store):
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     assert schema_problem(engine) is None
-    assert upgrade(engine) == "0006"  # a second init is a no-op upgrade
+    assert upgrade(engine) == "0007"  # a second init is a no-op upgrade
 
 
 def test_an_empty_database_says_to_run_init(tmp_path):
@@ -239,7 +239,7 @@ def test_upgrading_a_first_schema_database_keeps_its_judgments(sqlite_url):
             "INSERT INTO judgments (task_id, rater_id, assignment_id, retracted, preference, both_bad, rationale,"
             " flags, created_at) VALUES (1, 1, 1, 0, 2, 0, 'clearer', '[]', '2026-01-01')"
         )
-    assert upgrade(engine) == "0006"
+    assert upgrade(engine) == "0007"
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT preference, rationale, edit FROM judgments").one() == (
             2,

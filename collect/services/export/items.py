@@ -33,7 +33,8 @@ class TaskItem:
     finished: list[bool] = field(
         default_factory=list
     )  # per candidate: False when the arena vote came before it had finished
-    rater_kinds: dict[str, str] = field(default_factory=dict)  # rater name -> kind (human, simulated)
+    rater_kinds: dict[str, str] = field(default_factory=dict)  # rater name -> kind (human, simulated, model)
+    auto_labelled: bool = False  # a model's judgments were taken out of `judgments` (`drop_model_labels`)
 
 
 def load_items(session, campaign_id: int) -> list[TaskItem]:

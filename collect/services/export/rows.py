@@ -1,7 +1,7 @@
 """The export's rows: `ExportArguments`, the rows of each format from the tasks, and what was left out, by reason."""
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from collect.domain.answers import IDENTITY_LEAK, verdict
 from collect.services.export.items import TaskItem
@@ -57,6 +57,10 @@ class ExportArguments:
             "help": "Keep arena votes flagged 'identity leak' (an answer named its own model): left out by default."
         },
     )
+    drop_model_labels: bool = field(
+        default=False,
+        metadata={"help": "Leave out auto-labels (judgments of a rater of kind 'model', from `plumb collect score`)."},
+    )
     push_to_hub: str | None = field(default=None, metadata={"help": "Hub dataset repo to push to, with its card."})
 
     def __post_init__(self):
@@ -83,6 +87,8 @@ def export_rows(items: list[TaskItem], args: ExportArguments) -> tuple[list[dict
         return battle_rows(items, args)
     rows, left_out = [], Counter()
     for item in items:
+        if args.drop_model_labels:
+            item = without_model_labels(item)
         reason = _skip_reason(item, args)
         if reason:
             left_out[reason] += 1
@@ -98,7 +104,8 @@ def export_rows(items: list[TaskItem], args: ExportArguments) -> tuple[list[dict
                 "agreement": item_agreement,
                 "judgments": len(item.judgments),
                 "adjudicated": adjudication is not None,
-                "source": item.task.source,
+                # An auto-label's provenance is the model that gave it, whatever the task's source.
+                "source": "model" if _by_models(item, group) else item.task.source,
                 "simulated": any(item.rater_kinds.get(name) == "simulated" for name, _ in group),
             }
             edits = [(name, j) for name, j in group if j.edit]
@@ -113,9 +120,21 @@ def export_rows(items: list[TaskItem], args: ExportArguments) -> tuple[list[dict
     return rows, left_out
 
 
+def _by_models(item: TaskItem, group: list) -> bool:
+    return bool(group) and all(item.rater_kinds.get(name) == "model" for name, _ in group)
+
+
+def without_model_labels(item: TaskItem) -> TaskItem:
+    """The task with only people's (and simulated raters') judgments: auto-labels taken out."""
+    kept = [(name, j) for name, j in item.judgments if item.rater_kinds.get(name) != "model"]
+    return item if len(kept) == len(item.judgments) else replace(item, judgments=kept, auto_labelled=True)
+
+
 def _skip_reason(item: TaskItem, args: ExportArguments) -> str | None:
     if item.task.is_gold and not args.include_gold:
         return "gold task (a quality check)"
+    if not item.judgments and item.auto_labelled:
+        return "auto-labelled by a model (drop_model_labels)"
     if not item.judgments:
         return "no judgments yet"
     if len(item.judgments) < args.min_judgments:
