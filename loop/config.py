@@ -115,7 +115,10 @@ class LoopArguments:
     )
     labels_per_round: int | None = field(
         default=None,
-        metadata={"help": "People: judgments to wait for each round (default: every task judged by raters_per_task)."},
+        metadata={
+            "help": "Judgments per round: simulated raters stop there, people are waited for until there (default: "
+            "every task judged by raters_per_task). With the `uncertainty` strategy they go where the model doubts."
+        },
     )
     serve: str = field(
         default="app",

@@ -123,6 +123,7 @@ def judgments(run: LoopRun, round_number: int) -> dict:
     from collect.services.simulation import simulate
     from collect.store import opened_store
 
+    scored = score_for_labelling(run, round_number, campaign)
     oracle = run.gold_judge() if run.args.oracle == "gold" else run.args.oracle
     with opened_store(run.db) as sessions:
         summary = simulate(
@@ -132,8 +133,31 @@ def judgments(run: LoopRun, round_number: int) -> dict:
             oracle=oracle,
             params=SimulatedRaterParams(**run.args.simulated),
             seed=run.args.seed + round_number,
+            max_judgments=run.args.labels_per_round,
         )
-    return {"mode": "simulated", "oracle": oracle, **summary}
+    return {"mode": "simulated", "oracle": oracle, "scored": scored, **summary}
+
+
+def score_for_labelling(run: LoopRun, round_number: int, campaign: str) -> dict | None:
+    """Before the round's labels: score its tasks with the campaign's `reward_model`, else the previous round's, when
+    the campaign uses them (the `uncertainty` or `priority` strategy, pre-labels or auto-labels); None otherwise."""
+    from collect.domain.campaign import campaign_from_dict
+
+    spec = campaign_from_dict({"name": campaign, **run.args.campaign})
+    uses_scores = spec.strategy in ("uncertainty", "priority") or spec.prelabels != "hidden" or spec.auto_label_above
+    model = spec.reward_model or (run.reward_model(round_number - 1) if round_number > 1 else None)
+    if not uses_scores or not model:
+        if uses_scores:
+            logger.info(
+                "Round %d: no reward model yet to score campaign '%s'; tasks keep their order", round_number, campaign
+            )
+        return None
+    from collect.score import ScoreCampaignArguments
+    from collect.score import main as score_main
+
+    return score_main(
+        ScoreCampaignArguments(campaign=campaign, model_name_or_path=model, seed=run.args.seed, db=run.db)
+    )
 
 
 # Quality and export

@@ -3,6 +3,7 @@
 import math
 import random
 import re
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
@@ -186,3 +187,42 @@ def test_the_audit_share_sends_some_sure_tasks_to_people(store):
     assert 4 <= summary["audit"] <= 16  # about a quarter, drawn per task
     again = score_campaign(sessions, "demo", scorer=sure, model="model:sure", auto_label_above=0.9, audit_share=0.25)
     assert again["auto_labelled"] == 0 and again["audit"] == summary["audit"]  # the same draw on a second run
+
+
+def test_plumb_collect_score_writes_a_real_reward_models_doubt_as_the_serving_order(
+    sqlite_url, tiny_reward_dir, capsys
+):
+    from collect.store import make_engine, session_factory, upgrade
+    from plumb.cli import main as plumb
+    from reward.score import load_reward_model, score_conversations
+    from reward.uncertainty import doubt
+
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    seed_campaign(sessions, prompts=5, strategy="uncertainty")
+    db = sqlite_url.removeprefix("sqlite:///")
+    assert plumb(["collect", "score", "--campaign", "demo", "--db", db]) == 2  # no reward_model anywhere
+    assert "names no reward_model" in capsys.readouterr().err
+    assert plumb(["collect", "score", "--campaign", "demo", "--db", db, "--model_name_or_path", tiny_reward_dir]) == 0
+
+    with sessions() as session:
+        tasks = list(session.scalars(select(Task).order_by(Task.id)))
+        prompts = {t.id: session.get(Prompt, t.prompt_id).messages for t in tasks}
+        texts = {
+            cid: f"answer {prompt_of(prompts[t.id])} from {p}"
+            for t in tasks
+            for cid, p in zip(t.candidate_ids, ("sft", "dpo"))
+        }
+    model = load_reward_model(tiny_reward_dir)
+    sides = [
+        score_conversations(
+            model, [prompts[t.id] + [{"role": "assistant", "content": texts[t.candidate_ids[k]]}] for t in tasks]
+        )
+        for k in (0, 1)
+    ]
+    expected = doubt(sides[0] - sides[1])
+    by_priority = [t.id for t in sorted(tasks, key=lambda t: -t.priority)]
+    assert by_priority == [tasks[i].id for i in np.argsort(-expected, kind="stable")]
+    assert all(t.prelabel["model"] == f"model:{Path(tiny_reward_dir).name}" for t in tasks)
+    engine.dispose()

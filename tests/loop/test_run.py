@@ -210,3 +210,35 @@ def test_a_loop_with_people_goes_on_once_the_target_is_met(tiny_loop, tmp_path):
     row = json.loads((run / "report.json").read_text())["rounds"][0]
     assert (row["labels_human"], row["labels_simulated"]) == (5, 0)
     assert row["judge"] == stages["round-1/reward"]["result"]["model"]
+
+
+def test_with_the_uncertainty_strategy_a_round_labels_what_the_last_reward_model_doubts_most(tiny_loop, tmp_path):
+    from collect.store import Candidate, Prompt, Task, campaign_by_name, opened_store
+    from reward.score import load_reward_model, score_conversations
+    from reward.uncertainty import doubt
+
+    config = tiny_loop(
+        rounds=2,
+        campaign={"kind": "pairwise", "raters_per_task": 1, "max_raters_per_task": 1, "strategy": "uncertainty"},
+        labels_per_round=6,
+    )
+    assert plumb(["loop", "run", "--config", str(config)]) == 0
+    results = {key: entry["result"] for key, entry in read_manifest(tmp_path / "run")["stages"].items()}
+    assert results["round-1/judgments"]["scored"] is None  # no reward model before round 1's
+    scored = results["round-2/judgments"]["scored"]
+    assert scored["tasks_scored"] == 18 and results["round-2/judgments"]["judgments"] == 6
+
+    # Score round 2's tasks again with round 1's reward model, here: the 6 labelled are the 6 most doubtful.
+    db, campaign = str(tmp_path / "run" / "collect.sqlite"), results["round-2/candidates"]["campaign"]
+    with opened_store(db) as sessions, sessions() as session:
+        campaign_id = campaign_by_name(session=session, name=campaign).id
+        tasks = list(session.scalars(select(Task).where(Task.campaign_id == campaign_id)))
+        texts = {c.id: c.completion for c in session.scalars(select(Candidate))}
+        prompts = {t.id: session.get(Prompt, t.prompt_id).messages for t in tasks}
+    model = load_reward_model(results["round-1/reward"]["model"])
+    first = score_conversations(model, [prompts[t.id] + texts[t.candidate_ids[0]] for t in tasks], max_length=64)
+    second = score_conversations(model, [prompts[t.id] + texts[t.candidate_ids[1]] for t in tasks], max_length=64)
+    doubts = doubt(first - second)
+    judged = [d for t, d in zip(tasks, doubts) if t.judgment_count > 0]
+    waiting = [d for t, d in zip(tasks, doubts) if t.judgment_count == 0]
+    assert len(judged) == 6 and min(judged) >= max(waiting) - 1e-6
