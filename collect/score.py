@@ -12,6 +12,7 @@ model is sure of are answered by a rater of kind `model`, except an audit share 
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from collect.services.prelabels import model_name, score_campaign
 from collect.store import campaign_by_name, opened_store
@@ -43,6 +44,9 @@ class ScoreCampaignArguments:
     )
     batch_size: int = field(default=32, metadata={"help": "Batch size of the reward model's scoring."})
     seed: int = field(default=0, metadata={"help": "Seed of the clustering and of the audit draw."})
+    output_dir: str | None = field(
+        default=None, metadata={"help": "Also write score.json (the summary) and the resolved config here."}
+    )
     db: str | None = field(
         default=None,
         metadata={
@@ -68,7 +72,15 @@ def cli(argv: list[str], *, prog: str) -> int:
     """Parse `--config` and flags, score, print the summary."""
     from plumb.config import parse_config
 
-    print(json.dumps(main(*parse_config(config_types(), argv, prog=prog)), indent=2))
+    args = parse_config(config_types(), argv, prog=prog)[0]
+    summary = main(args)
+    print(json.dumps(summary, indent=2))
+    if args.output_dir:
+        from plumb.config import save_resolved_config
+        from plumb.paths import write_whole
+
+        write_whole(Path(args.output_dir) / "score.json", json.dumps(summary, indent=2))
+        save_resolved_config(Path(args.output_dir), args)
     return 0
 
 
