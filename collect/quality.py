@@ -1,9 +1,12 @@
 """`plumb collect quality`: how far the raters agree, which raters to trust, and one label per item.
 
 Reads judgments (rater, item, left, right, choice, optional strength, lengths, seconds,
-gold; see collect/domain/quality/judgments.py) from a JSONL/Parquet/CSV file, prints the
-agreement figures and the per-rater table, and writes quality.json, consensus.jsonl
-(one aggregated label per item, contested items marked) and the resolved config.
+gold, pre-label fields; see collect/domain/quality/judgments.py) from a JSONL/Parquet/CSV
+file, prints the agreement figures and the per-rater table, and writes quality.json,
+consensus.jsonl (one aggregated label per item, contested items marked) and the resolved
+config. A model's judgments (`model_rater`'s, and auto-labels: `model_label` true) are
+kept out of the people's figures and compared with their consensus; with pre-labels the
+report adds the model's accuracy per confidence band and the raters' anchoring on it.
 
     plumb collect quality --config configs/collect/quality-demo.yaml
 """
@@ -17,7 +20,8 @@ from typing import Literal
 import numpy as np
 
 from collect.domain.quality.judgments import judgment_table
-from collect.domain.quality.report import QualitySettings, format_report, quality_figures
+from collect.domain.quality.prelabels import check_edges
+from collect.domain.quality.report import QualitySettings, format_report, quality_figures, split_models
 from plumb.config import parse_config, save_resolved_config
 from plumb.data import DataError, load_records
 
@@ -80,10 +84,21 @@ class QualityArguments:
     exclude_contested: bool = field(
         default=False, metadata={"help": "Leave contested items out of consensus.jsonl (they are always counted)."}
     )
+    confidence_edges: list[float] = field(
+        default_factory=lambda: list(DEFAULTS.confidence_edges),
+        metadata={
+            "help": "Edges of the pre-label confidence bands in which the model's accuracy against the consensus "
+            "is shown (the last band includes its top edge)."
+        },
+    )
+
+    def __post_init__(self):
+        self.confidence_edges = list(check_edges(self.confidence_edges))
 
     def settings(self) -> QualitySettings:
         """The thresholds and the aggregation these arguments set."""
-        return QualitySettings(**{f.name: getattr(self, f.name) for f in fields(QualitySettings)})
+        values = {f.name: getattr(self, f.name) for f in fields(QualitySettings)}
+        return QualitySettings(**{**values, "confidence_edges": tuple(self.confidence_edges)})
 
 
 def config_types() -> tuple:
@@ -99,14 +114,14 @@ def cli(argv: list[str], *, prog: str) -> int:
 
 def main(args: QualityArguments) -> dict:
     """Compute, print and save the quality report; returns what quality.json holds."""
-    # Judgments: a reward model's pre-labels are kept apart from the humans'
+    # Judgments: a reward model's (pre-labels as a rater, auto-labels) are kept apart from the humans'
     records = load_records(args.judgments, args.split)
     table = judgment_table(records, source=args.judgments)
-    is_model = table.rater == args.model_rater
-    if args.model_rater and not is_model.any():
+    if args.model_rater and not (table.rater == args.model_rater).any():
         raise DataError(f"{args.judgments}: no judgments by model_rater '{args.model_rater}'")
-    humans = table.subset(~is_model)
-    model = table.subset(is_model) if is_model.any() else None
+    humans, model = split_models(table, args.model_rater)
+    if not len(humans):
+        raise DataError(f"{args.judgments}: no judgments by people, only a model's (model_rater, model_label)")
     report, (items, consensus, support, contested) = quality_figures(humans, args.settings(), model=model)
     report["simulated_judgments"] = simulated_judgments(records)
 

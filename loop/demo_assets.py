@@ -21,9 +21,10 @@ import gzip
 import hashlib
 import json
 import random
-import re
 import shutil
 from pathlib import Path
+
+from plumb.implicit_prompt import explicit_pair
 
 ASSETS = Path(__file__).resolve().parents[1] / "plumb" / "assets" / "hh-harmless"
 SEED = 0
@@ -31,27 +32,16 @@ PROMPTS_TRAIN = 300
 PROMPTS_TEST = 120
 PROMPT_CHARS = (20, 300)  # shorter openers are mostly greetings ("Hi"); longer ones slow generation
 GOLD_TEST_SHARE = 0.18
-TURN = re.compile(r"\n\n(Human|Assistant): ")
-ROLES = {"Human": "user", "Assistant": "assistant"}
 ORIGIN = "anthropics/hh-rlhf, harmless-base/test.jsonl.gz, commit 0398e36 (MIT)"
 
 
 # Reading hh-rlhf
 
 
-def transcript_messages(text: str) -> list[dict]:
-    """Split an hh-rlhf transcript into messages (the text before the first marker is empty and dropped)."""
-    parts = TURN.split(text)
-    return [{"role": ROLES[speaker], "content": content.strip()} for speaker, content in zip(parts[1::2], parts[2::2])]
-
-
 def to_pair(record: dict) -> dict:
     """A contract pair: the turns both transcripts share are the prompt, the last assistant turns the responses."""
-    chosen, rejected = transcript_messages(record["chosen"]), transcript_messages(record["rejected"])
-    shared = 0
-    while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
-        shared += 1
-    return {"prompt": chosen[:shared], "chosen": chosen[shared:], "rejected": rejected[shared:]}
+    pair = explicit_pair(record)
+    return {"prompt": pair["prompt"], "chosen": pair["chosen"], "rejected": pair["rejected"]}
 
 
 def read_pairs(path: Path) -> tuple[list[dict], int]:

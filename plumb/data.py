@@ -12,11 +12,14 @@ Each column may also be TRL's "standard" form (plain strings instead of message 
 as long as a row is one form throughout. Errors name the source, the row and the field.
 """
 
+import gzip
 import json
 import os
 from importlib import resources
 from itertools import combinations
 from pathlib import Path
+
+from plumb.implicit_prompt import explicit_pair, has_implicit_prompt
 
 ROLES = ("system", "user", "assistant", "tool")
 KINDS = {
@@ -28,6 +31,7 @@ KINDS = {
 }
 BUILTIN = "builtin:"
 FILE_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+COMPRESSED = ".gz"  # gzip, as hh-rlhf and many Hub datasets ship their JSON Lines
 
 
 class DataError(ValueError):
@@ -54,9 +58,8 @@ def load_records(source: str, split: str = "train"):
         return read_jsonl(path)
     path = Path(source).expanduser()
     if path.is_file():
-        if path.suffix not in FILE_FORMATS:
-            raise DataError(f"{source}: unknown file type '{path.suffix}' (use {', '.join(FILE_FORMATS)})")
-        return datasets.load_dataset(FILE_FORMATS[path.suffix], data_files=str(path), split="train")
+        # datasets reads gzip itself for JSON and CSV; Parquet compresses inside the file.
+        return datasets.load_dataset(FILE_FORMATS[file_type(path)], data_files=str(path), split="train")
     if path.is_dir():
         return _load_directory(path, split)
     if source.startswith((".", "/", "~")) or source.count("/") > 1:
@@ -68,6 +71,16 @@ def load_records(source: str, split: str = "train"):
             f"could not load dataset '{source}' split '{split}' as a local path or from the Hugging Face Hub "
             f"({type(error).__name__}). Without network access, save it to a file (JSONL/Parquet) and name the file."
         ) from error
+
+
+def file_type(path: Path) -> str:
+    """The data file type of a path (`.jsonl`, `.csv`...; `x.jsonl.gz` is `.jsonl`), or a `DataError` naming it."""
+    suffixes = path.suffixes[-2:] if path.suffix == COMPRESSED else path.suffixes[-1:]
+    kind = suffixes[0] if suffixes else ""
+    if kind not in FILE_FORMATS or (path.suffix == COMPRESSED and kind == ".parquet"):
+        accepted = ", ".join(list(FILE_FORMATS) + [".jsonl.gz", ".json.gz", ".csv.gz"])
+        raise DataError(f"{path}: unknown file type '{''.join(suffixes) or path.name}' (use {accepted})")
+    return kind
 
 
 def _load_directory(path: Path, split: str):
@@ -84,10 +97,13 @@ def _load_directory(path: Path, split: str):
         if split != "train":
             raise DataError(f"{path}: no split '{split}' (a single saved dataset is its 'train' split)")
         return loaded
-    for suffix in FILE_FORMATS:
+    for suffix in [*FILE_FORMATS, ".jsonl.gz", ".json.gz", ".csv.gz"]:
         if (path / f"{split}{suffix}").is_file():
             return load_records(str(path / f"{split}{suffix}"))
-    raise DataError(f"{path}: no saved dataset and no {split}.jsonl/.parquet/.csv file inside")
+    shards = sorted(path.glob(f"{split}-*.parquet"))  # Plumb's exports and the Hub's `SPLIT-00000-of-00001.parquet`
+    if shards:
+        return datasets.load_dataset("parquet", data_files=[str(shard) for shard in shards], split="train")
+    raise DataError(f"{path}: no saved dataset and no {split}.jsonl/.parquet/.csv (or {split}-*.parquet) file inside")
 
 
 def read_jsonl_rows(path: str | os.PathLike) -> list[dict]:
@@ -98,7 +114,8 @@ def read_jsonl_rows(path: str | os.PathLike) -> list[dict]:
 def read_numbered_jsonl(path: str | os.PathLike) -> tuple[list[dict], list[int]]:
     """The rows of a JSON Lines file and the line (1-based, as editors count, blank lines included) of each."""
     rows, lines = [], []
-    with open(path, encoding="utf-8") as handle:
+    opener = gzip.open if str(path).endswith(COMPRESSED) else open
+    with opener(path, "rt", encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -168,19 +185,24 @@ def _jsonl_path(source: str, split: str) -> Path | None:
     if source.startswith(BUILTIN):
         return builtin_path(source[len(BUILTIN) :], split)
     path = Path(source).expanduser()
-    return path if path.is_file() and path.suffix == ".jsonl" else None
+    return path if path.is_file() and path.name.endswith((".jsonl", ".jsonl.gz")) else None
 
 
 def load_contract(source: str, kind: str | tuple[str, ...], split: str = "train"):
     """Load a split and check it against the contract for `kind` (or the first of several kinds its columns fit)."""
     where = f"{source} [{split}]"
     path = _jsonl_path(source, split)
+    wants_pairs = "pairwise" in ((kind,) if isinstance(kind, str) else kind)
     if path is not None:
         # Check the rows before Arrow sees them: Arrow's own errors on mixed types name no row.
         rows, lines = read_numbered_jsonl(path)
+        if wants_pairs and has_implicit_prompt({key for row in rows for key in row}):
+            rows = [explicit_pair(row) for row in rows]
         validate(rows, _pick_kind(kind, {key for row in rows for key in row}, where), source=where, lines=lines)
         return rows_to_dataset(rows, source=where)
     dataset = load_records(source, split)
+    if wants_pairs and has_implicit_prompt(dataset.column_names):
+        dataset = rows_to_dataset([explicit_pair(dict(row)) for row in dataset], source=where)
     validate(dataset, _pick_kind(kind, set(dataset.column_names), where), source=where)
     return dataset
 
@@ -444,19 +466,26 @@ def split_by_prompt(dataset, *, test_size: float, seed: int = 0):
     Rows that share a prompt (a ranking's pairs, several raters' answers) stay on one side,
     so the held-out figures are about prompts the model never trained on.
     """
+    train_rows, test_rows = split_indices_by_prompt(
+        [prompt_key(row) for row in dataset], test_size=test_size, seed=seed
+    )
+    return dataset.select(train_rows), dataset.select(test_rows)
+
+
+def split_indices_by_prompt(keys: list[str], *, test_size: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """(train, test) row indices for rows with these prompt keys, as `split_by_prompt` splits them."""
     import numpy as np
 
-    keys = [prompt_key(row) for row in dataset]
     groups = list(dict.fromkeys(keys))
     if len(groups) < 2:
         raise DataError(
-            f"cannot hold out part of {len(dataset)} rows that all share one prompt: give a test split or more prompts"
+            f"cannot hold out part of {len(keys)} rows that all share one prompt: give a test split or more prompts"
         )
     order = np.random.default_rng(seed).permutation(len(groups))
     size = {group: 0 for group in groups}
     for key in keys:
         size[key] += 1
-    wanted = test_size * len(dataset) if test_size < 1 else test_size
+    wanted = test_size * len(keys) if test_size < 1 else test_size
     held_out, count = set(), 0
     for index in order[: len(groups) - 1]:  # at least one prompt stays for training
         if count >= wanted and held_out:
@@ -465,4 +494,4 @@ def split_by_prompt(dataset, *, test_size: float, seed: int = 0):
         count += size[groups[index]]
     test_rows = [i for i, key in enumerate(keys) if key in held_out]
     train_rows = [i for i, key in enumerate(keys) if key not in held_out]
-    return dataset.select(train_rows), dataset.select(test_rows)
+    return train_rows, test_rows

@@ -261,7 +261,7 @@ def campaign_quality(sessions, *, campaign: str, staff_name: str, plot_dir: str)
     """(the quality report of the live pairwise judgments or None, the leaderboard plot's PNG path or None,
     a note on what is missing, "" when nothing is), for reviewers and admins."""
     from collect.domain.quality.judgments import judgment_table
-    from collect.domain.quality.report import QualitySettings, quality_figures
+    from collect.domain.quality.report import QualitySettings, quality_figures, split_models
     from collect.services.arena.plots import plot_ratings
     from collect.services.arena.ratings import count_battles, leaderboard
     from collect.services.export.records import battle_records, judgment_records
@@ -273,7 +273,10 @@ def campaign_quality(sessions, *, campaign: str, staff_name: str, plot_dir: str)
         battles = battle_records(items)
     if not records:
         return None, None, "No pairwise judgments yet."
-    report, _ = quality_figures(judgment_table(records, source=campaign), QualitySettings())
+    humans, model = split_models(judgment_table(records, source=campaign))  # auto-labels are no rater's
+    if not len(humans):
+        return None, None, "No judgments by people yet (only a model's auto-labels)."
+    report, _ = quality_figures(humans, QualitySettings(), model=model)
     report["simulated_judgments"] = sum(bool(record["simulated"]) for record in records)
     if not battles:
         return report, None, "No battles between different policies yet: no leaderboard."

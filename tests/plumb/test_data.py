@@ -1,5 +1,6 @@
 """The data contract: loading, validation errors that name row and field, and conversions."""
 
+import gzip
 import json
 
 import pytest
@@ -225,3 +226,50 @@ def test_prompt_key_ignores_case_and_spacing_but_not_words():
     assert prompt_key({"prompt": "Name  a colour."}) == prompt_key({"prompt": msgs(("user", "name a colour."))})
     assert prompt_key({"prompt": "Name a colour."}) != prompt_key({"prompt": "Name a color."})
     assert prompt_key({"messages": msgs(("user", "Hi"), ("assistant", "Hello"))}) == prompt_key({"prompt": "hi"})
+
+
+HH_CHOSEN = "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: How do I bake bread?\n\nAssistant: Mix flour, water, yeast."
+HH_REJECTED = "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: How do I bake bread?\n\nAssistant: No idea."
+
+
+def test_hh_rlhf_pairs_gzipped_with_their_prompt_inside_load_as_multi_turn_pairs(tmp_path):
+    path = tmp_path / "pairs.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write(json.dumps({"chosen": HH_CHOSEN, "rejected": HH_REJECTED}) + "\n")
+    row = load_contract(str(path), "pairwise")[0]
+    assert row["prompt"] == [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "How do I bake bread?"},
+    ]
+    assert row["chosen"] == [{"role": "assistant", "content": "Mix flour, water, yeast."}]
+    assert row["rejected"] == [{"role": "assistant", "content": "No idea."}]
+
+
+def test_implicit_prompts_in_message_lists_and_plain_strings_are_made_explicit(tmp_path):
+    ask = {"role": "user", "content": "Sky colour?"}
+    conversational = tmp_path / "conversational.parquet"
+    Dataset.from_list(
+        [
+            {
+                "chosen": [ask, {"role": "assistant", "content": "Blue."}],
+                "rejected": [ask, {"role": "assistant", "content": "Green."}],
+            }
+        ]
+    ).to_parquet(str(conversational))
+    row = load_contract(str(conversational), "pairwise")[0]
+    assert (row["prompt"], row["chosen"][0]["content"], row["rejected"][0]["content"]) == ([ask], "Blue.", "Green.")
+
+    standard = tmp_path / "standard.csv.gz"
+    with gzip.open(standard, "wt") as handle:
+        handle.write("chosen,rejected\nThe sky is blue.,The sky is green.\n")
+    row = load_contract(str(standard), ("pairwise", "ranking"))[0]
+    # TRL's extract_prompt: split where they first differ, the space going with the answers.
+    assert (row["prompt"], row["chosen"], row["rejected"]) == ("The sky is", " blue.", " green.")
+
+
+def test_an_unknown_compressed_file_type_is_named(tmp_path):
+    path = tmp_path / "pairs.txt.gz"
+    path.write_bytes(b"")
+    with pytest.raises(DataError, match=r"pairs.txt.gz: unknown file type '.txt.gz'"):
+        load_records(str(path))

@@ -7,6 +7,13 @@ the left and the right. As records (dicts, e.g. JSONL rows) a judgment has
     strength                                 optional, 1 = slightly better, 2 = much better, ...
     left_length, right_length, seconds       optional numbers
     gold                                     optional: on a gold item, the better candidate's id (or "tie")
+    prelabel, prelabel_confidence            optional: the candidate id a reward model preferred (left or
+                                             right) and how sure it was, 0..1
+    prelabel_seen                            optional bool: the rater was shown that pre-label before voting
+    model_label                              optional bool: the judgment is a model's auto-label, not a person's
+
+Files written before pre-labels existed lack the last four fields: they read as unknown
+(empty, NaN) and false, so such a file gives the same report as before.
 
 Repeats need no link: a later judgment by the same rater of the same `item` is a repeat
 (self-consistency compares it with their first, which is the one that counts for agreement).
@@ -28,6 +35,7 @@ from plumb.data import DataError
 CHOICES = {"left": -1, "right": 1, "tie": 0, BOTH_BAD: 0}
 REQUIRED = ("rater", "item", "left", "right", "choice")
 NUMBERS = ("strength", "left_length", "right_length", "seconds")
+OPTIONAL = ("gold", "prelabel", "prelabel_confidence", "prelabel_seen", "model_label")
 TIE = "tie"
 
 
@@ -45,6 +53,10 @@ class JudgmentTable:
     right_length: np.ndarray  # (n,) float
     seconds: np.ndarray  # (n,) float
     gold: np.ndarray  # (n,) str: "" when not a gold item
+    prelabel: np.ndarray  # (n,) str: the candidate id the model preferred, "" when the item has no pre-label
+    prelabel_confidence: np.ndarray  # (n,) float, NaN when none
+    prelabel_seen: np.ndarray  # (n,) float: 1 seen before the vote, 0 not seen, NaN unknown
+    model_label: np.ndarray  # (n,) bool: a model's auto-label
 
     def __len__(self) -> int:
         return len(self.rater)
@@ -59,7 +71,7 @@ def judgment_table(records, *, source: str = "judgments") -> JudgmentTable:
 
     A bad record raises `DataError` naming `source`, the row and the field.
     """
-    columns = {name: [] for name in (*REQUIRED, *NUMBERS, "gold")}
+    columns = {name: [] for name in (*REQUIRED, *NUMBERS, *OPTIONAL)}
     for index, record in enumerate(records):
         where = f"{source}: row {index}"
         for name in REQUIRED:
@@ -75,6 +87,7 @@ def judgment_table(records, *, source: str = "judgments") -> JudgmentTable:
             columns[name].append(_number(record.get(name), where=f"{where}: field '{name}'"))
         gold = record.get("gold")
         columns["gold"].append("" if gold is None else str(gold))
+        _prelabel_fields(record, columns, where)
     if not columns["rater"]:
         raise DataError(f"{source}: no judgments")
     strength = np.nan_to_num(np.array(columns["strength"], dtype=float), nan=1.0)
@@ -91,7 +104,39 @@ def judgment_table(records, *, source: str = "judgments") -> JudgmentTable:
         right_length=np.array(columns["right_length"], dtype=float),
         seconds=np.array(columns["seconds"], dtype=float),
         gold=np.array(columns["gold"]),
+        prelabel=np.array(columns["prelabel"], dtype=str),
+        prelabel_confidence=np.array(columns["prelabel_confidence"], dtype=float),
+        prelabel_seen=np.array(columns["prelabel_seen"], dtype=float),
+        model_label=np.array(columns["model_label"], dtype=bool),
     )
+
+
+def _prelabel_fields(record: dict, columns: dict, where: str) -> None:
+    """Append the record's pre-label fields to `columns`, checked: a pre-label names one of the two candidates."""
+    prelabel = _missing(record.get("prelabel"))
+    prelabel = "" if prelabel is None else str(prelabel)
+    if prelabel and prelabel not in (columns["left"][-1], columns["right"][-1]):
+        raise DataError(f"{where}: field 'prelabel': {prelabel!r} is neither 'left' nor 'right'")
+    confidence = _number(_missing(record.get("prelabel_confidence")), where=f"{where}: field 'prelabel_confidence'")
+    if confidence < 0 or confidence > 1:  # NaN (no pre-label) fails both comparisons, so passes
+        raise DataError(f"{where}: field 'prelabel_confidence' must be between 0 and 1, got {confidence}")
+    columns["prelabel"].append(prelabel)
+    columns["prelabel_confidence"].append(confidence)
+    seen = _flag(record.get("prelabel_seen"), where=f"{where}: field 'prelabel_seen'")
+    columns["prelabel_seen"].append(np.nan if seen is None else float(seen))
+    columns["model_label"].append(bool(_flag(record.get("model_label"), where=f"{where}: field 'model_label'")))
+
+
+def _missing(value):
+    """None for a missing value: None itself, or the NaN a table (CSV, Parquet) puts in an empty cell."""
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
+def _flag(value, *, where: str) -> bool | None:
+    value = _missing(value)
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return None if value is None else bool(value)
+    raise DataError(f"{where}: expected true or false, got {value!r}")
 
 
 def _number(value, *, where: str) -> float:

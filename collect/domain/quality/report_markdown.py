@@ -2,7 +2,8 @@
 measures and what counts as good, so staff can read it without a statistics book.
 
 Bands: Landis & Koch (1977) for kappa; Krippendorff (2004) for alpha, 0.8 good and 0.667 the
-lowest for tentative conclusions.
+lowest for tentative conclusions. When the judgments carry pre-labels, a last section shows the
+reward model's accuracy per confidence (to pick an auto-label threshold) and anchoring.
 """
 
 import html
@@ -157,5 +158,94 @@ def report_markdown(report: dict) -> str:
         lines.append(
             f"Reward model vs the raters' consensus: {shown(model['agreement'], 'share')} agree on "
             f"{model['items']} tasks, kappa {shown(model['kappa'], 'coef')}."
+        )
+    if report.get("prelabels"):
+        lines += [
+            "",
+            "#### Pre-labels: the reward model against the raters",
+            "",
+            prelabels_markdown(report["prelabels"]),
+        ]
+    return "\n".join(lines)
+
+
+def interval(row: dict) -> str:
+    """A row's 95% interval as "41%–93%", or "-" when it has no items."""
+    return "-" if row["ci_low"] is None else f"{row['ci_low']:.0%}–{row['ci_high']:.0%}"
+
+
+def prelabels_markdown(section: dict) -> str:
+    """The model's accuracy per confidence band and from each confidence up (to choose an auto-label threshold),
+    then anchoring: how often raters shown the pre-label chose it, against raters not shown it."""
+    bands = section["confidence"]
+    lines = [
+        f"The model's preferred answer against the raters' consensus (its own auto-labels do not vote) on "
+        f"**{bands['items']}** tasks: **{shown(bands['accuracy'], 'share')}** agree (95% CI {interval(bands)}). "
+        f"Counted apart, tasks whose consensus was a tie or both bad: {bands['ties']}; with no consensus: "
+        f"{bands['undecided']}.",
+    ]
+    if section["auto_labels"]:
+        lines[0] += f" The model's auto-labels, not counted as a rater's: {section['auto_labels']}."
+    lines += ["", "| confidence | tasks | agree | accuracy | 95% CI |", "|---|---:|---:|---:|---|"]
+    for band in bands["bands"]:
+        lines.append(
+            f"| {band['low']:.2f}–{band['high']:.2f} | {band['items']} | {band['agree']} | "
+            f"{shown(band['accuracy'], 'share')} | {interval(band)} |"
+        )
+    lines += [
+        "",
+        "To pick an auto-label threshold: from each confidence up, the share of these tasks the model would "
+        "label, and its accuracy on them.",
+        "",
+        "| from confidence | share of tasks | tasks | accuracy | 95% CI |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for row in bands["thresholds"]:
+        lines.append(
+            f"| ≥ {row['threshold']:.2f} | {shown(row['coverage'], 'share')} | {row['items']} | "
+            f"{shown(row['accuracy'], 'share')} | {interval(row)} |"
+        )
+    lines += ["", anchoring_markdown(section["anchoring"])]
+    return "\n".join(lines)
+
+
+ANCHORING_GROUPS = (("seen", "shown the pre-label before voting"), ("unseen", "not shown it before voting"))
+
+
+def anchoring_markdown(anchoring: dict) -> str:
+    """Anchoring as a table of the two groups of judgments, or a sentence saying which group is missing."""
+    lines = [
+        "**Anchoring**: of the raters' decided judgments on pre-labelled tasks, the share that chose the model's "
+        "answer. Clearly more among raters shown it suggests they follow the model instead of judging; compare "
+        "groups that judged alike tasks (similar mean confidence)."
+    ]
+    if anchoring["seen"] is None and anchoring["unseen"] is None:
+        return "\n".join([*lines, "", "No decided judgments of pre-labelled tasks yet."])
+    lines += [
+        "",
+        "| raters | judgments | chose the model's answer | share | 95% CI | mean confidence |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
+    for key, title in ANCHORING_GROUPS:
+        group = anchoring[key]
+        if group is None:
+            lines.append(f"| {title} | 0 | - | - | - | - |")
+            continue
+        lines.append(
+            f"| {title} | {group['judgments']} | {group['followed']} | {shown(group['share'], 'share')} | "
+            f"{interval(group)} | {shown(group['mean_confidence'], 'coef')} |"
+        )
+    lines.append("")
+    if anchoring["seen"] is None:
+        lines.append("No rater was shown the pre-labels before voting: nothing to compare yet.")
+    elif anchoring["unseen"] is None:
+        lines.append(
+            "Every rater was shown the pre-labels before voting: nothing to compare them with "
+            "(show them after the vote to some raters to measure anchoring)."
+        )
+    else:
+        lines.append(
+            f"Difference: **{anchoring['difference'] * 100:+.0f}** percentage points "
+            f"(two-proportion z-test p = {shown(anchoring['p_value'], 'p')})."
         )
     return "\n".join(lines)

@@ -3,9 +3,14 @@
 One record per judgment: `rater`, `item` (the task), `left`/`right` (candidate ids in the
 order this rater saw them), `choice` (left, right, tie, both_bad), `strength` (1 slightly
 ... 3 much better), the two answers' lengths in characters, `seconds` spent, and on gold
-tasks `gold`, the better candidate's id (or "tie"), and `simulated`, true for a simulated
-rater's judgment (`plumb collect simulate`). Position bias is measurable because
-the order is the one shown, not the stored canonical one.
+tasks `gold`, the better candidate's id (or "tie"), `simulated`, true for a simulated
+rater's judgment (`plumb collect simulate`), and `model_label`, true for an auto-label (a
+rater of kind `model`, `plumb collect score`). On a task the reward model scored,
+`prelabel` is the id of the candidate it preferred and `prelabel_confidence` how sure it
+was (both None otherwise), and `prelabel_seen` whether this rater was shown that answer
+before voting (None: the task had no pre-label when they voted), so the quality report
+can measure the model against the raters and the raters' anchoring on it. Position bias
+is measurable because the order is the one shown, not the stored canonical one.
 """
 
 from collections import Counter
@@ -34,6 +39,7 @@ def _record(item, rater_name: str, judgment) -> dict:
     else:
         choice = "left" if shown > 0 else "right" if shown < 0 else "tie"
     text_length = [sum(len(m["content"]) for m in item.completions[k]) for k in order]
+    prelabel = item.task.prelabel or {}
     return {
         "rater": rater_name,
         "item": f"task-{item.task.id}",
@@ -46,6 +52,11 @@ def _record(item, rater_name: str, judgment) -> dict:
         "seconds": judgment.seconds_spent,
         "gold": _gold(item),
         "simulated": item.rater_kinds.get(rater_name) == "simulated",
+        "model_label": item.rater_kinds.get(rater_name) == "model",
+        # The task's pre-label now, and whether this rater saw it (a vote cast before scoring saw none).
+        "prelabel": f"c{item.task.candidate_ids[prelabel['preferred']]}" if prelabel else None,
+        "prelabel_confidence": float(prelabel["confidence"]) if prelabel else None,
+        "prelabel_seen": judgment.prelabel_seen,
     }
 
 
