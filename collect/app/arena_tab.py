@@ -124,7 +124,9 @@ def create_arena_tab(sessions, campaign: str, spec: CampaignSpec, models: Loaded
         battles.discard(old_id, rater=request.username)
         try:
             check_rater(sessions, request.username)
-            battle = battles.add(start_battle(spec, rater=request.username, prompt=text or ""))
+            battle = battles.add(
+                start_battle(spec, rater=request.username, prompt=text or "", sessions=sessions, campaign=campaign)
+            )
         except ArenaError as error:
             yield {message: str(error)}
             return

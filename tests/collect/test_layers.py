@@ -16,6 +16,7 @@ COLLECT = ROOT / "collect"
 LAYERS = ("store", "domain", "services", "api", "app", "commands")
 # Pure logic that lives beside the service it serves; it imports only what the domain may import.
 PURE_IN_SERVICES = (
+    "collect.services.arena.pairing",
     "collect.services.arena.ratings",
     "collect.services.export.majority",
     "collect.services.export.records",

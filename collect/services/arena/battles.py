@@ -24,9 +24,20 @@ from collect.store import Judgment, StoreError, Task, campaign_by_name, rater_by
 
 
 def start_battle(
-    spec: CampaignSpec, *, rater: str, prompt: str, rng: random.Random | None = None, now: float | None = None
+    spec: CampaignSpec,
+    *,
+    rater: str,
+    prompt: str,
+    rng: random.Random | None = None,
+    now: float | None = None,
+    sessions=None,
+    campaign: str | None = None,
 ) -> Battle:
-    """A new battle of two different policies of the campaign, drawn at random (their order too) for `prompt`."""
+    """A new battle of two different policies of the campaign for `prompt`, drawn by its `arena_pairing` (sides random).
+
+    An `informative` campaign weighs the pairs by its battles so far, read from `sessions`
+    (campaign `campaign`, by default the spec's name) through a cached fit (`pairing_fits.FITS`).
+    """
     if not spec.arena:  # the tab is hidden then, but its events can still be called through the API
         raise ArenaError("This campaign has no arena.")
     if spec.kind != "pairwise":  # its exports would mix pairwise arena tasks into rankings or ratings
@@ -35,7 +46,19 @@ def start_battle(
         raise ArenaError("Type a prompt first.")
     if len(spec.policies) < 2:
         raise ArenaError("The arena needs a campaign with at least two policies.")
-    first, second = (rng or random.SystemRandom()).sample(spec.policies, 2)
+    rng = rng or random.SystemRandom()
+    if spec.arena_pairing == "informative":
+        if sessions is None:  # a caller that forgot the store would silently get uniform pairs
+            raise ValueError("informative arena pairing reads the battles so far: pass `sessions`")
+        # Here, not at the top: the fit needs scipy, which a uniform campaign's app never loads.
+        from collect.services.arena.pairing import draw_pair
+        from collect.services.arena.pairing_fits import FITS
+
+        names = tuple(policy.name for policy in spec.policies)
+        weights = FITS.weights(sessions, campaign or spec.name, names)
+        first, second = draw_pair(spec.policies, weights, rng)
+    else:
+        first, second = rng.sample(spec.policies, 2)
     battle = Battle(
         rater=rater,
         policies=(first, second),
