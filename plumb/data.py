@@ -14,12 +14,15 @@ as long as a row is one form throughout. Errors name the source, the row and the
 
 import gzip
 import json
+import logging
 import os
 from importlib import resources
 from itertools import combinations
 from pathlib import Path
 
 from plumb.implicit_prompt import explicit_pair, has_implicit_prompt
+
+logger = logging.getLogger(__name__)
 
 ROLES = ("system", "user", "assistant", "tool")
 KINDS = {
@@ -197,14 +200,31 @@ def load_contract(source: str, kind: str | tuple[str, ...], split: str = "train"
         # Check the rows before Arrow sees them: Arrow's own errors on mixed types name no row.
         rows, lines = read_numbered_jsonl(path)
         if wants_pairs and has_implicit_prompt({key for row in rows for key in row}):
-            rows = [explicit_pair(row) for row in rows]
+            rows, lines = explicit_pairs(rows, lines, where=where)
         validate(rows, _pick_kind(kind, {key for row in rows for key in row}, where), source=where, lines=lines)
         return rows_to_dataset(rows, source=where)
     dataset = load_records(source, split)
     if wants_pairs and has_implicit_prompt(dataset.column_names):
-        dataset = rows_to_dataset([explicit_pair(dict(row)) for row in dataset], source=where)
+        dataset = rows_to_dataset(explicit_pairs([dict(row) for row in dataset], None, where=where)[0], source=where)
     validate(dataset, _pick_kind(kind, set(dataset.column_names), where), source=where)
     return dataset
+
+
+def explicit_pairs(rows: list[dict], lines: list[int] | None, *, where: str) -> tuple[list[dict], list[int] | None]:
+    """Implicit-prompt pairs made explicit, leaving out (counted, with a warning) those whose reply is empty.
+
+    A transcript that ends on an empty assistant turn (a few hh-rlhf ones do) has no answer to
+    compare; TRL would train on the bare template, Plumb says how many it left out instead.
+    """
+    pairs = [explicit_pair(row) for row in rows]
+    kept = [
+        i for i, pair in enumerate(pairs) if not any(empty_response_problem(pair[s]) for s in ("chosen", "rejected"))
+    ]
+    if len(kept) < len(pairs):
+        logger.warning("%s: left out %d of %d pairs whose reply is empty", where, len(pairs) - len(kept), len(pairs))
+    if not kept:
+        raise DataError(f"{where}: every pair has an empty reply")
+    return [pairs[i] for i in kept], [lines[i] for i in kept] if lines is not None else None
 
 
 def _pick_kind(kind: str | tuple[str, ...], columns: set[str], where: str) -> str:

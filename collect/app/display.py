@@ -100,3 +100,22 @@ def overview_markdown(stats: dict, per_rater: dict[str, int]) -> str:
     lines += ["", "| rater | judgments |", "|---|---:|"]
     lines += [f"| {html.escape(name)} | {count} |" for name, count in sorted(per_rater.items())]
     return "\n".join(lines)
+
+
+def prelabel_line(prelabel: dict) -> str:
+    """The model's guess on the task shown, as one secondary line: the response it prefers (as this rater's label)
+    and how sure it is, worded as a suggestion, not an instruction."""
+    label, percent = _guess(prelabel)
+    return f"Model's guess: {label} is better ({percent}% sure). A reward model's suggestion: your own judgment counts."
+
+
+def prelabel_after_vote_line(prelabel: dict) -> str:
+    """The model's guess on the task the rater has just answered, for the message that says the answer was saved."""
+    label, percent = _guess(prelabel)
+    return f"The model's guess on that one: {label} ({percent}% sure)."
+
+
+def _guess(prelabel: dict) -> tuple[str, int]:
+    # Only a label and a number reach the page: the label escaped like the names above, the confidence as a number
+    # (float() refuses anything else), in whole percents because "87.63% sure" claims a precision it does not have.
+    return html.escape(str(prelabel["label"])), round(float(prelabel["confidence"]) * 100)

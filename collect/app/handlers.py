@@ -10,13 +10,16 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from collect.app.display import escaped_chat, response_text
+from collect.app.display import escaped_chat, prelabel_after_vote_line, response_text
 from collect.domain.answers import answer_of
+from collect.services.campaign_cache import campaign_spec
 from collect.services.free_tasks import tasks_left_for
-from collect.services.read_models import campaign_stats, task_view
+from collect.services.read_models import campaign_stats, prelabel_after_vote, task_view
 from collect.services.scheduling import next_task, skip_task, submit_judgment, undo_last
 from collect.store import (
     STAFF_ROLES,
+    Assignment,
+    Campaign,
     Judgment,
     StoreError,
     Task,
@@ -40,6 +43,9 @@ class RaterPage:
     message: str = ""
     score_name: str = ""  # ranking and rating tasks: what each response gets ("rank (1 = best)", "rating")
     score_choices: list[int] = field(default_factory=list)  # ... and the values it may take
+    # The model's guess on the task shown ({"label": "A", "confidence": 0.87}): only where the campaign shows it
+    # before the vote (`TaskView.prelabel`), so a hidden or after-the-vote guess never reaches the page here.
+    prelabel: dict | None = None
 
 
 def role_of(sessions, rater_name: str) -> str:
@@ -72,7 +78,8 @@ def judge(
     """Store the rater's answer (`choice`: a label of the pairwise scale or "Both bad"), then show the next task.
 
     `edit` is the rater's improved version of the better response. A refused answer (e.g. a
-    rationale the campaign requires is missing) keeps the task on screen with the reason.
+    rationale the campaign requires is missing) keeps the task on screen with the reason. Where the campaign
+    shows pre-labels (`shown`, `after_vote`), the saved message names the model's guess on the task just answered.
     """
     if assignment_id is None:
         return show_next(sessions, campaign=campaign, rater_name=rater_name, message="No task to answer.")
@@ -80,7 +87,7 @@ def judge(
     try:
         with sessions.begin() as session:
             rater = rater_by_name(session=session, name=rater_name)
-            submit_judgment(
+            judgment = submit_judgment(
                 session=session,
                 rater=rater,
                 assignment_id=assignment_id,
@@ -90,10 +97,20 @@ def judge(
                 edit=edit,
                 **answer,
             )
+            guess = _guess_after_vote(session, judgment)
     except StoreError as error:
         return show_next(sessions, campaign=campaign, rater_name=rater_name, message=str(error))
     saved = f"Saved: {choice}" + (", with your improved response." if edit.strip() else ".")
+    if guess is not None:  # the rater has given their answer: the model's can no longer anchor it
+        saved = f"{saved} {prelabel_after_vote_line(guess)}"
     return show_next(sessions, campaign=campaign, rater_name=rater_name, message=saved)
+
+
+def _guess_after_vote(session, judgment: Judgment) -> dict | None:
+    # The pre-label of the task just answered, as that rater saw its candidates; None where the campaign hides it.
+    task = session.get(Task, judgment.task_id)
+    spec = campaign_spec(session.get(Campaign, task.campaign_id))
+    return prelabel_after_vote(spec, task, session.get(Assignment, judgment.assignment_id))
 
 
 def score(
@@ -181,6 +198,7 @@ def _page(session, campaign, rater, assignment, message: str) -> RaterPage:
         responses=[response_text(c["completion"]) for c in view.candidates],
         progress=progress,
         message=message,
+        prelabel=view.prelabel,
     )
     if view.kind == "ranking":
         page.score_name, page.score_choices = "rank (1 = best)", list(range(1, len(view.candidates) + 1))

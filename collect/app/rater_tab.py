@@ -2,13 +2,15 @@
 
 Pairwise tasks get the 7-point scale and "both bad" as buttons with their keys; ranking
 and rating tasks get one choice per response (its rank, or its Likert score) and a
-submit button (Enter). `create_rater_tab` only lays components out; `page_values` turns
+submit button (Enter). A campaign with `prelabels: shown` also gets the model's guess, a
+small line under the answer buttons (`after_vote` names it in the saved message instead,
+`hidden` never). `create_rater_tab` only lays components out; `page_values` turns
 a `handlers.RaterPage` into their new values. The wiring lives in `collect.app.interface`.
 """
 
 import gradio as gr
 
-from collect.app.display import progress_markdown, safe_markdown
+from collect.app.display import prelabel_line, progress_markdown, safe_markdown
 from collect.app.keys import CHOICE_KEYS, EDIT_KEYS, SKIP_KEY, SUBMIT_KEY, UNDO_KEY, button_label, element_id
 from collect.domain.answers import BOTH_BAD_CHOICE
 from collect.domain.campaign import CampaignSpec
@@ -31,6 +33,8 @@ RATER_CSS = """
 @media (max-width: 720px) { .plumb-responses {flex-direction: column;} }
 #plumb-done {border: 1px solid var(--border-color-primary); border-radius: var(--radius-lg);
              padding: var(--spacing-xl);}
+#plumb-prelabel, #plumb-prelabel .prose, #plumb-prelabel p {font-size: var(--text-sm); font-style: italic; margin: 0;}
+#plumb-prelabel {opacity: 0.75;}
 """
 
 
@@ -112,6 +116,10 @@ def _pairwise_answers(spec: CampaignSpec) -> dict:
                 min_width=110,  # the whole scale and "both bad" on one line of a laptop screen
                 variant="secondary" if choice == BOTH_BAD_CHOICE else "primary",
             )
+    # Only a campaign that shows the model's guess before the vote has a place for it: on a `hidden` or
+    # `after_vote` campaign no component exists that could carry the guess to the page ahead of the rater's answer.
+    if spec.prelabels == "shown":
+        components["prelabel"] = gr.Markdown(elem_id="plumb-prelabel")
     return components
 
 
@@ -179,6 +187,8 @@ def page_values(page, components: dict, *, keep_answers: bool = False) -> dict:
     }
     if "improve" in components:
         values[components["improve"]] = gr.Row(visible=has_task)
+    if "prelabel" in components:  # small and secondary, under the buttons: a suggestion, not the question
+        values[components["prelabel"]] = prelabel_line(page.prelabel) if has_task and page.prelabel else ""
     if not keep_answers:
         values.update({components["rationale"]: "", components["flags"]: []})
         if "edit" in components:

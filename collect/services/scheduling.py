@@ -29,6 +29,7 @@ from collect.store import (
     JudgmentError,
     Rater,
     Task,
+    live_judgment,
     live_judgments_query,
     record_event,
     record_judgment,
@@ -208,14 +209,26 @@ def submit_judgment(
         flags=flags,
         seconds_spent=seconds_spent,
         edit=edit,
-        # Only `shown` puts the model's answer before the rater's eyes ahead of theirs (`after_vote` shows it later).
-        prelabel_seen=None if task.prelabel is None else spec.prelabels == "shown",
+        prelabel_seen=_saw_prelabel(session, task, spec, rater),
         undo_minutes=spec.undo_minutes,  # the store refuses to replace a live judgment older than this
         now=now,
         **answer,
     )
     _grow_overlap_on_disagreement(session, task, spec)
     return judgment
+
+
+def _saw_prelabel(session: Session, task: Task, spec: CampaignSpec, rater: Rater) -> bool | None:
+    # `shown` puts the model's answer before the rater's eyes ahead of theirs; `after_vote` only once they have
+    # answered, so an answer given again after an undo (or as a change) was given having seen it.
+    if task.prelabel is None:
+        return None
+    if spec.prelabels == "shown":
+        return True
+    return (
+        spec.prelabels == "after_vote"
+        and live_judgment(session=session, task_id=task.id, rater_id=rater.id) is not None
+    )
 
 
 def _check_options(spec: CampaignSpec, *, both_bad, ratings, rationale, flags) -> None:

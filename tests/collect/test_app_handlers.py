@@ -1,9 +1,11 @@
-"""The rater app's handlers as plain functions on a real SQLite store: judge, skip, undo, progress, roles, escaping."""
+"""The rater app's handlers as plain functions on a real SQLite store: judge, skip, undo, progress, roles, escaping,
+pre-labels as the campaign shows them."""
 
 import asyncio
 import re
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
@@ -11,6 +13,7 @@ from collect.app import handlers
 from collect.app.display import escaped_chat, overview_markdown, progress_markdown
 from collect.app.keys import CHOICE_KEYS, action_of, button_label, keyboard_script
 from collect.app.login import LoginThrottle, password_check
+from collect.services.prelabels import score_campaign
 from collect.store import Assignment, Judgment, Task
 from tests.support.campaigns import PASSWORDS, add_attack_task, judge, make_store
 
@@ -228,3 +231,40 @@ def test_a_rating_gives_each_response_a_likert_score(tmp_path):
         assert judgment.ratings == [4, 4]
     finally:
         engine.dispose()
+
+
+def dpo_by_two(conversations):
+    """A hand-built scorer: dpo's answers 2 above sft's, so the model prefers dpo at sigmoid(2) = 0.8808."""
+    return np.array([[2.0 if "from dpo" in c[-1]["content"] else 0.0 for c in conversations]])
+
+
+@pytest.mark.parametrize("display", ["shown", "after_vote", "hidden"])
+def test_the_page_gets_the_models_guess_only_as_the_campaign_says(sqlite_url, display):
+    import gradio as gr
+
+    from collect.app.rater_tab import create_rater_tab, page_values
+    from collect.services.campaign_cache import campaign_spec
+    from collect.store import campaign_by_name
+
+    engine, sessions, _ = make_store(sqlite_url, prompts=2, prelabels=display)
+    score_campaign(sessions, "demo", scorer=dpo_by_two, model="model:hand")
+    with sessions.begin() as session:
+        spec = campaign_spec(campaign_by_name(session=session, name="demo"))
+    with gr.Blocks():
+        tab = create_rater_tab(spec)
+    page = handlers.show_next(sessions, campaign="demo", rater_name="ana")
+    dpo_label = "AB"[[text.endswith("from dpo") for text in page.responses].index(True)]
+    # What the page receives: every value of the tab's outputs, as text.
+    received = " ".join(map(str, page_values(page, tab).values()))
+    if display == "shown":
+        assert page.prelabel == {"label": dpo_label, "confidence": 0.8808}
+        assert f"Model's guess: {dpo_label} is better (88% sure)" in received
+    else:  # no place for it on the tab, and nothing of it in the data before the vote
+        assert page.prelabel is None and "prelabel" not in tab
+        assert "guess" not in received and "88%" not in received
+    after = handlers.judge(sessions, campaign="demo", rater_name="ana", assignment_id=page.assignment_id, choice="Tie")
+    if display == "hidden":
+        assert after.message == "Saved: Tie."
+    else:  # named as the rater saw the task just answered
+        assert after.message == f"Saved: Tie. The model's guess on that one: {dpo_label} (88% sure)."
+    engine.dispose()

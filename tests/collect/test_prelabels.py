@@ -13,7 +13,7 @@ from collect.services.export.items import load_items
 from collect.services.export.rows import ExportArguments, export_rows
 from collect.services.prelabels import score_campaign
 from collect.services.read_models import prelabel_after_vote, task_view
-from collect.services.scheduling import next_task, submit_judgment
+from collect.services.scheduling import next_task, submit_judgment, undo_last
 from collect.store import Judgment, Prompt, Rater, Task, campaign_by_name, rater_by_name
 from tests.support.campaigns import seed_campaign, seed_raters
 
@@ -226,3 +226,21 @@ def test_plumb_collect_score_writes_a_real_reward_models_doubt_as_the_serving_or
     assert by_priority == [tasks[i].id for i in np.argsort(-expected, kind="stable")]
     assert all(t.prelabel["model"] == f"model:{Path(tiny_reward_dir).name}" for t in tasks)
     engine.dispose()
+
+
+def test_an_answer_given_again_after_an_undo_was_given_having_seen_the_after_vote_pre_label(store):
+    _, sessions = store
+    seed_campaign(sessions, prompts=1, raters_per_task=1, max_raters_per_task=1, prelabels="after_vote")
+    seed_raters(sessions, 1)
+    score(sessions)
+    view = lease_and_show(sessions, "rater0")
+    judge(sessions, "rater0", view)  # then the page shows the model's guess
+    with sessions.begin() as session:
+        rater = rater_by_name(session=session, name="rater0")
+        undo_last(session=session, campaign=campaign_by_name(session=session, name="demo"), rater=rater)
+    judge(sessions, "rater0", lease_and_show(sessions, "rater0"), preference=-1)
+    with sessions() as session:
+        seen = session.scalars(
+            select(Judgment.prelabel_seen).where(Judgment.retracted.is_(False)).order_by(Judgment.id)
+        )
+        assert list(seen) == [False, True]

@@ -232,11 +232,13 @@ HH_CHOSEN = "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: How do I bake bread?\n
 HH_REJECTED = "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: How do I bake bread?\n\nAssistant: No idea."
 
 
-def test_hh_rlhf_pairs_gzipped_with_their_prompt_inside_load_as_multi_turn_pairs(tmp_path):
+def test_hh_rlhf_pairs_gzipped_with_their_prompt_inside_load_as_multi_turn_pairs(tmp_path, caplog):
     path = tmp_path / "pairs.jsonl.gz"
+    cut_off = {"chosen": "\n\nHuman: Hi\n\nAssistant: ", "rejected": "\n\nHuman: Hi\n\nAssistant: Hello."}
     with gzip.open(path, "wt", encoding="utf-8") as handle:
-        handle.write(json.dumps({"chosen": HH_CHOSEN, "rejected": HH_REJECTED}) + "\n")
-    row = load_contract(str(path), "pairwise")[0]
+        handle.write(json.dumps({"chosen": HH_CHOSEN, "rejected": HH_REJECTED}) + "\n" + json.dumps(cut_off) + "\n")
+    (row,) = load_contract(str(path), "pairwise")  # the transcript that ends on an empty reply is left out, said
+    assert "left out 1 of 2 pairs whose reply is empty" in caplog.text
     assert row["prompt"] == [
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "Hello!"},
