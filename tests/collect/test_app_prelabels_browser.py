@@ -10,13 +10,12 @@ import contextlib
 import math
 import re
 
-import numpy as np
 import pytest
 
 from collect.serve import ServeArguments, build_server
 from collect.services.prelabels import score_campaign
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, log_in
-from tests.support.campaigns import make_store, seed_campaign
+from tests.support.campaigns import make_store, margin_scorer, seed_campaign
 from tests.support.serving import serving
 
 playwright = pytest.importorskip("playwright.sync_api", reason="the browser test needs `pip install playwright`")
@@ -33,13 +32,7 @@ AFTER_VOTE = re.compile(r"The model's guess on that one: ([AB]) \((\d+)% sure\)"
 GIVEAWAYS = ["guess", "% sure", *CONFIDENCES]
 
 
-def hand_scorer(conversations):
-    """Rewards read off the answer text: 'answer I from dpo' gets MARGINS[I], sft's answers 0."""
-    scores = []
-    for conversation in conversations:
-        i, policy = re.match(r"answer (\d+) from (\w+)", conversation[-1]["content"]).groups()
-        scores.append(MARGINS[int(i)] if policy == "dpo" else 0.0)
-    return np.array([scores])
+hand_scorer = margin_scorer(MARGINS)
 
 
 def expected(i: int) -> tuple[str, int]:

@@ -15,20 +15,14 @@ from collect.services.prelabels import score_campaign
 from collect.services.read_models import prelabel_after_vote, task_view
 from collect.services.scheduling import next_task, submit_judgment, undo_last
 from collect.store import Judgment, Prompt, Rater, Task, campaign_by_name, rater_by_name
-from tests.support.campaigns import seed_campaign, seed_raters
+from tests.support.campaigns import margin_scorer, seed_campaign, seed_raters
 
 # dpo's reward minus sft's on prompt i; sft scores 0. |margin| small = the model is unsure.
 MARGINS = [3.0, 0.1, -2.0, 0.5, -0.05, 6.0]
 LEAST_SURE_FIRST = [4, 1, 3, 2, 0, 5]
 
 
-def hand_scorer(conversations):
-    """Rewards read off the answer text: 'answer I from dpo' gets MARGINS[I], sft's answers 0."""
-    scores = []
-    for conversation in conversations:
-        i, policy = re.match(r"answer (\d+) from (\w+)", conversation[-1]["content"]).groups()
-        scores.append(MARGINS[int(i)] if policy == "dpo" else 0.0)
-    return np.array([scores])
+hand_scorer = margin_scorer(MARGINS)
 
 
 def prompt_of(task_or_view) -> int:

@@ -22,7 +22,7 @@ from collect.services.read_models import task_view
 from collect.services.scheduling import next_task, submit_judgment
 from collect.store import campaign_by_name, create_rater, make_engine, rater_by_name, session_factory, upgrade
 from plumb.data import DataError
-from tests.support.campaigns import seed_campaign, seed_raters
+from tests.support.campaigns import margin_scorer, seed_campaign, seed_raters
 
 NAN = np.nan
 
@@ -205,13 +205,7 @@ VOTES = {
 }
 
 
-def hand_scorer(conversations):
-    """Rewards read off the answer text: 'answer I from dpo' gets MARGINS[I], sft's answers 0."""
-    scores = []
-    for conversation in conversations:
-        i, policy = re.match(r"answer (\d+) from (\w+)", conversation[-1]["content"]).groups()
-        scores.append(MARGINS[int(i)] if policy == "dpo" else 0.0)
-    return np.array([scores])
+hand_scorer = margin_scorer(MARGINS)
 
 
 def judge_everything(sessions, campaign_name, rater_name):

@@ -159,3 +159,20 @@ def work_of_choosing(sessions, rater_name: str, *, campaign: str = "demo") -> in
         before = connection.exec_driver_sql(read).scalar()
         assert next_task(session=session, campaign=campaign, rater=rater) is not None
         return int(connection.exec_driver_sql(read).scalar() - before)
+
+
+def margin_scorer(margins: list[float]):
+    """A hand-built scorer for `seed_campaign`'s answers: 'answer I from dpo' gets margins[I], sft's answers 0, as the
+    one model of `collect.services.prelabels.score_campaign` (shape (1, conversations))."""
+    import re
+
+    import numpy as np
+
+    def scorer(conversations):
+        scores = []
+        for conversation in conversations:
+            i, policy = re.match(r"answer (\d+) from (\w+)", conversation[-1]["content"]).groups()
+            scores.append(margins[int(i)] if policy == "dpo" else 0.0)
+        return np.array([scores])
+
+    return scorer
