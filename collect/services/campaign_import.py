@@ -1,38 +1,39 @@
 """Import into a campaign: create it from its YAML when new, then store prompts (and candidates) all or nothing.
 
 Rows are in the format `plumb collect import --help` describes (the contract's prompts
-format, optionally with `candidates` and `gold` ranks); Label Studio and Argilla exports
-are read too (`collect.domain.foreign_exports`). A bad row stops the import with its row
-number, and nothing is stored.
+format, optionally with `candidates`, `gold` ranks and `judgments`); other tools' exports and
+the field's datasets are read too, with their judgments (`collect.domain.foreign`): each
+annotator becomes a rater of kind `imported` (`collect.services.import_labels`). A bad row
+stops the import with its row number, and nothing is stored.
 
 An import is written in short transactions, so raters are not locked out of SQLite for
 its whole length: the rows, their candidates and tasks go into a hidden staging campaign
 (named `.import-...`; scheduling, generation and exports look at one campaign at a time,
-so nobody sees it), batch by batch, then one short transaction moves them into the real
-campaign. A failed import removes its staging campaign; one that was killed leaves it
-behind, and the next import into the same campaign removes it. Two imports into one
-campaign at once: the later one cancels the earlier, which fails saying so.
+so nobody sees it), batch by batch, with their judgments, then one short transaction moves
+them into the real campaign. A failed import removes its staging campaign (and the raters it
+made); one that was killed leaves it behind, and the next import into the same campaign
+removes it. Two imports into one campaign at once: the later one cancels the earlier, which
+fails saying so.
 """
 
-import hashlib
-import json
 import logging
-import math
 import time
 import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy import delete, select, update
 
 from collect.domain.campaign import as_definition, load_campaign, spec_of
-from collect.domain.foreign_exports import to_import_rows
+from collect.domain.foreign import convert_records
+from collect.services import import_labels
+from collect.services.import_labels import LabelTally, check_labels_fit, label_summary, record_row_judgments
+from collect.services.import_rows import ImportRow, parse_row, read_rows, read_source  # noqa: F401 (parse_row's old home)
 from collect.store import (
     Campaign,
     CampaignError,
     Candidate,
     Policy,
     Prompt,
+    StoreError,
     Task,
     add_candidate,
     add_prompt,
@@ -44,7 +45,8 @@ from collect.store import (
 )
 from collect.store.campaigns import prompt_tasks
 from collect.store.engine import refresh_statistics
-from plumb.data import DataError, load_records, message_problem
+from collect.store.models import utcnow
+from plumb.data import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -56,20 +58,16 @@ BATCH_SECONDS = 0.5
 SQLITE_TURN_SECONDS = 0.15
 
 
-@dataclass
-class ImportRow:
-    """One checked input row: a prompt, its candidates as (policy, completion, settings), its gold ranks if any."""
-
-    prompt_id: str
-    messages: list
-    candidates: list[tuple[str, list, dict]] = field(default_factory=list)
-    gold_ranks: list[int] | None = None
-
-
 def import_campaign(
-    campaign_file: str, *, source: str | None = None, split: str | None = None, db: str | None = None
+    campaign_file: str,
+    *,
+    source: str | None = None,
+    split: str | None = None,
+    db: str | None = None,
+    label_field: str | None = None,
 ) -> dict:
-    """Import rows into the campaign (created from `campaign_file` when new); returns what was added, and totals."""
+    """Import rows into the campaign (created from `campaign_file` when new); returns what was added, and totals,
+    and for a source with labels (or another tool's export) the account of its judgments."""
     spec = load_campaign(campaign_file)
     if spec.name.startswith(STAGING_PREFIX):
         raise DataError(f"{campaign_file}: a campaign name cannot start with '{STAGING_PREFIX}' (import staging)")
@@ -77,22 +75,45 @@ def import_campaign(
     if not source:
         raise DataError(f"{campaign_file}: no `prompts` source in the campaign and no --source given")
     records = read_source(source, split or spec.prompts_split)
-    rows = read_rows(to_import_rows(records, source=source), source=source)
+    conversion = convert_records(records, source=source, label_field=label_field)
+    rows = read_rows(conversion.rows, source=source)
+    rater_names = sorted({judgment.rater for row in rows for judgment in row.judgments})
 
     with opened_store(db) as sessions:
         spec, stored_ids, stored_policies = _stored_campaign(sessions, spec, campaign_file)
         check_new_prompt_ids(rows, stored_ids, campaign=spec.name, source=source)
+        check_labels_fit(rows, spec, fmt=conversion.format, source=source)
         remove_staging(sessions, campaign=spec.name)  # what an import that was killed left behind
         staging_id, policies = _create_staging(sessions, spec, stored_policies)
+        tally = LabelTally()
         try:
-            new_tasks = _stage_rows(sessions, staging_id, spec, rows, policies, source=source)
+            raters, created = _create_raters(sessions, staging_id, spec.name, rater_names)
+            new_tasks = _stage_rows(
+                sessions, staging_id, spec, rows, policies, source=source, raters=raters, tally=tally
+            )
             counts = _publish(sessions, staging_id, spec, rows, source=source)
         except BaseException:
             _remove_after_failure(sessions, spec.name, staging_id)
             raise
     counts = {"campaign": spec.name, "rows": len(rows), "new_tasks": new_tasks, **counts}
+    if conversion.format != "plumb" or rater_names:
+        counts.update(label_summary(conversion, tally, raters=len(raters), new_raters=len(created)))
+        _warn_about_what_is_missing(counts, source)
     logger.info("Imported %d rows into campaign '%s': %s", len(rows), spec.name, counts)
     return counts
+
+
+def _warn_about_what_is_missing(counts: dict, source: str) -> None:
+    if counts["unannotated"]:
+        logger.warning(
+            "%s: %d of %d %s rows have no annotations: imported as prompts and candidates only",
+            source,
+            counts["unannotated"],
+            counts["rows"],
+            counts["format"],
+        )
+    for reason, count in counts["left_out"].items():
+        logger.warning("%s: left out %d: %s", source, count, reason)
 
 
 def _stored_campaign(sessions, spec, campaign_file: str):
@@ -131,8 +152,35 @@ def _create_staging(sessions, spec, stored_policies: list[str]) -> tuple[int, di
         return staging.id, policies
 
 
-def _stage_rows(sessions, staging_id: int, spec, rows: list[ImportRow], policies: dict, *, source: str) -> int:
-    """Store the rows in the staging campaign, one short transaction per batch; returns how many tasks were made."""
+def _create_raters(sessions, staging_id: int, name: str, names: list[str]) -> tuple[dict[str, int], list[int]]:
+    """The imported raters (created when new, batch by batch): ids by name, and the ids created, which the staging
+    campaign's definition keeps so that removing it removes them."""
+    raters, created, start = {}, [], 0
+    while start < len(names):
+        with sessions.begin() as session:
+            staging = _staging(session, staging_id, name)
+            began, end = time.monotonic(), start
+            while end < len(names) and (end == start or time.monotonic() - began < BATCH_SECONDS):
+                found, made = import_labels.ensure_imported_raters(session, [names[end]])
+                raters.update(found)
+                created += made
+                end += 1
+            staging.definition = {**staging.definition, import_labels.NEW_RATERS_KEY: list(created)}
+        start = end
+        _take_turns(sessions, more=start < len(names))
+    return raters, created
+
+
+def _take_turns(sessions, *, more: bool) -> None:
+    if sessions.kw["bind"].dialect.name == "sqlite" and more:
+        time.sleep(SQLITE_TURN_SECONDS)
+
+
+def _stage_rows(
+    sessions, staging_id: int, spec, rows: list[ImportRow], policies: dict, *, source: str, **labels
+) -> int:
+    """Store the rows (and their judgments) in the staging campaign, one short transaction per batch; returns how many
+    tasks were made."""
     new_tasks, start = 0, 0
     while start < len(rows):
         with sessions.begin() as session:
@@ -140,13 +188,14 @@ def _stage_rows(sessions, staging_id: int, spec, rows: list[ImportRow], policies
             began, index = time.monotonic(), start
             while index < len(rows) and (index == start or time.monotonic() - began < BATCH_SECONDS):
                 try:
-                    new_tasks += stage_row(session, staging, rows[index], policies, overlap=spec.raters_per_task)
-                except CampaignError as error:
+                    new_tasks += stage_row(
+                        session, staging, rows[index], policies, overlap=spec.raters_per_task, **labels
+                    )
+                except StoreError as error:
                     raise DataError(f"{source}: row {index}: {error}") from None
                 index += 1
         start = index
-        if sessions.kw["bind"].dialect.name == "sqlite" and start < len(rows):
-            time.sleep(SQLITE_TURN_SECONDS)
+        _take_turns(sessions, more=start < len(rows))
     return new_tasks
 
 
@@ -157,8 +206,18 @@ def _staging(session, staging_id: int, name: str) -> Campaign:
     return staging
 
 
-def stage_row(session, staging: Campaign, row: ImportRow, policies: dict[str, Policy], *, overlap: int) -> int:
-    """Store one row's prompt, candidates and tasks in the staging campaign; returns how many tasks it made."""
+def stage_row(
+    session,
+    staging: Campaign,
+    row: ImportRow,
+    policies: dict[str, Policy],
+    *,
+    overlap: int,
+    raters: dict[str, int] | None = None,
+    tally: LabelTally | None = None,
+) -> int:
+    """Store one row's prompt, candidates, tasks and judgments (by `raters`' ids, counted in `tally`) in the staging
+    campaign; returns how many tasks it made."""
     prompt = add_prompt(session=session, campaign=staging, external_id=row.prompt_id, messages=row.messages)
     candidates = []
     for policy_name, completion, settings in row.candidates:
@@ -176,6 +235,9 @@ def stage_row(session, staging: Campaign, row: ImportRow, policies: dict[str, Po
         candidates.append(candidate)
     tasks = row_tasks(staging, prompt, candidates, gold_ranks=row.gold_ranks, overlap=overlap)
     session.add_all(tasks)
+    if row.judgments:
+        session.flush()  # the tasks' ids, for the judgments' assignments
+        record_row_judgments(session, row, candidates, tasks, raters, tally, now=utcnow())
     return len(tasks)
 
 
@@ -235,15 +297,19 @@ def remove_staging(sessions, *, campaign: str, only: int | None = None) -> int:
     """Delete the staging campaigns of imports into `campaign` (or just staging campaign `only`); returns how many."""
     with sessions.begin() as session:
         found = session.scalars(select(Campaign).where(Campaign.name.startswith(STAGING_PREFIX, autoescape=True)))
-        ids = [c.id for c in found if c.definition.get("name") == campaign and only in (None, c.id)]
+        stagings = [c for c in found if c.definition.get("name") == campaign and only in (None, c.id)]
+        ids = [c.id for c in stagings]
         if ids:
             quick = {"synchronize_session": False}
+            import_labels.remove_staged_labels(session, ids)
             prompts = select(Prompt.id).where(Prompt.campaign_id.in_(ids))
             session.execute(delete(Task).where(Task.campaign_id.in_(ids)), execution_options=quick)
             session.execute(delete(Candidate).where(Candidate.prompt_id.in_(prompts)), execution_options=quick)
             for table in (Prompt, Policy):
                 session.execute(delete(table).where(table.campaign_id.in_(ids)), execution_options=quick)
             session.execute(delete(Campaign).where(Campaign.id.in_(ids)), execution_options=quick)
+            made = [rater for c in stagings for rater in c.definition.get(import_labels.NEW_RATERS_KEY, [])]
+            import_labels.remove_unused_raters(session, made)
             logger.info("Removed %d unfinished import(s) into campaign '%s'", len(ids), campaign)
         return len(ids)
 
@@ -262,84 +328,3 @@ def ensure_campaign(sessions, *, campaign: str, campaign_file: str | None, db: s
         raise CampaignError(f"{campaign_file}: defines campaign '{defined}', not '{campaign}' (the `campaign` key)")
     counts = import_campaign(campaign_file, db=db)
     logger.info("Imported campaign '%s': %d prompts", campaign, counts["prompts"])
-
-
-def read_source(source: str, split: str) -> list[dict]:
-    """The source's records as dicts; a JSON array file (Label Studio's export) is read as it is."""
-    path = Path(source).expanduser()
-    if path.suffix == ".json" and path.is_file():
-        try:
-            records = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise DataError(f"{source}: not valid JSON ({error.msg}, line {error.lineno})") from None
-        if isinstance(records, list):
-            return records
-    return list(load_records(source, split))
-
-
-def read_rows(dataset, *, source: str) -> list[ImportRow]:
-    """Check every row; the first bad one is a `DataError` naming the source, the row and the field."""
-    rows = []
-    for index, record in enumerate(dataset):
-        try:
-            rows.append(parse_row(record))
-        except DataError as error:
-            raise DataError(f"{source}: row {index}: {error}") from None
-    if not rows:
-        raise DataError(f"{source}: no rows")
-    return rows
-
-
-def parse_row(record: dict) -> ImportRow:
-    """One `ImportRow` from a dataset row; `DataError` (naming the field) when it breaks the format."""
-    messages = _prompt_messages(record)
-    prompt_id = record.get("prompt_id")
-    if prompt_id is None:  # a content hash, so importing the same file twice is caught as a duplicate
-        prompt_id = hashlib.sha1(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
-    candidates = [_candidate(entry, i) for i, entry in enumerate(record.get("candidates") or [])]
-    gold = record.get("gold")
-    gold_ranks = None
-    if gold is not None:
-        gold_ranks = gold.get("ranks") if isinstance(gold, dict) else None
-        if not isinstance(gold_ranks, list) or len(gold_ranks) != len(candidates) or len(candidates) < 2:
-            raise DataError(
-                f"field 'gold': expected {{\"ranks\": [...]}} with one rank per candidate (at least 2), got {gold!r}"
-            )
-    return ImportRow(prompt_id=str(prompt_id), messages=messages, candidates=candidates, gold_ranks=gold_ranks)
-
-
-def _prompt_messages(record: dict) -> list:
-    if record.get("prompt") is None and isinstance(record.get("messages"), list):
-        turns = record["messages"]
-        prompt = turns[:-1] if turns and isinstance(turns[-1], dict) and turns[-1].get("role") == "assistant" else turns
-    else:
-        prompt = record.get("prompt")
-    if prompt is None:
-        raise DataError("field 'prompt': missing (give `prompt`, or a `messages` conversation)")
-    problem = message_problem(prompt)
-    if problem:
-        raise DataError(f"field 'prompt': {problem}")
-    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-
-
-def _candidate(entry, index: int) -> tuple[str, list, dict]:
-    if not isinstance(entry, dict) or not isinstance(entry.get("policy"), str) or "completion" not in entry:
-        raise DataError(
-            f'field \'candidates\': entry {index} must be {{"policy": NAME, "completion": ...}}, got {entry!r}'[:200]
-        )
-    completion = entry["completion"]
-    problem = message_problem(completion)
-    if problem:
-        raise DataError(f"field 'candidates': entry {index} completion: {problem}")
-    if isinstance(completion, str):
-        completion = [{"role": "assistant", "content": completion}]
-    settings = entry.get("settings") or {}  # how it was made, as `plumb collect generate --to` writes it
-    if not isinstance(settings, dict):
-        raise DataError(f"field 'candidates': entry {index} settings must be an object, got {settings!r}"[:200])
-    settings = dict(settings)
-    if entry.get("oracle_score") is not None:
-        score = entry["oracle_score"]
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
-            raise DataError(f"field 'candidates': entry {index} oracle_score must be a number, got {score!r}")
-        settings["oracle_score"] = float(score)
-    return entry["policy"], completion, settings

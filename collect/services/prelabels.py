@@ -21,7 +21,8 @@ from sqlalchemy import bindparam, select, update
 
 from collect.domain.campaign import spec_of
 from collect.services.simulation import pool_candidates
-from collect.store import Assignment, Campaign, Prompt, Rater, StoreError, Task, campaign_by_name, record_judgment
+from collect.store import Assignment, Campaign, Prompt, Rater, StoreError, Task, campaign_by_name
+from collect.store.judgments import judge_without_lease
 from collect.store.models import utcnow
 from collect.store.raters import create_rater
 
@@ -120,13 +121,8 @@ def auto_label(session, campaign: Campaign, *, above: float, audit_share: float,
     labelled = [task for task in sure if not in_audit(task.id, audit_share, seed)]
     rater = model_rater(session, model) if labelled else None
     for task in labelled:
-        assignment = Assignment(task_id=task.id, rater_id=rater.id, candidate_order=[0, 1], expires_at=now)
-        session.add(assignment)
-        session.flush()
         sign = 1 if task.prelabel["preferred"] == 0 else -1
-        record_judgment(
-            session=session, assignment=assignment, preference=sign * strength(task.prelabel["confidence"]), now=now
-        )
+        judge_without_lease(session, task, rater.id, now=now, preference=sign * strength(task.prelabel["confidence"]))
         task.target_overlap = 1  # the model's answer stands for the task: no person is asked for it
     return {"sure": len(sure), "auto_labelled": len(labelled), "audit": len(sure) - len(labelled)}
 

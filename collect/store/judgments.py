@@ -206,3 +206,15 @@ def _add_to_count(session: Session, task_id: int, step: int) -> None:
     if task is not None:  # a loaded task shows what is now in the database, without reading it back
         set_committed_value(task, "judgment_count", counts.judgment_count)
         set_committed_value(task, "target_overlap", counts.target_overlap)
+
+
+def judge_without_lease(session, task: Task, rater_id: int, *, now, assignment: Assignment | None = None, **answer):
+    """Record a judgment no lease preceded (an import, an auto-label): an assignment in state judged, shown in the
+    canonical order, then the judgment. Given a rater's `assignment` again, the new answer supersedes theirs."""
+    if assignment is None:
+        order = list(range(len(task.candidate_ids)))
+        assignment = Assignment(task_id=task.id, rater_id=rater_id, candidate_order=order, expires_at=now)
+        session.add(assignment)
+        session.flush()
+    record_judgment(session=session, assignment=assignment, now=now, **answer)
+    return assignment

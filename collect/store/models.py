@@ -18,9 +18,10 @@ STAFF_ROLES = ("reviewer", "admin")  # see every rater's work: campaign overview
 TASK_KINDS = ("pairwise", "ranking", "rating")
 ASSIGNMENT_STATES = ("leased", "judged", "skipped")
 # Who stands behind a rater account: a person, a simulated rater answering from an oracle
-# (`collect.simulate`), or a reward model whose sure answers were taken as labels (`collect.score`).
+# (`collect.simulate`), a reward model whose sure answers were taken as labels (`collect.score`),
+# or an annotator of another tool whose labels were imported (`collect.import_prompts`).
 # Exports and reports say which labels were not a person's.
-RATER_KINDS = ("human", "simulated", "model")
+RATER_KINDS = ("human", "simulated", "model", "imported")
 
 
 def utcnow() -> datetime:

@@ -32,7 +32,7 @@ def _hasher():
 def create_rater(
     *, session: Session, name: str, role: str = "rater", password: str | None = None, kind: str = "human"
 ) -> tuple[Rater, str]:
-    """Add a rater of `kind` (human or simulated); returns (rater, API token). The token is not stored and cannot
+    """Add a rater of `kind` (one of RATER_KINDS); returns (rater, API token). The token is not stored and cannot
     be shown again."""
     _check_role(role)
     _check_kind(kind, password)
@@ -100,8 +100,8 @@ def _check_role(role: str) -> None:
 def _check_kind(kind: str, password: str | None) -> None:
     if kind not in RATER_KINDS:
         raise RaterError(f"unknown rater kind '{kind}' (choose one of: {', '.join(RATER_KINDS)})")
-    if kind == "simulated" and password is not None:
-        raise RaterError("a simulated rater has no password: it never signs in to the page")
+    if kind in ("simulated", "imported") and password is not None:
+        raise RaterError(f"a rater of kind {kind} has no password: it never signs in to the page")
 
 
 def _password_hash(password: str) -> str:
