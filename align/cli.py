@@ -3,7 +3,11 @@
 from plumb.cli import run_verbs
 
 VERBS = {
-    "dpo": ("align.dpo", "direct preference optimisation from an SFT checkpoint (TRL DPOTrainer), LoRA or full"),
+    "dpo": (
+        "align.dpo",
+        "direct preference optimisation from an SFT checkpoint (TRL DPOTrainer; IPO, hinge, APO... by loss_type)",
+    ),
+    "kto": ("align.kto", "Kahneman-Tversky optimisation on unpaired judgments, the kto export (TRL KTOTrainer)"),
     "best-of-n": (
         "align.best_of_n",
         "sample n responses per prompt, keep the reward model's best (baseline, rejection-sampling SFT data)",

@@ -1,4 +1,5 @@
-"""The arguments of `plumb align dpo` that TRL's DPOConfig and ModelConfig do not already have."""
+"""The arguments of the `plumb align` verbs that TRL's configs and ModelConfig do not already have, and the
+preference losses each offline verb offers (TRL's own, a `loss_type` away) with the data each trains on."""
 
 from dataclasses import dataclass, field
 
@@ -29,6 +30,54 @@ class DPOScriptArguments(TrainingScriptArguments):
         metadata={
             "help": "With precompute_ref_log_probs: keep the reference log-probs on disk under PLUMB_HOME, "
             "keyed by model and data, so a restart or a sweep over beta/loss reuses them."
+        },
+    )
+
+
+# TRL 1.16's DPOTrainer losses (DPOConfig.loss_type; several combine with loss_weights, e.g. MPO). All train on
+# pairwise preferences: the `pairwise` export, or a `ranking` export expanded to its pairs.
+DPO_LOSSES = {
+    "sigmoid": "DPO",
+    "hinge": "SLiC (hinge)",
+    "ipo": "IPO (beta is its tau)",
+    "exo_pair": "EXO (label_smoothing is its epsilon)",
+    "nca_pair": "NCA",
+    "robust": "Robust DPO (label_smoothing: the rate of flipped labels)",
+    "bco_pair": "BCO, paired",
+    "sppo_hard": "SPPO, hard labels",
+    "aot": "AOT",
+    "aot_unpaired": "AOT, unpaired",
+    "apo_zero": "APO-zero (the chosen answers beat the policy's own)",
+    "apo_down": "APO-down (the chosen answers are worse than the policy's own)",
+    "discopop": "DiscoPOP (discopop_tau)",
+    "sft": "SFT on the chosen answers (with sigmoid: RPO)",
+    "sigmoid_norm": "length-normalised DPO (SimPO's normalisation, with a reference)",
+}
+# TRL 1.16's KTOTrainer losses (KTOConfig.loss_type). Both train on unpaired data: the `kto` export (or pairs,
+# each split into a desirable and an undesirable row).
+KTO_LOSSES = {
+    "kto": "KTO",
+    "apo_zero_unpaired": "APO-zero, unpaired (no KL estimate: any batch size)",
+}
+
+
+@dataclass
+class KTOScriptArguments(TrainingScriptArguments):
+    """The shared training script arguments, with unpaired preferences as data, and a separate reference."""
+
+    dataset_name: str | None = field(
+        default="builtin:prefs",
+        metadata={
+            "help": "Unpaired preferences (prompt/completion/label: `plumb collect export --format kto`), or pairs, "
+            "each split into a desirable and an undesirable row: builtin:NAME, a JSONL/JSON/Parquet/CSV file, "
+            "a saved dataset directory or a Hub id."
+        },
+    )
+    ref_model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "The reference policy of the KTO loss (default: the starting policy; with LoRA, the base "
+            "with the adapter disabled)."
         },
     )
 

@@ -176,7 +176,10 @@ def export(run: LoopRun, round_number: int) -> dict:
     campaign = run.result(round_number, "candidates")["campaign"]
     quality = quality_report(run, campaign, folder)
     summary = export_main(
-        ExportArguments(campaign=campaign, format="pairwise", db=run.db, output_dir=str(folder / "round-pairs"))
+        # Every row in one file: the round holds out its own test prompts below, across rounds.
+        ExportArguments(
+            campaign=campaign, format="pairwise", db=run.db, output_dir=str(folder / "round-pairs"), test_size=0
+        )
     )
     rows = [dict(row) for row in load_records(str(folder / "round-pairs"))]
     rows = strongest_pairs(rows, run.args.pairs_per_prompt)

@@ -27,6 +27,10 @@ COMMANDS = {
         "plumb.doctor",
         "check Python, torch and its device, the offline models, tracking and the data directory",
     ),
+    "push": (
+        "plumb.push",
+        "push a reward model, a policy or a dataset export to the Hub with its card (--dry_run: gather only)",
+    ),
 }
 EXIT_USAGE = 2
 

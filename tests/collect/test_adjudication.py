@@ -90,15 +90,17 @@ def test_the_export_takes_the_adjudication_over_the_majority(store, db_url, tmp_
     submit_adjudication(sessions, campaign="demo", reviewer_name="rev", task_id=t1, choice="A better")
     submit_adjudication(sessions, campaign="demo", reviewer_name="rev", task_id=t1, choice="B much better")
 
-    args = ExportArguments(campaign="demo", db=db_url, output_dir=str(tmp_path / "pairs"))
+    args = ExportArguments(campaign="demo", db=db_url, output_dir=str(tmp_path / "pairs"), test_size=0)
     summary = export(args)
-    rows = datasets.load_from_disk(args.output_dir)
+    rows = datasets.load_dataset(args.output_dir, split="train")
     decided = [(r["meta"]["task_id"], r["chosen"][0]["content"], r["margin"], r["meta"]["adjudicated"]) for r in rows]
     assert decided == [(t1, "answer 1 from dpo", 3.0, True), (t2, "answer 2 from sft", 1.0, False)]  # newest counts
     assert summary["adjudicated_tasks"] == 1
-    per_rater = ExportArguments(campaign="demo", db=db_url, output_dir=str(tmp_path / "own"), per_rater=True)
+    per_rater = ExportArguments(
+        campaign="demo", db=db_url, output_dir=str(tmp_path / "own"), per_rater=True, test_size=0
+    )
     export(per_rater)
-    own = datasets.load_from_disk(per_rater.output_dir)
+    own = datasets.load_dataset(per_rater.output_dir, split="train")
     assert not any(own["meta"][i]["adjudicated"] for i in range(len(own)))  # each rater's own row stays theirs
 
 
@@ -116,7 +118,9 @@ def test_a_ranking_is_adjudicated_with_ranks_and_exported(store, db_url, tmp_pat
     with pytest.raises(AdjudicationError, match="rank the best candidate 1"):
         submit_adjudication(sessions, campaign="demo", reviewer_name="rev", task_id=t1, scores=[2, 3, 3])
     submit_adjudication(sessions, campaign="demo", reviewer_name="rev", task_id=t1, scores=[2, 1, 1])
-    args = ExportArguments(campaign="demo", db=db_url, format="ranking", output_dir=str(tmp_path / "ranks"))
+    args = ExportArguments(
+        campaign="demo", db=db_url, format="ranking", output_dir=str(tmp_path / "ranks"), test_size=0
+    )
     export(args)
-    (row,) = datasets.load_from_disk(args.output_dir)
+    (row,) = datasets.load_dataset(args.output_dir, split="train")
     assert row["ranks"] == [2, 1, 1] and row["meta"]["adjudicated"]

@@ -69,11 +69,12 @@ def judged_db(db_url):
 
 
 def export(db, tmp_path, **options):
+    options = {"test_size": 0, **options}
     args = ExportArguments(
         campaign="demo", db=db, output_dir=str(tmp_path / options.get("format", "pairwise")), **options
     )
     summary = main(args)
-    return datasets.load_from_disk(args.output_dir), summary
+    return datasets.load_dataset(args.output_dir, split="train"), summary
 
 
 def test_pairwise_export_aggregates_by_majority_and_says_what_it_left_out(judged_db, tmp_path):
@@ -176,14 +177,24 @@ def test_an_exported_pairwise_dataset_trains_trl_reward_and_dpo_one_step(
 
 def test_push_to_hub_sends_the_dataset_and_its_card(judged_db, tmp_path, monkeypatch):
     import huggingface_hub
+    from huggingface_hub import DatasetCard
 
     pushed = []
-    monkeypatch.setattr(datasets.Dataset, "push_to_hub", lambda self, repo: pushed.append(("dataset", repo, len(self))))
-    monkeypatch.setattr(
-        huggingface_hub.HfApi,
-        "upload_file",
-        lambda self, **kw: pushed.append(("card", kw["repo_id"], Path(kw["path_or_fileobj"]).name)),
-    )
+
+    class FakeApi:
+        def create_repo(self, repo_id, **kwargs):
+            pushed.append(("create_repo", repo_id, kwargs["repo_type"]))
+            return f"https://huggingface.co/datasets/{repo_id}"
+
+        def upload_folder(self, **kwargs):  # one commit: the Parquet shards and the card that names them
+            folder = Path(kwargs["folder_path"])
+            card = DatasetCard.load(folder / "README.md")
+            rows = sum(len(split) for split in datasets.load_dataset(str(folder)).values())
+            pushed.append(
+                ("upload_folder", kwargs["repo_id"], kwargs["repo_type"], rows, "Left out, and why" in card.text)
+            )
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     (args,) = parse_config(
         config_types(),
         [
@@ -199,7 +210,7 @@ def test_push_to_hub_sends_the_dataset_and_its_card(judged_db, tmp_path, monkeyp
         ],
     )
     main(args)
-    assert pushed == [("dataset", "team/prefs", 9), ("card", "team/prefs", "README.md")]
+    assert pushed == [("create_repo", "team/prefs", "dataset"), ("upload_folder", "team/prefs", "dataset", 9, True)]
 
 
 def unjudged_task(db_url) -> tuple:
@@ -317,9 +328,11 @@ def test_arena_battles_are_training_data_unless_cut_off_or_leaked(sqlite_url, tm
     engine.dispose()
 
     def export(**options):
-        args = ExportArguments(campaign="arena", db=sqlite_url, output_dir=str(tmp_path / "out"), **options)
+        args = ExportArguments(
+            campaign="arena", db=sqlite_url, output_dir=str(tmp_path / "out"), test_size=0, **options
+        )
         summary = main(args)
-        return datasets.load_from_disk(str(tmp_path / "out")).to_list(), summary
+        return datasets.load_dataset(str(tmp_path / "out"), split="train").to_list(), summary
 
     rows, summary = export()
     assert [row["chosen"][0]["content"] for row in rows] == ["Rain is water falling from clouds."]

@@ -45,7 +45,7 @@ def test_records_keep_the_shown_order_and_feed_the_quality_tools(sqlite_url, tmp
                 )  # "A better": whatever was shown on the left
     output = tmp_path / "judgments"
     summary = main(ExportArguments(campaign="demo", format="judgments", db=sqlite_url, output_dir=str(output)))
-    records = datasets.load_from_disk(str(output)).to_list()
+    records = datasets.load_dataset(str(output), split="train").to_list()
     assert summary["rows"] == len(records) == 6
     for record in records:
         task_id = int(record["item"].split("-")[1])

@@ -330,9 +330,9 @@ def test_exports_and_the_quality_report_say_which_judgments_were_simulated(sqlit
     engine.dispose()
 
     output = tmp_path / "pairwise"
-    summary = export_main(ExportArguments(campaign="demo", db=sqlite_url, output_dir=str(output)))
-    rows = datasets.load_from_disk(str(output)).to_list()
-    assert summary["judgments_by_rater_kind"] == {"human": 1, "simulated": 3}
+    summary = export_main(ExportArguments(campaign="demo", db=sqlite_url, output_dir=str(output), test_size=0))
+    rows = datasets.load_dataset(str(output), split="train").to_list()
+    assert summary["judgments_by_rater_kind"] == {"human": 1, "simulated": 3, "model": 0, "imported": 0}
     assert {row["meta"]["task_id"]: row["meta"]["simulated"] for row in rows} == {
         task_id: task_id != human_task for task_id in range(1, 5)
     }

@@ -2,8 +2,10 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
+import yaml
 from transformers import AutoModelForSequenceClassification
 
 from plumb.cli import main as plumb_main
@@ -40,7 +42,7 @@ def test_dry_run_writes_the_card_and_the_folder_loads(model_copy):
     assert model.config.num_labels == 1
 
 
-def test_push_uploads_the_folder(model_copy, monkeypatch):
+def test_push_uploads_the_gathered_folder(model_copy, monkeypatch):
     calls = []
 
     class FakeApi:
@@ -49,14 +51,51 @@ def test_push_uploads_the_folder(model_copy, monkeypatch):
             return f"https://huggingface.co/{repo_id}"
 
         def upload_folder(self, **kwargs):
-            calls.append(("upload_folder", kwargs["repo_id"], kwargs))
+            folder = Path(kwargs["folder_path"])
+            calls.append(("upload_folder", kwargs["repo_id"], sorted(path.name for path in folder.iterdir())))
 
     monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
     url = main(PushArguments(repo_id="me/rm", model_dir=str(model_copy), private=True))
     assert url == "https://huggingface.co/me/rm"
     assert calls[0] == ("create_repo", "me/rm", {"private": True, "exist_ok": True})
-    assert calls[1][2]["folder_path"] == str(model_copy)
+    uploaded = calls[1][2]
+    assert {"README.md", "config.json", "model.safetensors", "plumb_config.yaml", "eval_report.json"} <= set(uploaded)
+    assert "training_args.bin" not in uploaded
     assert (model_copy / "README.md").is_file()
+
+
+def test_dry_run_card_carries_base_model_datasets_and_every_held_out_figure(model_copy):
+    from huggingface_hub import ModelCard
+
+    from reward.score import load_reward_model
+
+    # as a run from the default backbone records it (the tiny test backbone has no Hub id)
+    config = yaml.safe_load((model_copy / "plumb_config.yaml").read_text())
+    (model_copy / "plumb_config.yaml").write_text(yaml.safe_dump({**config, "model_name_or_path": "default"}))
+    argv = ["reward", "push", "me/plumb-reward", "--model_dir", str(model_copy), "--dry_run", "--datasets", "me/prefs"]
+    assert plumb_main(argv) == 0
+    upload = model_copy.with_name("model.hub")
+
+    card = ModelCard.load(upload / "README.md")
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2" and card.data.license == "apache-2.0"
+    assert card.data.datasets == ["me/prefs"] and card.data.language == ["en"]
+    assert card.data.pipeline_tag == "text-classification" and "reward-model" in card.data.tags
+    metrics = json.loads((model_copy / "metrics.json").read_text())
+    held_out = {k: v for k, v in metrics.items() if k.startswith("eval_") and isinstance(v, (int, float))}
+    assert "eval_accuracy" in held_out and "eval_ece" in held_out
+    assert {r.metric_name: r.metric_value for r in card.data.eval_results} == held_out
+    assert {(r.dataset_type, r.dataset_split, r.task_type) for r in card.data.eval_results} == {
+        ("me/prefs", "test", "text-classification")
+    }
+    assert "| accuracy |" in card.text and 'from_pretrained("me/plumb-reward")' in card.text
+
+    # what goes up loads as a reward model and names no local path
+    load_reward_model(str(upload))
+    assert not (upload / "training_args.bin").exists()
+    for path in upload.iterdir():
+        if path.suffix != ".safetensors":
+            assert str(model_copy.parent) not in path.read_text(errors="replace"), path.name
+    assert json.loads((upload / "eval_report.json").read_text())["model"] == "model"
 
 
 def test_push_needs_a_repo_and_a_trained_folder(tmp_path):

@@ -28,7 +28,10 @@ class ExportArguments:
     format: str = field(default="pairwise", metadata={"help": f"Dataset format: {', '.join(FORMATS)}."})
     output_dir: str = field(
         default="outputs/collect-export",
-        metadata={"help": "Where the dataset (save_to_disk), summary.json and README.md go."},
+        metadata={
+            "help": "Where the dataset's Parquet files (one per split), summary.json and README.md go: "
+            "`datasets.load_dataset(output_dir)` reads it."
+        },
     )
     db: str | None = field(
         default=None,
@@ -61,6 +64,14 @@ class ExportArguments:
         default=False,
         metadata={"help": "Leave out auto-labels (judgments of a rater of kind 'model', from `plumb collect score`)."},
     )
+    test_size: float = field(
+        default=0.1,
+        metadata={
+            "help": "Share of rows held out as a `test` split, whole prompts at a time (a count when >= 1; 0: no "
+            "split). The judgments and battles formats are never split."
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the held-out split."})
     push_to_hub: str | None = field(default=None, metadata={"help": "Hub dataset repo to push to, with its card."})
 
     def __post_init__(self):
@@ -68,6 +79,8 @@ class ExportArguments:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, got '{self.format}'")
         if self.on_split not in SPLIT_RULES:
             raise ValueError(f"on_split must be one of {', '.join(SPLIT_RULES)}, got '{self.on_split}'")
+        if self.test_size < 0:
+            raise ValueError(f"test_size must be 0 or more, got {self.test_size}")
 
 
 def decide(item: TaskItem, judgments: list, args: ExportArguments) -> Outcome:
