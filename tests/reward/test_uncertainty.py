@@ -1,6 +1,8 @@
 """Pre-labels, doubt and serving priorities against values worked out by hand on tiny arrays."""
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -119,3 +121,10 @@ def test_diverse_priorities_with_duplicate_embeddings_use_fewer_clusters():
     doubts = np.array([0.9, 0.8, 0.1, 0.2])
     embeddings = np.array([[0.0], [0.0], [5.0], [5.0]])
     assert served(u.diverse_priorities(doubts, embeddings, clusters=3)) == [0, 3, 1, 2]
+
+
+def test_importing_it_loads_neither_torch_nor_scikit_learn():
+    # `plumb collect score` and the store's scheduling import it; KMeans is loaded only when clusters are asked for
+    code = "import sys, reward.uncertainty; print([m for m in ('torch', 'sklearn') if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.strip() == "[]"
