@@ -3,7 +3,7 @@
 from plumb.cli import run_verbs
 
 VERBS = {
-    "train": ("reward.train", "train a reward model on pairwise preferences (TRL RewardTrainer)"),
+    "train": ("reward.train", "train a reward model on pairwise preferences or rankings (TRL RewardTrainer)"),
     "eval": ("reward.evaluate", "held-out accuracy with its interval, calibration, length bias; a gate for pipelines"),
     "score": ("reward.score", "score a dataset's responses in batches (an ensemble gives mean and spread)"),
     "push": ("reward.push", "push a reward model to the Hub with a generated model card"),

@@ -4,16 +4,31 @@ from dataclasses import dataclass, field
 
 from plumb.arguments import TrainingScriptArguments
 
+# How `plumb reward train` learns from rankings (reward/listwise.py): their pairs, or the whole ranked order.
+RANKING_LOSSES = ("pairwise", "plackett_luce")
+
 
 @dataclass
 class RewardScriptArguments(TrainingScriptArguments):
-    """The shared training script arguments, with pairwise preferences as data; margin, freezing, early stopping."""
+    """The shared training script arguments, with preferences (pairs or rankings) as data; the ranking loss,
+    margin, freezing, early stopping."""
 
     dataset_name: str | None = field(
         default="builtin:prefs",
         metadata={
-            "help": "Pairwise preferences (prompt, chosen, rejected, optional margin): builtin:NAME, a "
-            "JSONL/JSON/Parquet/CSV file, a saved dataset directory or a Hub id."
+            "help": "Pairwise preferences (prompt, chosen, rejected, optional margin) or rankings (prompt, "
+            "completions, ranks: 1 = best, ties allowed): builtin:NAME, a JSONL/JSON/Parquet/CSV file, a saved "
+            "dataset directory or a Hub id."
+        },
+    )
+    ranking_loss: str = field(
+        default="pairwise",
+        metadata={
+            "help": "pairwise: rankings are expanded to their pairs (ties give none), Bradley-Terry on each pair. "
+            "plackett_luce: each ranking is one example, loss = negative Plackett-Luce log-likelihood of its "
+            "order (tied completions share each other's denominators, Breslow); pairs are rankings of two. "
+            "Held-out data is evaluated pairwise either way.",
+            "choices": list(RANKING_LOSSES),
         },
     )
     use_margin: bool = field(
@@ -45,6 +60,12 @@ class RewardScriptArguments(TrainingScriptArguments):
         default=1000,
         metadata={"help": "Bootstrap resamples for the confidence interval of the held-out accuracy."},
     )
+
+    def __post_init__(self):
+        """Refuse an unknown ranking loss, naming the choices."""
+        # argparse checks choices on the command line and in YAML; this catches dataclasses built in code (bench, loop).
+        if self.ranking_loss not in RANKING_LOSSES:
+            raise ValueError(f"ranking_loss must be one of {', '.join(RANKING_LOSSES)}, got {self.ranking_loss!r}")
 
 
 @dataclass

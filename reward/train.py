@@ -1,11 +1,14 @@
-"""Train a reward model on pairwise preferences with TRL's RewardTrainer.
+"""Train a reward model on pairwise preferences or rankings with TRL's RewardTrainer.
 
 The backbone is an encoder (the offline default all-MiniLM-L6-v2, or any BERT/DeBERTa-style
 model) or a decoder LM given a one-output sequence-classification head; full fine-tuning or
 LoRA (`use_peft: true`, merged at the end). Pairs are tokenized by Plumb, keeping the end of
 long conversations (see reward/encoding.py); `margin` enters the loss when the data has it.
-After training, the held-out pairs get Plumb's full evaluation (accuracy with its interval,
-calibration, length bias), written beside the model with the card and the resolved config.
+Rankings (prompt, completions, ranks) are expanded to their pairs (`ranking_loss: pairwise`,
+ties give none) or trained whole with the Plackett-Luce loss (`ranking_loss: plackett_luce`,
+reward/listwise.py). After training, the held-out pairs (held-out rankings expanded, whatever
+the loss) get Plumb's full evaluation (accuracy with its interval, calibration, length bias),
+written beside the model with the card and the resolved config.
 
     plumb reward train --config configs/reward/demo.yaml
     accelerate launch --config_file configs/accelerate/multi-gpu.yaml -m plumb reward train --config ...
@@ -18,7 +21,7 @@ from pathlib import Path
 from plumb.cards import metrics_table
 from plumb.checkpoints import run_training
 from plumb.config import ConfigError, parse_config, save_resolved_config
-from plumb.data import load_train_test, to_conversational
+from plumb.data import DataError, load_train_test, ranking_to_pairs, to_conversational
 from plumb.models import DEFAULT, load_reward_backbone, model_init_kwargs
 from plumb.tracking import setup_tracking
 from reward.config import RewardScriptArguments
@@ -56,8 +59,11 @@ def main(script_args: RewardScriptArguments, training_args, model_args) -> dict:
     from transformers import set_seed
     from trl import RewardTrainer, get_peft_config
 
+    from reward import listwise
+
     # Dataset: checked before the model loads, so a bad file fails in a second, not after the model has loaded
-    train, test = load_pairs_train_test(script_args, seed=training_args.seed)
+    listwise_loss = script_args.ranking_loss == "plackett_luce"
+    train, test, data_counts = load_reward_data(script_args, seed=training_args.seed)
 
     # Model & tokenizer: the new reward head starts random, so seed before building it
     set_seed(training_args.seed)
@@ -67,9 +73,15 @@ def main(script_args: RewardScriptArguments, training_args, model_args) -> dict:
     if script_args.freeze_layers and not model_args.use_peft:
         freeze_bottom(model, script_args.freeze_layers)
 
-    # Tokenized by Plumb (as message lists), so long pairs keep their end
-    train_ids, train_cut = tokenize_pairs(train, tokenizer, training_args.max_length, use_margin=script_args.use_margin)
-    log_truncation(train_cut, name="train", max_length=training_args.max_length)
+    # Tokenized by Plumb (as message lists), so long pairs and rankings keep their end
+    if listwise_loss:
+        train_ids, train_cut = listwise.tokenize_rankings(train, tokenizer, training_args.max_length)
+        log_ranking_truncation(train_cut, max_length=training_args.max_length)
+    else:
+        train_ids, train_cut = tokenize_pairs(
+            train, tokenizer, training_args.max_length, use_margin=script_args.use_margin
+        )
+        log_truncation(train_cut, name="train", max_length=training_args.max_length)
     eval_ids = None
     if test is not None:
         eval_ids, eval_cut = tokenize_pairs(
@@ -81,7 +93,8 @@ def main(script_args: RewardScriptArguments, training_args, model_args) -> dict:
     callbacks = configure_model_selection(training_args, script_args, has_eval=eval_ids is not None)
     training_args.remove_unused_columns = False  # keep `length` for length-grouped batches; the collator ignores it
     setup_tracking(training_args, stage="reward")
-    trainer = RewardTrainer(
+    trainer_class = listwise.PlackettLuceTrainer if listwise_loss else RewardTrainer
+    trainer = trainer_class(
         model=model,
         args=training_args,
         train_dataset=train_ids,
@@ -91,7 +104,12 @@ def main(script_args: RewardScriptArguments, training_args, model_args) -> dict:
         callbacks=callbacks,
     )
     run_metrics = run_training(trainer, training_args.resume_from_checkpoint, stage="reward")
-    metrics = {**run_metrics, **{f"train_{k}": v for k, v in train_cut.as_metrics().items()}}
+    metrics = {
+        **run_metrics,
+        "ranking_loss": script_args.ranking_loss,
+        **data_counts,
+        **{f"train_{k}": v for k, v in train_cut.as_metrics().items()},
+    }
 
     # Save
     output_dir = Path(training_args.output_dir)
@@ -111,21 +129,67 @@ def main(script_args: RewardScriptArguments, training_args, model_args) -> dict:
     return metrics
 
 
-def load_pairs_train_test(script_args: RewardScriptArguments, *, seed: int):
-    """(train, held-out or None) pairwise data, checked for empty responses and turned into message lists."""
-    source, train_split = script_args.dataset_name, script_args.dataset_train_split
+def load_reward_data(script_args: RewardScriptArguments, *, seed: int):
+    """(train, held-out pairs or None, counts): pairs or rankings, as message lists, shaped for the ranking loss.
+
+    The held-out split is by prompt; held-out rankings are expanded to pairs, so both losses are measured alike.
+    """
     train, test = load_train_test(
-        source,
-        "pairwise",
-        train_split=train_split,
+        script_args.dataset_name,
+        ("pairwise", "ranking"),
+        train_split=script_args.dataset_train_split,
         test_split=script_args.dataset_test_split,
         test_size=script_args.test_size,
         seed=seed,
     )
+    counts = {"train_rankings": len(train)} if "completions" in train.column_names else {}
+    if test is not None and "completions" in test.column_names:
+        counts["eval_rankings"] = len(test)
+        test = ranking_to_pairs(test)
+        if not len(test):
+            logger.warning("The held-out rankings are all ties: no pairs to evaluate on.")
+            test = None
     if test is not None:
         test = to_conversational(test)
-    logger.info("Reward data: %d training pairs, %s held out", len(train), len(test) if test is not None else "none")
-    return to_conversational(train), test
+    train = shape_for_loss(train, script_args)
+    held_out = len(test) if test is not None else "none"
+    unit = "rankings" if script_args.ranking_loss == "plackett_luce" else "pairs"
+    logger.info("Reward data: %d training %s, %s pairs held out", len(train), unit, held_out)
+    return train, test, counts
+
+
+def shape_for_loss(train, script_args: RewardScriptArguments):
+    """Training rows as the loss takes them: pairs (rankings expanded, ties dropped) or rankings (pairs are K=2)."""
+    from reward import listwise
+
+    is_ranking = "completions" in train.column_names
+    if script_args.ranking_loss == "plackett_luce":
+        if is_ranking:
+            return listwise.ranking_to_conversational(train)
+        if script_args.use_margin and "margin" in train.column_names:
+            logger.info("plackett_luce has no margin term: the pairs' `margin` column is not used.")
+        return listwise.pairs_to_rankings(to_conversational(train))
+    if is_ranking:
+        pairs = ranking_to_pairs(train)
+        if not len(pairs):
+            raise DataError(f"{script_args.dataset_name}: the training rankings are all ties, so they give no pairs")
+        logger.info("Expanded %d rankings into %d pairs (ties give none)", len(train), len(pairs))
+        train = pairs
+    return to_conversational(train)
+
+
+def log_ranking_truncation(count, *, max_length: int | None) -> None:
+    """Say how many ranked completions were cut to max_length (from the left), as `log_truncation` does for pairs."""
+    if count.truncated_completions:
+        logger.info(
+            "train: %d of %d completions (%.0f%%) were longer than max_length=%s with their prompt and lost their "
+            "oldest tokens; %d responses were themselves longer than that.",
+            count.truncated_completions,
+            count.completions,
+            100 * count.truncated_completions / count.completions,
+            max_length,
+            count.responses_cut,
+        )
 
 
 def configure_model_selection(training_args, script_args, *, has_eval: bool) -> list:

@@ -97,3 +97,19 @@ def test_the_kto_and_sft_exports_train_trl_kto_and_sft(judged, tmp_path, tiny_po
         processing_class=tokenizer,
     )
     assert trainer.train().global_step == 1
+
+
+@pytest.mark.parametrize("loss", ["pairwise", "plackett_luce"])
+def test_the_ranking_export_trains_plumb_reward_train(judged, tmp_path, tiny_reward_dir, loss):
+    # TRL has no trainer for rankings: `plumb reward train` reads the export folder as it is, by both losses.
+    from reward.train import main
+    from tests.support.reward import reward_train_args
+
+    ranking = export(judged, tmp_path, "ranking")
+    rows = [row for split in ranking.values() for row in split]
+    assert len(rows) == PROMPTS and all(sorted(row["ranks"]) == [1, 2] for row in rows)
+    folder = str(tmp_path / "ranking")
+    metrics = main(
+        *reward_train_args(tmp_path / "out", tiny_reward_dir, "--dataset_name", folder, "--ranking_loss", loss)
+    )
+    assert metrics["eval_pairs"] == len(ranking["test"]) and metrics["train_rankings"] == len(ranking["train"])
