@@ -12,7 +12,11 @@ VERBS = {
         "align.best_of_n",
         "sample n responses per prompt, keep the reward model's best (baseline, rejection-sampling SFT data)",
     ),
-    "ppo": ("align.ppo", "PPO-style online RL against reward models (TRL RLOOTrainer or GRPOTrainer), with guards"),
+    "ppo": ("align.ppo", "PPO against reward models: a critic, GAE, clipped policy and value losses, with guards"),
+    "online": (
+        "align.online",
+        "online RL against reward models, --algorithm ppo (default), rloo or grpo (TRL's trainers), with guards",
+    ),
     "eval": (
         "align.evaluate",
         "policy vs reference on held-out prompts: judge win rate, rewards, KL, lengths, samples",

@@ -82,22 +82,23 @@ class KTOScriptArguments(TrainingScriptArguments):
     )
 
 
-ALGORITHMS = ("rloo", "grpo")
+ALGORITHMS = ("ppo", "rloo", "grpo")
 
 
 @dataclass
 class OnlineRLScriptArguments(TrainingScriptArguments):
-    """TRL's script arguments plus the reward model, algorithm and over-optimisation limits of `plumb align ppo`."""
+    """TRL's script arguments plus the reward model, algorithm and over-optimisation limits of `plumb align online`
+    (and `plumb align ppo`, which is `online` with algorithm ppo)."""
 
     dataset_name: str | None = field(
         default="builtin:instruct",
         metadata={"help": "Prompts: prompts data (`prompt`), or conversations (`messages`, the last answer dropped)."},
     )
     algorithm: str = field(
-        default="rloo",
+        default="ppo",
         metadata={
-            "help": "rloo (TRL RLOOTrainer: PPO's clipped surrogate, leave-one-out baseline) or grpo "
-            "(TRL GRPOTrainer: group-normalised advantages).",
+            "help": "ppo (Plumb's PPO: a critic, GAE, clipped policy and value losses), rloo (TRL RLOOTrainer: "
+            "PPO's clipped surrogate, leave-one-out baseline) or grpo (TRL GRPOTrainer: group-normalised advantages).",
             "choices": list(ALGORITHMS),
         },
     )

@@ -2,8 +2,13 @@
 
 KL to the reference, mean completion length, entropy, and (with a reward-model ensemble)
 the ensemble's disagreement on the policy's samples are checked at every log; crossing
-a limit stops the run, and the last checkpoint saved while every figure was within its
-limits becomes the result.
+a limit stops the run, and the newest checkpoint whose policy was measured within every
+limit becomes the result.
+
+The figures logged at step s are measured on the samples of step s, drawn from the policy
+as it was before step s's update: the weights saved as checkpoint-(s-1). So when the last
+figures within the limits were logged at step g, the checkpoints measured good are those up
+to step g-1, and checkpoint-g (whose samples, at step g+1, crossed a limit) is not one of them.
 """
 
 import json
@@ -55,7 +60,8 @@ def violations(logs: dict, limits: Limits) -> list[str]:
 
 
 class GuardCallback(TrainerCallback):
-    """Stops training when a logged figure crosses its limit; remembers the last step where all were within."""
+    """Stops training when a logged figure crosses its limit; remembers the last step where all were within
+    (`last_good_step`: the figures of that step describe checkpoint-(last_good_step - 1))."""
 
     def __init__(self, limits: Limits):
         self.limits = limits
@@ -77,9 +83,10 @@ class GuardCallback(TrainerCallback):
 
 
 def last_good_checkpoint(output_dir: Path, last_good_step: int) -> Path | None:
-    """The newest `checkpoint-N` folder with N <= last_good_step, or None."""
+    """The newest `checkpoint-N` folder with N < last_good_step (its policy sampled a step logged within the limits),
+    or None."""
     steps = [(int(p.name.split("-")[1]), p) for p in output_dir.glob("checkpoint-*") if p.name.split("-")[1].isdigit()]
-    good = [(step, path) for step, path in steps if step <= last_good_step]
+    good = [(step, path) for step, path in steps if step < last_good_step]
     return max(good)[1] if good else None
 
 
@@ -89,7 +96,7 @@ def keep_last_good(output_dir: Path, guard: GuardCallback) -> Path | None:
     report = {**guard.tripped, "kept": str(checkpoint) if checkpoint else None}
     (output_dir / "guard.json").write_text(json.dumps(report, indent=2))
     if checkpoint is None:
-        logger.warning("No checkpoint was saved before the limit was crossed: the starting policy stands.")
+        logger.warning("No checkpoint was measured within the limits: the starting policy stands.")
         return None
     target = output_dir / "last_good"
     shutil.copytree(
@@ -98,5 +105,7 @@ def keep_last_good(output_dir: Path, guard: GuardCallback) -> Path | None:
         dirs_exist_ok=True,
         ignore=shutil.ignore_patterns("optimizer.pt", "scheduler.pt", "rng_state*", "trainer_state.json"),
     )
-    logger.warning("Kept %s (step <= %d) as %s", checkpoint.name, guard.last_good_step, target)
+    logger.warning(
+        "Kept %s (measured within the limits at step %d) as %s", checkpoint.name, guard.last_good_step, target
+    )
     return target

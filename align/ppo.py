@@ -1,37 +1,43 @@
-"""PPO-style online RL against a learned reward model, with over-optimisation guards.
+"""`plumb align ppo`: PPO with a critic against learned reward models, with over-optimisation guards.
 
-TRL 1.16 has no PPOTrainer (removed upstream). This runs TRL's RLOOTrainer (default: PPO's
-clipped surrogate with `epsilon`, `num_iterations` PPO epochs per batch, KL to the
-reference with `beta`, and a leave-one-out baseline instead of a value network) or
-GRPOTrainer (group-normalised advantages), chosen by `algorithm`. The reward is one or
-more `plumb reward train` models; completions that never end are penalised. KL, length,
-entropy and ensemble disagreement are watched against the config's limits: crossing one
-stops the run, keeps the last good checkpoint and says why (guard.json).
+Plumb's own PPO on transformers, peft and accelerate (TRL 1.16 has none): the actor (the policy), a critic (a
+value head, from the reward model or the policy, as `critic_init` says), the frozen reference and the frozen
+reward model(s). Per token a KL penalty to the reference, the reward model's score at the last token, GAE,
+whitened advantages, clipped policy and value losses, several epochs over mini-batches of each rollout, and a
+penalty for completions that never end. With LoRA, actor and critic are two adapters on one frozen base and the
+reference is that base with the adapters off. The pieces: `ppo_math` (the arithmetic), `ppo_models` (the models),
+`ppo_rollout` (sampling and scoring), `ppo_trainer` (the loop); the keys: `ppo_config.PPOConfig`.
 
     plumb align ppo --config configs/align/ppo-demo.yaml
+    accelerate launch --config_file configs/accelerate/multi-gpu.yaml -m plumb align ppo --config FILE
+
+RLOO and GRPO (TRL's trainers): `plumb align online --algorithm rloo|grpo` (`align.rloo_grpo`).
 """
 
-import json
 import logging
-from pathlib import Path
 
 from align.config import OnlineRLScriptArguments
-from align.guards import GuardCallback, Limits, keep_last_good
-from plumb.cards import metrics_table, write_card
+from align.online import finish_run, guard_for, reward_models, training_prompts
+from align.ppo_config import PPOConfig
 from plumb.checkpoints import run_training
-from plumb.config import parse_config, peek_value, save_resolved_config
-from plumb.models import DEFAULT, load_policy, model_init_kwargs, save_trained_policy
+from plumb.config import ConfigError, parse_config, peek_value
+from plumb.models import DEFAULT, model_init_kwargs
 from plumb.tracking import setup_tracking
 
 logger = logging.getLogger(__name__)
 
 
 def config_types(argv: list[str] | None = None) -> tuple:
-    """The dataclasses a `plumb align ppo` config fills: RLOOConfig or GRPOConfig as its `algorithm` says."""
-    from trl import GRPOConfig, ModelConfig, RLOOConfig
+    """The dataclasses a PPO config fills; a config for another algorithm is refused with the verb that runs it."""
+    from trl import ModelConfig
 
-    algorithm = peek_value(argv or [], "algorithm", "rloo")
-    return OnlineRLScriptArguments, GRPOConfig if algorithm == "grpo" else RLOOConfig, ModelConfig
+    algorithm = peek_value(argv or [], "algorithm", "ppo")
+    if algorithm != "ppo":
+        raise ConfigError(
+            f"algorithm: {algorithm}: `plumb align ppo` runs PPO; run {algorithm} with "
+            f"`plumb align online --algorithm {algorithm}` (the same config keys as before)"
+        )
+    return OnlineRLScriptArguments, PPOConfig, ModelConfig
 
 
 def cli(argv: list[str], *, prog: str) -> int:
@@ -40,82 +46,73 @@ def cli(argv: list[str], *, prog: str) -> int:
     return 0
 
 
-def main(script_args: OnlineRLScriptArguments, training_args, model_args) -> dict:
-    """Train online against the reward model; returns the metrics written to metrics.json."""
-    from trl import GRPOTrainer, RLOOTrainer, get_peft_config
+def main(script_args: OnlineRLScriptArguments, training_args: PPOConfig, model_args, *, reward=None) -> dict:
+    """Train the policy with PPO against the reward model(s); returns the metrics written to metrics.json.
 
-    from align.evaluate import load_prompts
-    from align.rewards import RewardModels
-    from plumb.data import rows_to_dataset
+    `reward`: a TRL-style reward function to climb instead of `script_args.reward_model` (e.g. in tests).
+    """
+    from transformers import set_seed
+    from trl import get_peft_config
 
-    # Policy
+    from align.ppo_models import build_models, save_final_policy
+    from align.ppo_trainer import PPOTrainer
+    from reward.score import model_paths
+
+    if model_args.use_peft and training_args.gradient_checkpointing:
+        # The backward pass would recompute the actor's layers with whichever adapter is active by then.
+        raise ConfigError("gradient_checkpointing: PPO with LoRA (actor and critic adapters on one base) needs it off")
+
+    # Models: actor and critic (one base with two adapters under LoRA), reference, reward. Seeded first: the new
+    # adapters and value head start from random numbers, and a rerun with the same seed is the same run.
+    set_seed(training_args.seed)
     model_spec = model_args.model_name_or_path or DEFAULT
-    model, tokenizer = load_policy(model_spec, merge_adapter=True, **model_init_kwargs(model_args))
+    reward_paths = [] if reward is not None else model_paths(script_args.reward_model)
+    actor_critic, reference, tokenizer = build_models(
+        model_spec,
+        model_init_kwargs(model_args),
+        get_peft_config(model_args),
+        critic_init="policy" if reward is not None else training_args.critic_init,
+        reward_paths=reward_paths,
+    )
+    if training_args.disable_dropout:  # N+: deterministic log-probs, so the first PPO ratio is exactly 1
+        from trl.trainer.utils import disable_dropout_in_model
 
-    # Prompts and the reward
-    prompts = load_prompts(script_args.dataset_name, script_args.dataset_train_split, limit=script_args.max_prompts)
-    train = rows_to_dataset([{"prompt": prompt} for prompt in prompts], source=script_args.dataset_name)
-    stop_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
-    reward = RewardModels(
-        script_args.reward_model, stop_ids=stop_ids, unfinished_penalty=script_args.unfinished_penalty
-    )
-    guard = GuardCallback(
-        Limits(
-            script_args.max_kl,
-            script_args.max_mean_length,
-            script_args.min_entropy,
-            script_args.max_reward_disagreement,
-        )
-    )
+        for model in (actor_critic, reference):
+            if model is not None:
+                disable_dropout_in_model(model)
+    reward = reward if reward is not None else reward_models(script_args, tokenizer)
+    guard = guard_for(script_args)
 
     # Training
-    setup_tracking(training_args, stage=f"ppo-{script_args.algorithm}")
-    trainer_class = GRPOTrainer if script_args.algorithm == "grpo" else RLOOTrainer
-    trainer = trainer_class(
-        model=model,
-        reward_funcs=[reward],
+    setup_tracking(training_args, stage="ppo")
+    trainer = PPOTrainer(
+        model=actor_critic,
+        reference=reference,
+        reward=reward,
         args=training_args,
-        train_dataset=train,
+        train_dataset=training_prompts(script_args),
         processing_class=tokenizer,
-        peft_config=get_peft_config(model_args),
         callbacks=[guard],
     )
-    run_metrics = run_training(trainer, training_args.resume_from_checkpoint, stage=f"ppo-{script_args.algorithm}")
-    # After a resume the log holds the steps before the checkpoint too, so these cover the whole run.
-    history = [entry for entry in trainer.state.log_history if "reward" in entry]
-    metrics = {
-        **run_metrics,
-        "steps": trainer.state.global_step,
-        "first_reward": history[0]["reward"] if history else None,
-        "last_reward": history[-1]["reward"] if history else None,
-        "last_kl": history[-1].get("kl") if history else None,
-        "guard_tripped": guard.tripped is not None,
-    }
+    run_metrics = run_training(trainer, training_args.resume_from_checkpoint, stage="ppo")
 
-    # Save: the trained policy, unless a guard tripped; then the last good checkpoint
-    output_dir = Path(training_args.output_dir)
-    if guard.tripped is None:
-        save_trained_policy(
-            trainer, tokenizer, output_dir, merge=bool(model_args.use_peft and script_args.merge_adapter)
-        )
-    else:
-        metrics["kept"] = str(keep_last_good(output_dir, guard))
-        metrics["guard_reasons"] = guard.tripped["reasons"]
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    save_resolved_config(output_dir, script_args, training_args, model_args)
-    write_card(
-        output_dir,
-        title=f"Online RL ({script_args.algorithm.upper()}) policy from {model_spec}",
-        summary=f"Trained with TRL's {trainer_class.__name__} against `{script_args.reward_model}`.",
-        metadata={
-            "base_model": None if model_spec == DEFAULT else model_spec,
-            "tags": ["plumb", "trl", script_args.algorithm],
+    # Save: the trained policy (and its critic), unless a guard tripped; then the last good checkpoint
+    merge = bool(model_args.use_peft and script_args.merge_adapter)
+
+    def save_policy(output_dir) -> None:
+        if trainer.accelerator.is_main_process:
+            save_final_policy(trainer.accelerator.unwrap_model(trainer.model), output_dir, tokenizer, merge=merge)
+
+    return finish_run(
+        trainer,
+        run_metrics,
+        guard,
+        save_policy,
+        (script_args, training_args, model_args),
+        card={
+            "algorithm": "ppo",
+            "model_spec": model_spec,
+            "summary": f"Trained with Plumb's PPO (critic, GAE, clipped losses) against `{script_args.reward_model}`.",
+            "tags": ["ppo"],
         },
-        sections={"Training": metrics_table({k: v for k, v in metrics.items() if not isinstance(v, list)})},
     )
-    logger.info(
-        "Saved to %s\n%s",
-        output_dir.resolve(),
-        metrics_table({k: v for k, v in metrics.items() if not isinstance(v, list)}),
-    )
-    return metrics

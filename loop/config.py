@@ -3,14 +3,14 @@
 Top-level keys say what a round is (prompts, candidates, raters, data, algorithm, gate,
 judge). The sections `campaign`, `reward`, `dpo`, `online` and `eval` hold the keys of
 the stage they configure (`plumb collect import`'s campaign YAML, `plumb reward train`,
-`plumb align dpo`, `plumb align ppo`, `plumb align eval`): each round writes them, with
+`plumb align dpo`, `plumb align online`, `plumb align eval`): each round writes them, with
 the round's data and models filled in, as that stage's own config file, so any stage of
 any round can be rerun by hand with `plumb STAGE VERB --config RUN/round-N/STAGE/config.yaml`.
 """
 
 from dataclasses import dataclass, field
 
-ALGORITHMS = ("dpo", "rloo", "grpo")
+ALGORITHMS = ("dpo", "ppo", "rloo", "grpo")
 RATER_MODES = ("simulated", "people")
 SERVE_MODES = ("app", "api", "none")
 DATA_SCOPES = ("round", "all")
@@ -168,12 +168,15 @@ class LoopArguments:
     algorithm: str = field(
         default="dpo",
         metadata={
-            "help": "dpo (on the round's pairs), or online RL against the round's reward model: rloo or grpo.",
+            "help": "dpo (on the round's pairs), or online RL against the round's reward model: ppo, rloo or grpo.",
             "choices": list(ALGORITHMS),
         },
     )
     dpo: dict = field(default_factory=dict, metadata={"help": "`plumb align dpo` keys for every round."})
-    online: dict = field(default_factory=dict, metadata={"help": "`plumb align ppo` keys for every round."})
+    online: dict = field(
+        default_factory=dict,
+        metadata={"help": "`plumb align online` keys for every round (those of the `algorithm`: ppo, rloo or grpo)."},
+    )
 
     # Evaluation
     judge: str = field(

@@ -18,14 +18,14 @@ class GateStop(RuntimeError):
 
 def sections(run: LoopRun) -> list[tuple[str, dict, tuple]]:
     """(section name, its keys, the stage's config dataclasses) of the training stages this config runs."""
-    from align import dpo, ppo
+    from align import dpo, online
     from reward import train
 
     found = [("reward", run.args.reward, train.config_types())]
     if run.args.algorithm == "dpo":
         return found + [("dpo", run.args.dpo, dpo.config_types())]
     argv = ["--algorithm", run.args.algorithm]
-    return found + [("online", {**run.args.online, "algorithm": run.args.algorithm}, ppo.config_types(argv))]
+    return found + [("online", {**run.args.online, "algorithm": run.args.algorithm}, online.config_types(argv))]
 
 
 # Reward
@@ -133,8 +133,8 @@ def _dpo(run: LoopRun, round_number: int, folder, common: dict) -> dict:
 
 
 def _online(run: LoopRun, round_number: int, folder, common: dict) -> dict:
-    from align.ppo import config_types
-    from align.ppo import main as online_main
+    from align.online import config_types
+    from align.online import main as online_main
 
     values = {
         **run.args.online,

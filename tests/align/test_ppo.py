@@ -1,181 +1,53 @@
-"""`plumb align ppo`: the guards' decisions on hand-made histories, the reward of each completion, and RLOO/GRPO runs
-on tiny models whose reported figures and kept checkpoint are checked against the run's own log and checkpoints."""
+"""`plumb align ppo` end to end on tiny models: the figures it reports are the ones its log holds, the adaptive KL
+coefficient follows its formula, a killed run resumes into the same run, the guard keeps the last checkpoint
+measured within its limit, a full fine-tuning run starts its critic from the reward model, and the reward goes up
+on a reward that is easy to learn."""
 
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import TrainerControl, TrainerState
 
-from align.guards import GuardCallback, Limits, keep_last_good, last_good_checkpoint, violations
-from align.ppo import config_types, main
-from align.rewards import DISAGREEMENT, UNFINISHED, RewardModels, penalize_unfinished
+from align import ppo
+from align.ppo_math import adaptive_kl_coef
 from plumb.config import parse_config
-from tests.support.worked import score_alone
+from plumb.models import load_policy
+from tests.align.test_ppo_models import decoder_reward_dir  # noqa: F401  (a fixture)
+
+# Run A: 4 rollouts of 4 prompts, a checkpoint after each, an adaptive KL coefficient that moves visibly
+RUN_A = (
+    "--max_steps",
+    "4",
+    "--save_strategy",
+    "steps",
+    "--save_steps",
+    "1",
+    "--kl_target",
+    "0.05",
+    "--kl_horizon",
+    "100",
+    "--merge_adapter",
+    "true",
+    "--log_completions",
+    "true",
+)
 
 
-def test_violations_name_what_crossed_which_limit():
-    logs = {"kl": 0.8, "completions/mean_length": 50.0, "entropy": 0.01, "reward_ensemble_std": 0.3}
-    assert violations(logs, Limits()) == []
-    assert violations(logs, Limits(max_kl=0.5, max_mean_length=60, min_entropy=0.1, max_reward_disagreement=0.2)) == [
-        "KL to the reference 0.8 > max_kl 0.5",
-        "entropy 0.01 < min_entropy 0.1",
-        "reward-model ensemble disagreement 0.3 > max_reward_disagreement 0.2",
-    ]
-    assert violations(logs, Limits(max_mean_length=49.5)) == ["mean completion length 50 tokens > max_mean_length 49.5"]
-    # On the limit is within it
-    assert violations(logs, Limits(max_kl=0.8, max_mean_length=50, min_entropy=0.01, max_reward_disagreement=0.3)) == []
-    assert violations({"loss": 1.0}, Limits(max_kl=0.1)) == []  # not logged: nothing to judge
-
-
-def test_guard_trips_at_the_first_step_over_a_limit_and_keeps_the_step_before():
-    guard = GuardCallback(Limits(max_kl=0.1, min_entropy=0.5))
-    state, control = TrainerState(), TrainerControl()
-    history = [
-        (1, {"kl": 0.01, "entropy": 2.0}),
-        (2, {"kl": 0.05, "entropy": 1.0}),
-        (3, {"kl": 0.1, "entropy": 0.5}),  # on both limits: still good
-        (4, {"kl": 0.3, "entropy": 0.4}),  # over both: the guard trips here
-        (4, {"train_runtime": 1.0, "train_loss": 0.2}),  # the trainer's end-of-training summary, no figures
-        (5, {"kl": 0.01, "entropy": 2.0}),  # anything logged after the trip changes nothing
-        (6, {"kl": 0.9, "entropy": 2.0}),
-    ]
-    stops = []
-    for step, logs in history:
-        state.global_step = step
-        guard.on_log(None, state, control, logs=logs)
-        stops.append(control.should_training_stop)
-    assert stops == [False, False, False, True, True, True, True]
-    assert guard.tripped == {
-        "step": 4,
-        "reasons": ["KL to the reference 0.3 > max_kl 0.1", "entropy 0.4 < min_entropy 0.5"],
-        "last_good_step": 3,
-    }
-    assert guard.last_good_step == 3
-
-
-def test_guard_that_never_trips_follows_the_last_step():
-    guard = GuardCallback(Limits(max_mean_length=10))
-    state, control = TrainerState(), TrainerControl()
-    for step, length in enumerate([3.0, 9.0, 10.0], start=1):
-        state.global_step = step
-        guard.on_log(None, state, control, logs={"completions/mean_length": length})
-    assert guard.tripped is None and guard.last_good_step == 3 and not control.should_training_stop
-
-
-def test_last_good_checkpoint_is_the_newest_at_or_before_the_good_step(tmp_path):
-    for step in (2, 4, 6, 10):
-        (tmp_path / f"checkpoint-{step}").mkdir()
-    (tmp_path / "checkpoint-last").mkdir()
-    assert last_good_checkpoint(tmp_path, 5).name == "checkpoint-4"
-    assert last_good_checkpoint(tmp_path, 6).name == "checkpoint-6"
-    assert last_good_checkpoint(tmp_path, 12).name == "checkpoint-10"  # by number, not by name (10 > 6)
-    assert last_good_checkpoint(tmp_path, 1) is None
-
-
-def test_keep_last_good_copies_that_checkpoints_model_only(tmp_path):
-    for step in (2, 4):
-        folder = tmp_path / f"checkpoint-{step}"
-        folder.mkdir()
-        (folder / "model.safetensors").write_bytes(bytes([step]) * 64)
-        (folder / "config.json").write_text(json.dumps({"step": step}))
-        for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"):
-            (folder / name).write_text("state")
-    guard = GuardCallback(Limits(max_kl=0.1))
-    guard.last_good_step, guard.tripped = 3, {"step": 4, "reasons": ["KL"], "last_good_step": 3}
-    kept = keep_last_good(tmp_path, guard)
-    assert kept == tmp_path / "last_good"
-    assert sorted(p.name for p in kept.iterdir()) == ["config.json", "model.safetensors"]
-    assert (kept / "model.safetensors").read_bytes() == (tmp_path / "checkpoint-2" / "model.safetensors").read_bytes()
-    report = json.loads((tmp_path / "guard.json").read_text())
-    assert report == {**guard.tripped, "kept": str(tmp_path / "checkpoint-2")}
-
-
-def test_keep_last_good_keeps_nothing_when_no_checkpoint_came_before_the_trip(tmp_path):
-    (tmp_path / "checkpoint-1").mkdir()
-    (tmp_path / "checkpoint-1" / "model.safetensors").write_bytes(b"over-optimised")
-    guard = GuardCallback(Limits(max_kl=0.1))
-    guard.tripped = {"step": 1, "reasons": ["KL"], "last_good_step": 0}
-    assert keep_last_good(tmp_path, guard) is None and not (tmp_path / "last_good").exists()
-    assert json.loads((tmp_path / "guard.json").read_text())["kept"] is None
-
-
-def test_unfinished_completions_are_penalised():
-    rewards, share = penalize_unfinished([1.0, 1.0, 2.0], [[5, 2], [5, 7], []], stop_ids={2}, penalty=0.5)
-    assert rewards.tolist() == [1.0, 0.5, 1.5] and share == pytest.approx(2 / 3)
-
-
-def test_reward_function_scores_each_completion_as_if_alone(judge_dirs):
-    from reward.score import load_reward_model
-
-    prompts = ["Name a colour.", "Name a colour.", "Say hi.", "Count to three.", "Say hi."]
-    texts = ["Blue.", "Red, I think, or maybe a deep shade of green.", "Hi!", "one two three", "Hello, how are you?"]
-    completions = [[{"role": "assistant", "content": text}] for text in texts]  # TRL's conversational form
-    completion_ids = [[5, 7], [5, 9], [], [7], [3, 3, 7]]  # 7 ends a completion: rows 1 and 2 never end
-    logged = {}
-    reward = RewardModels(",".join(judge_dirs), stop_ids={7}, unfinished_penalty=0.5, batch_size=2)
-    rewards = reward(prompts, completions, completion_ids=completion_ids, log_metric=logged.__setitem__)
-
-    judges = [load_reward_model(path) for path in judge_dirs]
-    conversations = [[{"role": "user", "content": p}] + c for p, c in zip(prompts, completions)]
-    scores = np.array([[score_alone(judge, conversation) for conversation in conversations] for judge in judges])
-    assert np.ptp(scores.mean(axis=0)) > 0.1 and np.abs(scores[0] - scores[1]).min() > 1e-3
-    unfinished = np.array([0, 1, 1, 0, 0])
-    assert rewards == pytest.approx((scores.mean(axis=0) - 0.5 * unfinished).tolist(), abs=1e-5)
-    # the spread of two models is half their distance, averaged over the completions
-    assert logged[DISAGREEMENT] == pytest.approx(np.mean(np.abs(scores[0] - scores[1]) / 2), abs=1e-5)
-    assert logged[UNFINISHED] == pytest.approx(2 / 5)
-
-    # One model, plain strings (TRL's standard form), no token ids: the bare scores, no penalty, no spread logged
-    logged.clear()
-    single = RewardModels(judge_dirs[0], stop_ids={7}, unfinished_penalty=0.5, batch_size=3)
-    assert single(prompts, texts, log_metric=logged.__setitem__) == pytest.approx(scores[0].tolist(), abs=1e-5)
-    assert logged == {}
-
-
-def ppo_args(out_dir, policy, reward, *flags):
-    argv = [
-        "--model_name_or_path",
-        policy,
-        "--reward_model",
-        reward,
-        "--output_dir",
-        str(out_dir),
-        "--max_prompts",
-        "4",
-        "--num_generations",
-        "2",
-        "--per_device_train_batch_size",
-        "4",
-        "--max_completion_length",
-        "8",
-        "--max_steps",
-        "2",
-        "--logging_steps",
-        "1",
-        "--report_to",
-        "none",
-        "--save_strategy",
-        "no",
-        "--learning_rate",
-        "1e-2",
-        "--seed",
-        "0",
+def ppo_argv(out: Path, policy: str, *flags: str) -> list[str]:
+    """A LoRA PPO run on 8 prompts, rollouts of 4 completions of up to 6 tokens, every step logged."""
+    return [
+        *("--model_name_or_path", policy, "--output_dir", str(out), "--max_prompts", "8"),
+        *("--per_device_train_batch_size", "4", "--max_completion_length", "6", "--logging_steps", "1"),
+        *("--report_to", "none", "--learning_rate", "2e-2", "--seed", "0", "--save_strategy", "no"),
+        *("--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8"),
         *flags,
     ]
-    return parse_config(config_types(argv), argv)
 
 
-def weights(folder: Path) -> dict:
-    return load_file(str(folder / "model.safetensors"))
-
-
-def same_weights(a: dict, b: dict) -> bool:
-    assert a.keys() == b.keys(), "not the same model's tensors"
-    return all(torch.equal(a[k], b[k]) for k in a)
+def run(argv: list[str], **kwargs) -> dict:
+    return ppo.main(*parse_config(ppo.config_types(argv), argv), **kwargs)
 
 
 def logged_steps(checkpoint: Path) -> list[dict]:
@@ -183,61 +55,148 @@ def logged_steps(checkpoint: Path) -> list[dict]:
     return [e for e in json.loads((checkpoint / "trainer_state.json").read_text())["log_history"] if "reward" in e]
 
 
-@pytest.mark.parametrize("algorithm", ["rloo", "grpo"])
-def test_two_steps_report_what_the_run_logged(tmp_path, tiny_policy_dir, tiny_reward_dir, algorithm):
+def adapter(folder: Path) -> dict:
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def same(a: dict, b: dict) -> bool:
+    assert a.keys() == b.keys(), "not the same model's tensors"
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def run_a(tmp_path_factory, tiny_policy_dir, tiny_reward_dir):
+    """(output folder, metrics) of run A, against the tiny reward model."""
+    out = tmp_path_factory.mktemp("ppo_a") / "out"
+    return out, run(ppo_argv(out, tiny_policy_dir, "--reward_model", tiny_reward_dir, *RUN_A))
+
+
+def test_the_run_reports_what_it_logged_and_saves_the_trained_policy(run_a, tiny_policy_dir):
+    out, metrics = run_a
+    history = logged_steps(out / "checkpoint-4")
+    assert [e["step"] for e in history] == [1, 2, 3, 4]
+    assert metrics["steps"] == 4 and not metrics["guard_tripped"]
+    assert (metrics["first_reward"], metrics["last_reward"]) == (history[0]["reward"], history[-1]["reward"])
+    assert metrics["last_kl"] == history[-1]["kl"] and json.loads((out / "metrics.json").read_text()) == metrics
+    assert history[0]["kl"] == 0  # the first rollout comes from the reference itself (LoRA starts at zero)
+    # The adaptive controller (Ziegler et al.): each step's coefficient from the one before and that rollout's KL
+    for before, after in zip(history, history[1:]):
+        expected = adaptive_kl_coef(before["kl_coef"], before["objective/kl"], target=0.05, horizon=100, n_steps=4)
+        assert after["kl_coef"] == pytest.approx(expected, rel=1e-9)
+    assert history[-1]["kl_coef"] != history[0]["kl_coef"]
+
+    # The result: the last checkpoint's actor merged into the base, not the starting policy; the critic beside it
+    ids = torch.tensor([[1, 5, 9, 13, 17, 21, 25]])
+    final, _ = load_policy(str(out))
+    last, _ = load_policy(str(out / "checkpoint-4"), merge_adapter=True)
+    start, _ = load_policy(tiny_policy_dir)
+    with torch.no_grad():
+        logits = [model(input_ids=ids).logits for model in (final, last, start)]
+    assert torch.allclose(logits[0], logits[1], atol=1e-5) and not torch.allclose(logits[0], logits[2], atol=1e-3)
+    assert (out / "critic" / "critic.safetensors").is_file() and not (out / "adapter_config.json").exists()
+    assert "Online RL (PPO) policy" in (out / "README.md").read_text()
+    resolved = ["--config", str(out / "plumb_config.yaml")]
+    assert parse_config(ppo.config_types(resolved), resolved)[1].kl_target == 0.05
+
+
+def test_a_killed_run_resumes_into_the_same_run(run_a, tmp_path, tiny_policy_dir, tiny_reward_dir, monkeypatch):
+    from transformers.trainer_callback import CallbackHandler
+
+    class Killed(BaseException):
+        """Stands for SIGKILL after step 3 ran, before it was logged or saved."""
+
+    argv = ppo_argv(tmp_path / "out", tiny_policy_dir, "--reward_model", tiny_reward_dir, *RUN_A)
+    on_step_end = CallbackHandler.on_step_end
+
+    def killing(handler, args, state, control):
+        if state.global_step == 3:
+            raise Killed
+        return on_step_end(handler, args, state, control)
+
+    with monkeypatch.context() as patch, pytest.raises(Killed):
+        patch.setattr(CallbackHandler, "on_step_end", killing)
+        run(argv)
+    metrics = run([*argv, "--resume_from_checkpoint", "true"])
+
+    assert metrics["resumed_from_step"] == 2 and metrics["steps"] == 4
+    # The same rollouts, rewards, KL coefficient and losses as the run that was never killed
+    keys = ("reward", "kl", "kl_coef", "loss", "loss/value", "entropy")
+    resumed, whole = logged_steps(tmp_path / "out" / "checkpoint-4"), logged_steps(run_a[0] / "checkpoint-4")
+    for step in (2, 3):
+        assert {k: resumed[step][k] for k in keys} == pytest.approx({k: whole[step][k] for k in keys}, rel=1e-4)
+
+
+def test_the_guard_keeps_the_last_checkpoint_measured_within_its_limit(
+    run_a, tmp_path, tiny_policy_dir, tiny_reward_dir
+):
+    # Run A again with max_kl at its step-2 KL: step 2 is on the limit (within), a later step crosses it.
+    kls = [e["kl"] for e in logged_steps(run_a[0] / "checkpoint-4")]
+    assert kls[0] == 0 < kls[1] < max(kls[2:]), kls
     out = tmp_path / "out"
-    args = ppo_args(
-        out, tiny_policy_dir, tiny_reward_dir, "--algorithm", algorithm, "--save_strategy", "steps", "--save_steps", "2"
-    )
-    assert type(args[1]).__name__ == ("GRPOConfig" if algorithm == "grpo" else "RLOOConfig")
-    metrics = main(*args)
-    history = logged_steps(out / "checkpoint-2")
-    assert [e["step"] for e in history] == [1, 2]
-    assert metrics["steps"] == 2 and not metrics["guard_tripped"]
-    assert (metrics["first_reward"], metrics["last_reward"]) == (history[0]["reward"], history[1]["reward"])
-    assert metrics["last_kl"] == history[1].get("kl")
-    assert json.loads((out / "metrics.json").read_text()) == metrics
-    # The result is the trained policy: the last checkpoint's weights, not the starting ones
-    assert same_weights(weights(out), weights(out / "checkpoint-2"))
-    assert not same_weights(weights(out), weights(Path(tiny_policy_dir)))
+    metrics = run(ppo_argv(out, tiny_policy_dir, "--reward_model", tiny_reward_dir, *RUN_A, "--max_kl", repr(kls[1])))
 
-
-def test_guard_tripped_after_a_good_checkpoint_keeps_that_checkpoint(tmp_path, tiny_policy_dir, tiny_reward_dir):
-    # Step 1 samples from the reference itself (KL 0); the first update moves the policy, so a later step crosses
-    # the limit, after checkpoint-1 was saved within it.
-    out = tmp_path / "out"
-    args = ppo_args(
-        out,
-        tiny_policy_dir,
-        tiny_reward_dir,
-        "--max_steps",
-        "4",
-        "--max_kl",
-        "1e-4",
-        "--save_strategy",
-        "steps",
-        "--save_steps",
-        "1",
-    )
-    metrics = main(*args)
-
-    # Which step crosses the limit, worked out from the KL the run logged
-    checkpoints = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
-    history = logged_steps(out / f"checkpoint-{checkpoints[-1]}")
-    tripped = next(e for e in history if e["kl"] > 1e-4)
-    trip, good = tripped["step"], tripped["step"] - 1
-    assert history[0]["kl"] <= 1e-4 and good >= 1, "the guard should trip after at least one good step"
-    assert checkpoints == list(range(1, trip + 1))  # stopped at the trip (whose checkpoint is saved, then ignored)
-
-    assert metrics["guard_tripped"] and metrics["steps"] == trip
-    assert metrics["guard_reasons"] == [f"KL to the reference {tripped['kl']:.4g} > max_kl 0.0001"]
+    trip = next(step for step, kl in enumerate(kls, start=1) if kl > kls[1])
+    assert metrics["guard_tripped"] and metrics["steps"] == trip >= 3
     report = json.loads((out / "guard.json").read_text())
-    assert (report["step"], report["last_good_step"]) == (trip, good)
-    assert report["kept"] == str(out / f"checkpoint-{good}") and metrics["kept"] == str(out / "last_good")
-
-    # last_good holds the good checkpoint's weights: not the tripped step's, not the starting policy's
-    kept = weights(out / "last_good")
-    assert same_weights(kept, weights(out / f"checkpoint-{good}"))
-    assert not same_weights(kept, weights(out / f"checkpoint-{trip}"))
-    assert not same_weights(kept, weights(Path(tiny_policy_dir)))
+    assert (report["step"], report["last_good_step"]) == (trip, trip - 1)
+    # Step trip-1's figures were measured on checkpoint-(trip-2): that one is kept, not the one that crossed the limit
+    kept_from = trip - 2
+    assert report["kept"] == str(out / f"checkpoint-{kept_from}") and metrics["kept"] == str(out / "last_good")
+    kept = adapter(out / "last_good")
+    assert same(kept, adapter(run_a[0] / f"checkpoint-{kept_from}"))  # the same run, up to the trip
+    assert not same(kept, adapter(out / f"checkpoint-{trip - 1}"))
+    assert any(v.abs().max() > 0 for k, v in kept.items() if "lora_B" in k)  # trained, not the starting policy
+    load_policy(str(out / "last_good"))  # a policy the next stage loads
     assert not (out / "model.safetensors").exists()  # the over-optimised policy is not the result
+
+
+def test_full_fine_tuning_starts_the_critic_from_a_reward_model_that_reads_the_policys_tokens(
+    tmp_path,
+    tiny_policy_dir,
+    decoder_reward_dir,  # noqa: F811
+):
+    out = tmp_path / "out"
+    flags = ("--use_peft", "false", "--reward_model", decoder_reward_dir, "--max_steps", "2")
+    metrics = run(ppo_argv(out, tiny_policy_dir, *flags))
+    assert metrics["steps"] == 2 and metrics["first_reward"] is not None
+    reward_head = load_file(f"{decoder_reward_dir}/model.safetensors")["score.weight"]
+    value_head = load_file(str(out / "critic" / "value_head.safetensors"))["value_head.weight"]
+    assert value_head.shape == reward_head.shape and not torch.equal(value_head, reward_head)  # it started there
+    assert (out / "critic" / "config.json").is_file() and (out / "model.safetensors").is_file()
+
+
+@pytest.fixture(scope="module")
+def peaked_policy_dir(tmp_path_factory, tiny_policy_dir):
+    """The tiny policy with its (tied) embeddings scaled by 10: next-token distributions with preferences to shift."""
+    from transformers import AutoModelForCausalLM
+
+    from plumb.models import load_tokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_policy_dir)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(10.0)
+    path = tmp_path_factory.mktemp("peaked_policy")
+    model.save_pretrained(path)
+    load_tokenizer(tiny_policy_dir).save_pretrained(path)
+    return str(path)
+
+
+def test_the_reward_goes_up_on_a_reward_that_is_easy_to_learn(tmp_path, peaked_policy_dir):
+    # Each token scores its embedding's projection on one direction: a reward the policy can climb by steering its
+    # last hidden state that way.
+    from transformers import AutoModelForCausalLM
+
+    embeddings = AutoModelForCausalLM.from_pretrained(peaked_policy_dir).get_input_embeddings().weight.detach()
+    direction = torch.randn(embeddings.shape[1], generator=torch.Generator().manual_seed(0))
+    token_score = embeddings @ direction
+    token_score = (token_score - token_score.mean()) / token_score.std()
+
+    def reward(prompts, completions, completion_ids=None, log_metric=None):
+        return [float(token_score[ids].mean()) if ids else 0.0 for ids in completion_ids]
+
+    flags = ("--max_prompts", "16", "--per_device_train_batch_size", "16", "--max_steps", "6")
+    flags += ("--lora_target_modules", "all-linear", "--learning_rate", "5e-2", "--save_strategy", "steps")
+    metrics = run(ppo_argv(tmp_path / "out", peaked_policy_dir, *flags, "--save_steps", "6"), reward=reward)
+    rewards = [e["reward"] for e in logged_steps(tmp_path / "out" / "checkpoint-6")]
+    assert len(rewards) == 6 and (metrics["first_reward"], metrics["last_reward"]) == (rewards[0], rewards[-1])
+    assert sum(rewards[-2:]) / 2 > sum(rewards[:2]) / 2 + 0.4, rewards

@@ -1,11 +1,12 @@
 """Golden values: the first training steps of each Plumb trainer against stored references.
 
-A fixed-seed 4-step run of `plumb sft train`, `plumb reward train`, `plumb align dpo` and
-`plumb align ppo` (RLOO and GRPO) on tiny models logs at every step; the per-step loss, the
-gradient norm and a figure of the stage's own (the reward model's and DPO's margins, online
-RL's mean reward and KL) are compared with tests/golden/references/<name>.json within the
-tolerance in conftest.py. A silent change in the maths (a loss, a default, a masking, a
-baseline) moves these numbers. Regenerate on purpose: `PLUMB_UPDATE_GOLDEN=1 pytest tests/golden`.
+A fixed-seed 4-step run of `plumb sft train`, `plumb reward train`, `plumb align dpo`,
+`plumb align ppo` and `plumb align online` (RLOO and GRPO) on tiny models logs at every step;
+the per-step loss, the gradient norm and figures of the stage's own (the reward model's and
+DPO's margins, online RL's mean reward and KL, PPO's value loss, clipped share and mean value)
+are compared with tests/golden/references/<name>.json within the tolerance in conftest.py. A
+silent change in the maths (a loss, a default, a masking, a baseline) moves these numbers.
+Regenerate on purpose: `PLUMB_UPDATE_GOLDEN=1 pytest tests/golden`.
 """
 
 import importlib
@@ -75,8 +76,8 @@ def run_stage(stage: str, tmp_path, model: str, flags: list[str]) -> list[str]:
     """Run a stage's `main` (e.g. "align.dpo") on `model` with the common flags and `flags`; returns its argv."""
     module = importlib.import_module(stage)
     argv = ["--model_name_or_path", model, *common_flags(tmp_path / "out"), *flags]
-    # `plumb align ppo` chooses its config classes by the algorithm named in the arguments.
-    types = module.config_types(argv) if stage == "align.ppo" else module.config_types()
+    # `plumb align online` chooses its config classes by the algorithm named in the arguments.
+    types = module.config_types(argv) if stage == "align.online" else module.config_types()
     module.main(*parse_config(types, argv))
     return argv
 
@@ -132,7 +133,7 @@ def run_online(tmp_path, policy, reward_model, data, algorithm, *extra):
         "0.05",
         *extra,
     ]
-    return run_stage("align.ppo", tmp_path, policy, flags)
+    return run_stage("align.online", tmp_path, policy, flags)
 
 
 @pytest.mark.parametrize("algorithm", ["rloo", "grpo"])
@@ -140,6 +141,15 @@ def test_online_rl_first_steps(tmp_path, golden_policy_dir, golden_reward_dir, g
     argv = run_online(tmp_path, golden_policy_dir, golden_reward_dir, golden_data["prompts"], algorithm)
     measured = step_series(log_history[-1], ("loss", "reward", "kl", "grad_norm"))
     check_golden(f"online_{algorithm}", measured, config=flags_dict(argv))
+
+
+def test_ppo_first_steps(tmp_path, golden_policy_dir, golden_reward_dir, golden_data, log_history):
+    flags = ["--reward_model", golden_reward_dir, "--dataset_name", golden_data["prompts"]]
+    flags += ["--per_device_train_batch_size", "4", "--num_mini_batches", "2", "--max_completion_length", "8"]
+    flags += ["--learning_rate", "1e-2", "--kl_coef", "0.05", "--max_grad_norm", "1.0"]
+    argv = run_stage("align.ppo", tmp_path, golden_policy_dir, flags)
+    figures = ("loss", "reward", "kl", "grad_norm", "loss/value", "policy/clipfrac", "value/mean")
+    check_golden("ppo", step_series(log_history[-1], figures), config=flags_dict(argv))
 
 
 def test_a_missing_reference_fails_and_is_not_written(tmp_path, monkeypatch):

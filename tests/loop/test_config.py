@@ -53,3 +53,22 @@ def test_an_unknown_top_level_key_and_bad_values_are_refused(tmp_path):
     path.write_text("compare_with: [best]\n")
     with pytest.raises(ConfigError, match="compare_with: unknown best"):
         loop_run(path)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "online", "refused"),
+    [
+        ("ppo", {"kl_coef": 0.1, "num_ppo_epochs": 2}, {"num_generations": 4}),
+        ("rloo", {"num_generations": 4, "beta": 0.1}, {"num_ppo_epochs": 2}),
+    ],
+)
+def test_the_online_section_takes_the_keys_of_the_loops_algorithm(tmp_path, algorithm, online, refused):
+    path = tmp_path / "loop.yaml"
+    path.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "run"), "algorithm": algorithm, "online": online}))
+    check_sections(loop_run(path))
+    (key,) = refused
+    path.write_text(
+        yaml.safe_dump({"output_dir": str(tmp_path / "run"), "algorithm": algorithm, "online": {**online, **refused}})
+    )
+    with pytest.raises(ConfigError, match=rf"{path}: section 'online': unknown key '{key}'"):
+        check_sections(loop_run(path))

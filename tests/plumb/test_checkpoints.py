@@ -157,7 +157,7 @@ def stage_run(stage: str, folder: Path, policy: str, reward: str):
     if stage == "ppo":
         from align import ppo
 
-        flags = ["--reward_model", reward, "--max_prompts", "4", "--num_generations", "2"]
+        flags = ["--reward_model", reward, "--max_prompts", "8"]
         return ppo, [*argv, *flags, "--max_completion_length", "8"]
     data = folder / "data.jsonl"
     rows = [
@@ -177,7 +177,7 @@ def stage_run(stage: str, folder: Path, policy: str, reward: str):
 
 
 def parse_stage(module, argv: list[str]) -> tuple:
-    """A stage's config dataclasses filled from `argv` (PPO's depend on its `--algorithm`)."""
+    """A stage's config dataclasses filled from `argv` (`plumb align ppo` refuses another `--algorithm`)."""
     types = module.config_types(argv) if module.__name__ == "align.ppo" else module.config_types()
     return parse_config(types, argv)
 
