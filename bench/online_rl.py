@@ -2,8 +2,9 @@
 
 Every run generates `completions` completions of up to `tokens` tokens per rollout for `steps` rollouts (PPO: that
 many prompts, one completion each; RLOO and GRPO: a quarter as many prompts, 4 completions each), from the same
-policy and prompts against the same reward model, with each algorithm's shipped demo settings otherwise (so RLOO and
-GRPO, which reuse a rollout for `num_iterations` optimizer steps, take that many more steps) and no guards.
+policy and prompts against the same reward model, with one learning rate and sampling temperature for all and each
+algorithm's shipped demo settings otherwise (so RLOO and GRPO, which reuse a rollout for `num_iterations` optimizer
+steps, take that many more steps) and no guards.
 Each run is a fresh process (its peak memory is its own). Then each trained policy and the starting one answer the
 same held-out prompts (greedy), and the figures are:
 
@@ -15,7 +16,7 @@ same held-out prompts (greedy), and the figures are:
 
 Means over seeds, with their spread (sd), printed side by side, then as one JSON line, last.
 
-    python bench/online_rl.py --reward_model outputs/reward-demo [--judge DIR] [--seeds 0 1 2] [--steps 6]
+    python bench/online_rl.py --reward_model outputs/reward-demo [--judge DIR] [--seeds 0 1 2] [--steps 8]
 """
 
 import argparse
@@ -46,6 +47,9 @@ def run_config(algorithm: str, args, seed: int, output_dir: Path) -> dict:
         "dataset_name": args.dataset,
         "max_prompts": args.prompts,
         "max_completion_length": args.tokens,
+        # One learning rate and sampling temperature for all: the demos' differ, which would decide the comparison.
+        "learning_rate": args.learning_rate,
+        "temperature": args.temperature,
         "max_steps": args.steps,
         "seed": seed,
         "output_dir": str(output_dir),
@@ -118,6 +122,41 @@ def summary(values: list[float]) -> dict:
     return {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0}
 
 
+def plot(runs: dict[str, list[dict]], table: dict, path: Path, title: str) -> None:
+    """The training reward per rollout (mean over seeds, range shaded) and the held-out reward gain and win rate per
+    algorithm (mean, sd as error bars), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (curve, gain, wins) = plt.subplots(1, 3, figsize=(13, 4.2), gridspec_kw={"width_ratios": [2, 1, 1]})
+    for algorithm, seeds in runs.items():
+        rewards = np.array([run["train_rewards"] for run in seeds])
+        rollouts = np.arange(1, rewards.shape[1] + 1)
+        (line,) = curve.plot(rollouts, rewards.mean(0), marker="o", label=algorithm)
+        curve.fill_between(rollouts, rewards.min(0), rewards.max(0), color=line.get_color(), alpha=0.15)
+    curve.set_xlabel("rollout")
+    curve.set_ylabel("training reward (mean over the rollout)")
+    curve.legend(fontsize=8)
+    names = list(table)
+    panels = ((gain, "reward_gain", "held-out reward gain"), (wins, "win_rate", "judge win rate"))
+    for axes, figure_name, label in panels:
+        means = [table[a][figure_name]["mean"] for a in names]
+        spreads = [table[a][figure_name]["sd"] for a in names]
+        axes.bar(names, means, yerr=spreads, capsize=4, color=[f"C{i}" for i in range(len(names))])
+        axes.set_title(label, fontsize=10)
+    wins.axhline(0.5, color="grey", ls=":", lw=1)
+    gain.axhline(0.0, color="grey", ls=":", lw=1)
+    for axes in (curve, gain, wins):
+        axes.grid(alpha=0.3)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def main() -> None:
     """Train every algorithm with every seed, evaluate, print the table, then one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -130,10 +169,13 @@ def main() -> None:
     parser.add_argument("--eval_prompts", type=int, default=24, help="held-out prompts answered and judged")
     parser.add_argument("--completions", type=int, default=8, help="completions per rollout (a multiple of 4)")
     parser.add_argument("--tokens", type=int, default=32, help="longest completion, in tokens (training and eval)")
-    parser.add_argument("--steps", type=int, default=6, help="rollouts per run")
+    parser.add_argument("--steps", type=int, default=8, help="rollouts per run")
+    parser.add_argument("--learning_rate", type=float, default=2e-4, help="every algorithm's learning rate (LoRA)")
+    parser.add_argument("--temperature", type=float, default=0.7, help="every algorithm's sampling temperature")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
     parser.add_argument("--output_dir", default="outputs/bench/online_rl")
+    parser.add_argument("--plot", default="docs/online_rl.png", help="where the PNG goes")
     args = parser.parse_args()
     if args.child:
         child(*args.child)
@@ -176,7 +218,8 @@ def main() -> None:
                     "s_per_rollout": result["metrics"]["train_runtime_s"] / len(history),
                     "peak_memory_mb": result["peak_memory_mb"],
                     "generated_tokens": sum(e["completions/mean_length"] * args.completions for e in history),
-                    "train_reward_first_last": [history[0]["reward"], history[-1]["reward"]],
+                    # One entry per rollout: TRL's trainers log a rollout's figures at the first step that uses it.
+                    "train_rewards": [e["reward"] for e in history],
                     "answer_chars": float(np.mean([len(t) for t in texts])),
                 }
             )
@@ -186,7 +229,8 @@ def main() -> None:
     table = {a: {f: summary([r[f] for r in rs]) for f in figures} for a, rs in runs.items()}
     print(
         f"\nSame budget: {args.steps} rollouts x {args.completions} completions x <= {args.tokens} tokens; "
-        f"{args.prompts} training prompts, {len(prompts)} judged; seeds {args.seeds}; judge {args.judge}"
+        f"{args.prompts} training prompts, {len(prompts)} judged; learning rate {args.learning_rate}, temperature "
+        f"{args.temperature}; seeds {args.seeds}; judge {args.judge}"
     )
     start_chars = np.mean([len(t) for t in start_texts])
     print(f"starting policy: mean reward {start_reward.mean():.3f}, answers of {start_chars:.0f} chars")
@@ -194,6 +238,9 @@ def main() -> None:
     for figure in figures:
         cells = "".join(f"{table[a][figure]['mean']:>13.4g} ± {table[a][figure]['sd']:<6.2g}" for a in table)
         print(f"{figure:22}{cells}")
+    budget = f"{args.steps} rollouts x {args.completions} completions x <= {args.tokens} tokens, seeds {args.seeds}"
+    plot(runs, table, Path(args.plot), f"PPO, RLOO and GRPO at the same budget: {budget}")
+    print(f"plot: {args.plot}")
     wall = time.perf_counter() - started
     print(
         json.dumps(
@@ -202,6 +249,8 @@ def main() -> None:
                     "rollouts": args.steps,
                     "completions_per_rollout": args.completions,
                     "max_tokens": args.tokens,
+                    "learning_rate": args.learning_rate,
+                    "temperature": args.temperature,
                     "seeds": args.seeds,
                 },
                 "algorithms": table,
