@@ -37,3 +37,30 @@ def perturbed_policy_dir(tmp_path_factory, tiny_policy_dir):
     model.save_pretrained(path)
     load_tokenizer(tiny_policy_dir).save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def decoder_reward_dir(tmp_path_factory, tiny_policy_dir):
+    """A tiny Llama reward model (one-output head) reading the policy's own tokenizer: a critic can start from it."""
+    import torch
+    from transformers import AutoConfig, AutoTokenizer, LlamaForSequenceClassification
+
+    config = AutoConfig.from_pretrained(tiny_policy_dir)
+    config.num_labels = 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        model = LlamaForSequenceClassification(config)
+    path = tmp_path_factory.mktemp("decoder_reward")
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(tiny_policy_dir).save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def seeded_policy_dir(tmp_path_factory, tiny_policy_dir):
+    """The tiny policy's architecture with fixed weights (seed 0), for tests whose figures hang on the weights: the
+    session's `tiny_policy_dir` is drawn anew in every run."""
+    from plumb.models import load_tokenizer
+    from tests.support.models import save_tiny_policy
+
+    return save_tiny_policy(tmp_path_factory.mktemp("seeded_policy"), load_tokenizer(tiny_policy_dir), seed=0)

@@ -34,21 +34,6 @@ def trained_state(module) -> dict:
     return {name: p.detach().clone() for name, p in module.named_parameters() if p.requires_grad}
 
 
-@pytest.fixture(scope="module")
-def decoder_reward_dir(tmp_path_factory, tiny_policy_dir):
-    """A tiny Llama reward model (one-output head) that reads the policy's own tokenizer."""
-    from transformers import AutoConfig, AutoTokenizer, LlamaForSequenceClassification
-
-    config = AutoConfig.from_pretrained(tiny_policy_dir)
-    config.num_labels = 1
-    torch.manual_seed(3)
-    model = LlamaForSequenceClassification(config)
-    path = tmp_path_factory.mktemp("decoder_reward")
-    model.save_pretrained(path)
-    AutoTokenizer.from_pretrained(tiny_policy_dir).save_pretrained(path)
-    return str(path)
-
-
 def test_with_lora_one_base_serves_actor_critic_and_reference(tiny_policy_dir, tiny_reward_dir):
     actor_critic, reference, _ = build_models(
         tiny_policy_dir, {}, lora(), critic_init="auto", reward_paths=[tiny_reward_dir]

@@ -19,11 +19,13 @@ def config(tmp_path, **keys) -> PPOConfig:
 
 
 @pytest.fixture
-def batch(tiny_policy_dir):
+def batch(seeded_policy_dir):
     """A LoRA actor-critic and a rollout batch of 4 completions: the first two with advantage +1 on every token, the
     last two -1; returns 1 everywhere."""
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
-    actor_critic, reference, tokenizer = build_models(tiny_policy_dir, {}, lora, critic_init="policy", reward_paths=[])
+    actor_critic, reference, tokenizer = build_models(
+        seeded_policy_dir, {}, lora, critic_init="policy", reward_paths=[]
+    )
     prompts = [[{"role": "user", "content": text}] for text in ("Hi.", "Say yes.", "Count.", "Name a fruit.")]
     torch.manual_seed(0)
     with torch.no_grad():
