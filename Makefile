@@ -25,6 +25,10 @@ $(STAMP): pyproject.toml Makefile
 	@test -x /usr/bin/chromium || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
 		echo "Chromium could not be installed: the browser tests will be skipped (a failure under CI=true)"
+	@# The alerting rules' unit tests (configs/monitoring/) run promtool, from Debian's prometheus package.
+	@command -v promtool >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } || \
+		echo "promtool could not be installed: the alerting-rule tests will be skipped (a failure under CI=true)"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -11,6 +11,7 @@ VERBS = {
     "add-rater": ("collect.add_rater", "add a rater, reviewer or admin and print their API token"),
     "token": ("collect.token", "issue, list, rotate or revoke a rater's API tokens (scopes, expiry)"),
     "import": ("collect.import_prompts", "create a campaign from its YAML and import prompts (and candidates)"),
+    "clean": ("collect.clean", "data hygiene on a stored campaign: duplicates, broken rows, outliers; flag or drop"),
     "generate": ("collect.generate", "generate candidates from each policy (transformers or an OpenAI-compatible URL)"),
     "simulate": (
         "collect.simulate",

@@ -27,6 +27,14 @@ onto rating tasks (when the scales match), or as ranks or pairs; a ranking canno
 rating. Records nobody annotated are imported without labels, counted and warned about;
 what could not be used is counted by reason in the printed summary.
 
+With a `hygiene` block in the campaign (`hygiene: {}` for the defaults), data-hygiene rules
+screen the rows first: empty or broken rows, duplicate and near-duplicate prompts (MiniLM
+embeddings), repeated answers, candidates of one task alike, length outliers, and text in
+another language than the campaign's `language`. Each rule keeps, flags (for reviewers) or
+drops what it finds; a row that carries judgments is flagged, never dropped. The report
+(JSON) is written beside the campaign YAML (or into --report-dir), its table printed on
+stderr, and its counts per rule are in the printed summary.
+
 A bad row stops the import with its row number and field, and nothing is stored. Raters
 keep working during a long import: it is written in short transactions into a hidden
 staging campaign, and its tasks join the campaign together at the end. An import that
@@ -34,6 +42,7 @@ was killed leaves nothing visible; the next import into that campaign clears wha
 """
 
 import json
+import sys
 
 from collect.cli import verb_parser
 from collect.services.campaign_import import import_campaign
@@ -51,8 +60,20 @@ def cli(argv: list[str], *, prog: str) -> int:
         help="which label of the source to import: an Argilla question, an UltraFeedback aspect or score "
         "(default fine-grained_score), a HelpSteer attribute (default helpfulness)",
     )
+    parser.add_argument(
+        "--report-dir", default=None, help="where the hygiene report goes (default: beside the campaign YAML)"
+    )
     args = parser.parse_args(argv)
-    counts = main(args.campaign, source=args.source, split=args.split, db=args.db, label_field=args.label_field)
+    counts = main(
+        args.campaign,
+        source=args.source,
+        split=args.split,
+        db=args.db,
+        label_field=args.label_field,
+        report_dir=args.report_dir,
+    )
+    if "hygiene" in counts:
+        print(hygiene_table(counts["hygiene"]), file=sys.stderr)
     print(json.dumps(counts))
     return 0
 
@@ -64,6 +85,16 @@ def main(
     split: str | None = None,
     db: str | None = None,
     label_field: str | None = None,
+    report_dir: str | None = None,
 ) -> dict:
     """Import rows into the campaign (created from `campaign_file` when new); returns what was added, and totals."""
-    return import_campaign(campaign_file, source=source, split=split, db=db, label_field=label_field)
+    return import_campaign(
+        campaign_file, source=source, split=split, db=db, label_field=label_field, report_dir=report_dir
+    )
+
+
+def hygiene_table(counts: dict) -> str:
+    """The import's hygiene counts (`collect.services.hygiene.summary`) as a short table, one line per rule."""
+    from collect.domain.hygiene_report import table
+
+    return table(counts)

@@ -4,7 +4,15 @@ from plumb.cli import run_verbs
 
 VERBS = {
     "train": ("reward.train", "train a reward model on pairwise preferences or rankings (TRL RewardTrainer)"),
-    "eval": ("reward.evaluate", "held-out accuracy with its interval, calibration, length bias; a gate for pipelines"),
+    "eval": (
+        "reward.evaluate",
+        "held-out accuracy with its interval, calibration, length bias (--eval_sets: several sets in one table); "
+        "a gate for pipelines",
+    ),
+    "cv": (
+        "reward.crossval",
+        "K-fold cross-validation by prompt of a training recipe (the train keys and --kfold K; also eval --kfold)",
+    ),
     "score": ("reward.score", "score a dataset's responses in batches (an ensemble gives mean and spread)"),
     "push": ("reward.push", "push a reward model to the Hub with a generated model card"),
 }

@@ -115,6 +115,43 @@ class EvalArguments(ScoringArguments):
         default=None,
         metadata={"help": "Exit with status 1 when the expected calibration error is above this."},
     )
+    eval_sets: str | None = field(
+        default=None,
+        metadata={
+            "help": "Evaluate the model on several datasets in one table instead of dataset_name: comma-separated "
+            "dataset specs (a file, builtin:NAME, a folder or a Hub id), each optionally SPEC@SPLIT (default "
+            "split: dataset_split). Ranking data counts as its pairs. The gate applies to every set."
+        },
+    )
+    kfold: int | None = field(
+        default=None,
+        metadata={
+            "help": "Cross-validate a training recipe instead of evaluating a trained model: K folds by prompt, "
+            "K models trained with the keys of `plumb reward train` (the same as `plumb reward cv --kfold K`)."
+        },
+    )
+
+
+@dataclass
+class CrossValidationArguments:
+    """How `plumb reward cv` (and `plumb reward eval --kfold K`) cross-validates a `plumb reward train` recipe."""
+
+    kfold: int = field(
+        default=5,
+        metadata={
+            "help": "Number of folds: the training split's pairs (or rankings) are dealt into K folds by normalised "
+            "prompt, so no prompt is in two folds; each fold is scored by a model trained on the other K-1."
+        },
+    )
+    keep_fold_models: bool = field(
+        default=False,
+        metadata={"help": "Keep each fold's trained model under OUTPUT_DIR/cv-Kfold/fold-N/model (default: deleted)."},
+    )
+
+    def __post_init__(self):
+        """Refuse fewer than two folds."""
+        if self.kfold < 2:
+            raise ValueError(f"kfold must be at least 2 (one fold to hold out, one to train on), got {self.kfold}")
 
 
 @dataclass

@@ -5,6 +5,9 @@ Writes eval_report.json and reliability.png, prints a short table, and with
 pipeline stops before RL climbs a bad reward.
 
     plumb reward eval --model_name_or_path outputs/reward-demo --dataset_name builtin:prefs --min-accuracy 0.7
+
+`--eval_sets a,b,c` evaluates one model on several datasets in one table (reward/eval_sets.py);
+`--kfold K` cross-validates a training recipe instead (reward/crossval.py, also `plumb reward cv`).
 """
 
 import json
@@ -13,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from plumb.config import parse_config
+from plumb.config import ConfigError, parse_config, peek_value
+from plumb.data import DataError, load_contract, ranking_to_pairs, to_conversational
 from reward import metrics as m
 from reward.config import EvalArguments
-from reward.encoding import load_pairs, response_text
+from reward.encoding import response_text
 from reward.score import load_reward_model, member_scores, model_paths, trained_max_length
 
 logger = logging.getLogger(__name__)
@@ -27,38 +31,85 @@ EXIT_GATE_FAILED = 1
 GROUP_KEYS = ("category", "source", "task_type", "subset")
 
 
-def config_types() -> tuple:
-    """The dataclasses a `plumb reward eval` config fills."""
+def config_types(argv: list[str] | None = None) -> tuple:
+    """The dataclasses a `plumb reward eval` config fills: with `kfold` set, those of `plumb reward cv`."""
+    if argv is not None and cross_validating(argv):
+        from reward import crossval
+
+        return crossval.config_types()
     return (EvalArguments,)
+
+
+def cross_validating(argv: list[str]) -> bool:
+    """True when `--kfold` (flag or config key) asks for cross-validation of a training recipe."""
+    # Peeked, not parsed: cross-validation takes the training keys, which the eval dataclass does not know.
+    return peek_value(argv, "kfold") is not None
 
 
 def cli(argv: list[str], *, prog: str) -> int:
     """Parse flags, evaluate, print the table; the exit status is 1 when the gate fails."""
+    if cross_validating(argv):
+        from reward import crossval
+
+        return crossval.cli(argv, prog=prog)
     (args,) = parse_config(config_types(), argv, prog=prog)
     report = main(args)
-    print(format_table(report))
-    failures = gate_failures(report, min_accuracy=args.min_accuracy, max_ece=args.max_ece)
+    if "sets" in report:
+        from reward import eval_sets
+
+        print(eval_sets.format_table(report))
+        failures = eval_sets.gate_failures(report, min_accuracy=args.min_accuracy, max_ece=args.max_ece)
+    else:
+        print(format_table(report))
+        failures = gate_failures(report, min_accuracy=args.min_accuracy, max_ece=args.max_ece)
     for failure in failures:
         print(f"GATE FAILED: {failure}")
     return EXIT_GATE_FAILED if failures else 0
 
 
 def main(args: EvalArguments) -> dict:
-    """Score the held-out pairs, write the JSON report and the reliability diagram; returns the report."""
+    """Score the held-out pairs, write the JSON report and the reliability diagram; returns the report.
+
+    With `eval_sets`, the report of every set instead (reward/eval_sets.py).
+    """
+    if args.kfold is not None:
+        raise ConfigError(
+            "kfold trains models, so it takes the training keys: run `plumb reward cv` (or `plumb reward eval "
+            "--kfold K` on the command line), or call reward.crossval.main"
+        )
+    if args.eval_sets:
+        from reward import eval_sets
+
+        return eval_sets.main(args)
     paths = model_paths(args.model_name_or_path)
     reward_models = [load_reward_model(path) for path in paths]
-    pairs = load_pairs(args.dataset_name, args.dataset_split)
+    pairs = load_eval_pairs(args.dataset_name, args.dataset_split)
     max_length = args.max_length or trained_max_length(paths[0])
-    chosen, rejected = score_pairs(reward_models, pairs, max_length=max_length, batch_size=args.batch_size)
-    report = evaluate_scores(
-        pairs, chosen, rejected, bootstrap_samples=args.bootstrap_samples, num_bins=args.num_bins, seed=args.seed
-    )
+    report = evaluate_pairs(reward_models, pairs, args, max_length=max_length)
     report.update(
         model=args.model_name_or_path, dataset=f"{args.dataset_name} [{args.dataset_split}]", max_length=max_length
     )
     output_dir = Path(args.output_dir or paths[0])
     write_report(report, output_dir)
     return report
+
+
+def load_eval_pairs(source: str, split: str):
+    """A split's pairs as message lists: pairwise rows, or rankings expanded to their pairs (ties give none)."""
+    data = load_contract(source, ("pairwise", "ranking"), split)
+    if "completions" in data.column_names:
+        data = ranking_to_pairs(data)
+        if not len(data):
+            raise DataError(f"{source} [{split}]: the rankings are all ties, so they give no pairs to evaluate")
+    return to_conversational(data)
+
+
+def evaluate_pairs(reward_models, pairs, args: EvalArguments, *, max_length: int) -> dict:
+    """Score `pairs` with the models (their mean reward) and return the full report, as the eval flags ask."""
+    chosen, rejected = score_pairs(reward_models, pairs, max_length=max_length, batch_size=args.batch_size)
+    return evaluate_scores(
+        pairs, chosen, rejected, bootstrap_samples=args.bootstrap_samples, num_bins=args.num_bins, seed=args.seed
+    )
 
 
 def score_pairs(reward_models, pairs, **kwargs) -> tuple[np.ndarray, np.ndarray]:

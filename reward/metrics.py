@@ -117,3 +117,24 @@ def grouped_accuracy(correct, groups) -> dict[str, dict]:
         members = np.array([g == label for g in groups])
         table[str(label)] = {"pairs": int(members.sum()), "accuracy": float(correct[members].mean())}
     return table
+
+
+def sample_sd(values) -> float:
+    """Sample standard deviation (n - 1 in the denominator) of `values` (n,); NaN for fewer than two."""
+    values = np.asarray(values, float)
+    return float(values.std(ddof=1)) if values.size > 1 else float("nan")
+
+
+def t_interval(values, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean of `values` (n,): mean -/+ t(n-1) * sd / sqrt(n); NaN for fewer than two.
+
+    Across cross-validation folds it is optimistic: the folds share training data, so their scores are
+    correlated and no unbiased estimate of that variance exists (Bengio & Grandvalet, 2004).
+    """
+    from scipy import stats
+
+    values = np.asarray(values, float)
+    if values.size < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, df=values.size - 1) * sample_sd(values) / np.sqrt(values.size)
+    return float(values.mean() - half), float(values.mean() + half)

@@ -19,20 +19,33 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import generate_latest
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from collect.api.auth import bearer, require_scope
 from collect.api.guards import RequestGuard, validation_error
+from collect.api.monitoring import RequestLatency, healthz, metrics_registry
 from collect.api.routes import campaign_routes, rating_routes
 from collect.api.schemas import ERROR_RESPONSES
 from collect.api.token_routes import token_routes
-from collect.services.metrics import CONTENT_TYPE, prometheus_text
+from collect.services.metrics import CONTENT_TYPE
 from collect.store import StoreError, open_store
 from collect.store.campaigns import CampaignError
 
 logger = logging.getLogger(__name__)
 DOCS_ASSETS = "/docs-assets"
+# What /healthz answers: "database" names the dialect (sqlite, postgresql), "reason" says what failed.
+HEALTHY = {
+    "type": "object",
+    "properties": {"status": {"const": "ok"}, "database": {"type": "string"}},
+    "required": ["status", "database"],
+}
+SICK = {
+    "type": "object",
+    "properties": {"status": {"const": "unavailable"}, "reason": {"type": "string"}},
+    "required": ["status", "reason"],
+}
 
 
 def create_app(db: str | None = None, *, metrics_public: bool = False, cors_origins: Sequence[str] = ()) -> FastAPI:
@@ -53,6 +66,7 @@ def create_app(db: str | None = None, *, metrics_public: bool = False, cors_orig
     )
     app.state.sessions = sessions
     app.state.metrics_public = metrics_public
+    app.state.metrics_registry, latency = metrics_registry(sessions)
     app.add_middleware(RequestGuard)
     # Present even with no origin listed: Gradio then leaves CORS to it, instead of answering any localhost origin.
     app.add_middleware(
@@ -62,6 +76,8 @@ def create_app(db: str | None = None, *, metrics_public: bool = False, cors_orig
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type"],
     )
+    app.add_middleware(RequestLatency, histogram=latency)
+    _keep_outermost(app, RequestLatency)
     app.exception_handler(RequestValidationError)(validation_error)
     app.exception_handler(StoreError)(_store_error)
     app.exception_handler(IntegrityError)(_conflict)
@@ -81,7 +97,17 @@ def create_app(db: str | None = None, *, metrics_public: bool = False, cors_orig
             },
             **{code: ERROR_RESPONSES[code] for code in (401, 403, 413, 503)},
         },
-        summary="Campaign progress in the Prometheus text format",
+        summary="Campaign progress and drift, request latency and the process, in the Prometheus text format",
+    )
+    app.add_api_route(
+        "/healthz",
+        healthz,
+        methods=["GET"],
+        responses={
+            200: {"description": "the database answers", "content": {"application/json": {"schema": HEALTHY}}},
+            503: {"description": "the database does not answer", "content": {"application/json": {"schema": SICK}}},
+        },
+        summary="Whether the server and its database answer (for a load balancer; no token needed)",
     )
     add_docs(app)
     return app
@@ -114,11 +140,25 @@ def swagger_ui_dir() -> Path:
     return Path(spec.submodule_search_locations[0]) / "static"
 
 
+def _keep_outermost(app: FastAPI, middleware: type) -> None:
+    """Build `app`'s middleware stack with `middleware` outermost, also around middleware added after this call."""
+    # The rater page adds its login and page guards when it is mounted (collect.app.interface.mount), after this
+    # app is built; latency must also count the answers they give themselves (a refused file, a throttled sign-in).
+    build = app.build_middleware_stack
+
+    def build_with_it_outermost():
+        app.user_middleware.sort(key=lambda entry: entry.cls is not middleware)  # stable: the others keep their order
+        return build()
+
+    app.build_middleware_stack = build_with_it_outermost
+
+
 def _metrics(request: Request, credentials=Depends(bearer)) -> PlainTextResponse:
-    with request.app.state.sessions() as session:
-        if not request.app.state.metrics_public:
+    if not request.app.state.metrics_public:
+        with request.app.state.sessions() as session:
             require_scope(session, credentials, "admin")
-        return PlainTextResponse(prometheus_text(session), media_type=CONTENT_TYPE)
+    # The store's figures are read in a session of their own (`StoreCollector`), after the token's has closed.
+    return PlainTextResponse(generate_latest(request.app.state.metrics_registry).decode(), media_type=CONTENT_TYPE)
 
 
 def _store_error(request: Request, error: StoreError) -> JSONResponse:

@@ -7,10 +7,12 @@ are errors that name the file and the key, like every Plumb config.
 
 import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from collect.domain.answers import scale_options
+from collect.domain.hygiene import settings_from_dict
 from plumb.config import ConfigError, read_yaml
 
 KINDS = ("pairwise", "ranking", "rating")
@@ -61,6 +63,10 @@ class CampaignSpec:
     prelabels: str = "hidden"  # hidden | shown | after_vote: whether raters see the model's answer, and when
     auto_label_above: float | None = None  # a pairwise task the model is this sure of is labelled by the model
     auto_label_audit_share: float = 0.1  # of those, the share still sent to people, to keep checking the model
+    language: str | None = None  # ISO 639-1 code of the prompts and answers (hygiene's language check); None: any
+    # Data hygiene on import (`collect.domain.hygiene`): per rule off | keep | flag | drop, and thresholds;
+    # None: no checks. `plumb collect clean` applies the same rules to the stored campaign.
+    hygiene: dict | None = None
 
     def scale(self) -> list[dict]:
         """The pairwise answer options shown to raters, each with its preference value."""
@@ -145,9 +151,18 @@ def _check(spec: CampaignSpec, where: str) -> None:
             "a share in [0, 1]",
         ),
     ]
+    checks.append(
+        (
+            "language",
+            spec.language is None or (isinstance(spec.language, str) and re.fullmatch(r"[a-z]{2,3}", spec.language)),
+            "an ISO 639-1 code such as en (or null: no language check)",
+        )
+    )
     for key, ok, expected in checks:
         if not ok:
             raise ConfigError(f"{where}: key '{key}': expected {expected}, got {getattr(spec, key)!r}")
+    if spec.hygiene is not None:
+        settings_from_dict(spec.hygiene, where=where, language=spec.language)
 
 
 def _is_int(value) -> bool:

@@ -19,12 +19,15 @@ fails saying so.
 import logging
 import time
 import uuid
+from pathlib import Path
 
 from sqlalchemy import delete, select, update
 
 from collect.domain.campaign import as_definition, load_campaign, spec_of
 from collect.domain.foreign import convert_records
 from collect.services import import_labels
+from collect.services.hygiene import record_import_flags, save_report, screen_import
+from collect.services.hygiene import summary as hygiene_summary
 from collect.services.import_labels import LabelTally, check_labels_fit, label_summary, record_row_judgments
 from collect.services.import_rows import ImportRow, parse_row, read_rows, read_source  # noqa: F401 (parse_row's old home)
 from collect.store import (
@@ -65,9 +68,12 @@ def import_campaign(
     split: str | None = None,
     db: str | None = None,
     label_field: str | None = None,
+    report_dir: str | None = None,
 ) -> dict:
     """Import rows into the campaign (created from `campaign_file` when new); returns what was added, and totals,
-    and for a source with labels (or another tool's export) the account of its judgments."""
+    and for a source with labels (or another tool's export) the account of its judgments. With a `hygiene` block
+    in the campaign, its rules screen the rows first and their report is written to `report_dir` (default: beside
+    `campaign_file`)."""
     spec = load_campaign(campaign_file)
     if spec.name.startswith(STAGING_PREFIX):
         raise DataError(f"{campaign_file}: a campaign name cannot start with '{STAGING_PREFIX}' (import staging)")
@@ -81,6 +87,9 @@ def import_campaign(
 
     with opened_store(db) as sessions:
         spec, stored_ids, stored_policies = _stored_campaign(sessions, spec, campaign_file)
+        # Before the prompt_id check: a repeated row that hygiene drops is no clash.
+        screened = screen_import(sessions, spec, rows, source=source)
+        rows = screened.rows
         check_new_prompt_ids(rows, stored_ids, campaign=spec.name, source=source)
         check_labels_fit(rows, spec, fmt=conversion.format, source=source)
         remove_staging(sessions, campaign=spec.name)  # what an import that was killed left behind
@@ -91,11 +100,15 @@ def import_campaign(
             new_tasks = _stage_rows(
                 sessions, staging_id, spec, rows, policies, source=source, raters=raters, tally=tally
             )
-            counts = _publish(sessions, staging_id, spec, rows, source=source)
+            counts = _publish(sessions, staging_id, spec, rows, source=source, flags=screened.flags)
         except BaseException:
             _remove_after_failure(sessions, spec.name, staging_id)
             raise
     counts = {"campaign": spec.name, "rows": len(rows), "new_tasks": new_tasks, **counts}
+    if screened.report:  # written once the import has succeeded: a failed import stored nothing to report on
+        path = save_report(screened.report, report_dir or Path(campaign_file).resolve().parent, spec.name)
+        counts.update(hygiene=hygiene_summary(screened.report), hygiene_report=str(path))
+        logger.info("Hygiene report of the import into '%s': %s", spec.name, path)
     if conversion.format != "plumb" or rater_names:
         counts.update(label_summary(conversion, tally, raters=len(raters), new_raters=len(created)))
         _warn_about_what_is_missing(counts, source)
@@ -135,7 +148,9 @@ def check_new_prompt_ids(rows: list[ImportRow], stored: set[str], *, campaign: s
     seen = set(stored)
     for index, row in enumerate(rows):
         if row.prompt_id in seen:
-            raise DataError(f"{source}: row {index}: prompt_id '{row.prompt_id}' is already in campaign '{campaign}'")
+            raise DataError(
+                f"{source}: row {_number(row, index)}: prompt_id '{row.prompt_id}' is already in campaign '{campaign}'"
+            )
         seen.add(row.prompt_id)
 
 
@@ -192,7 +207,7 @@ def _stage_rows(
                         session, staging, rows[index], policies, overlap=spec.raters_per_task, **labels
                     )
                 except StoreError as error:
-                    raise DataError(f"{source}: row {index}: {error}") from None
+                    raise DataError(f"{source}: row {_number(rows[index], index)}: {error}") from None
                 index += 1
         start = index
         _take_turns(sessions, more=start < len(rows))
@@ -250,8 +265,14 @@ def row_tasks(campaign: Campaign, prompt: Prompt, candidates: list, *, gold_rank
     return prompt_tasks(campaign, prompt, ids, overlap=overlap, gold_answer=gold)
 
 
-def _publish(sessions, staging_id: int, spec, rows: list[ImportRow], *, source: str) -> dict:
-    """Move everything staged into the campaign (created when new) in one transaction; returns its counts."""
+def _number(row: ImportRow, index: int) -> int:
+    """The row's number in the source (hygiene may have left rows out before it)."""
+    return index if row.number is None else row.number
+
+
+def _publish(sessions, staging_id: int, spec, rows: list[ImportRow], *, source: str, flags: dict | None = None) -> dict:
+    """Move everything staged into the campaign (created when new) in one transaction, with the hygiene flags of its
+    rows (by prompt_id); returns its counts."""
     with sessions.begin() as session:
         _staging(session, staging_id, spec.name)
         try:
@@ -272,6 +293,8 @@ def _publish(sessions, staging_id: int, spec, rows: list[ImportRow], *, source: 
             session.execute(move, execution_options=quick)
         session.execute(delete(Policy).where(Policy.campaign_id == staging_id), execution_options=quick)
         session.execute(delete(Campaign).where(Campaign.id == staging_id), execution_options=quick)
+        if flags:
+            record_import_flags(session, campaign, flags)
         refresh_statistics(session)
         return campaign_counts(session=session, campaign=campaign)
 
@@ -282,7 +305,7 @@ def _check_no_prompt_added_meanwhile(session, staging_id: int, campaign: Campaig
         select(Prompt.external_id).where(Prompt.campaign_id == campaign.id, Prompt.external_id.in_(staged)).limit(1)
     )
     if clash is not None:
-        index = next(i for i, row in enumerate(rows) if row.prompt_id == clash)
+        index = next(_number(row, i) for i, row in enumerate(rows) if row.prompt_id == clash)
         raise DataError(f"{source}: row {index}: prompt_id '{clash}' is already in campaign '{campaign.name}'")
 
 

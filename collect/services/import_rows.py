@@ -25,6 +25,7 @@ class ImportRow:
     candidates: list[tuple[str, list, dict]] = field(default_factory=list)
     gold_ranks: list[int] | None = None
     judgments: list = field(default_factory=list)
+    number: int | None = None  # the row's number in the source, which errors and the hygiene report name
 
 
 def read_source(source: str, split: str) -> list[dict]:
@@ -50,9 +51,11 @@ def read_rows(dataset, *, source: str) -> list[ImportRow]:
     rows = []
     for index, record in enumerate(dataset):
         try:
-            rows.append(parse_row(record))
+            row = parse_row(record)
         except DataError as error:
             raise DataError(f"{source}: row {index}: {error}") from None
+        row.number = index
+        rows.append(row)
     if not rows:
         raise DataError(f"{source}: no rows")
     return rows

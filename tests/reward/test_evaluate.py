@@ -2,7 +2,6 @@
 
 import json
 import math
-from collections import defaultdict
 
 import datasets
 import numpy as np
@@ -14,27 +13,11 @@ from plumb.data import load_records
 from reward import metrics as m
 from reward.evaluate import evaluate_scores, format_table, gate_failures, rater_count, score_pairs
 from reward.score import load_reward_model
-from tests.support.reward import HandScorer
+from tests.support.reward import HandScorer, ece_by_hand
 
 
 def sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-x))
-
-
-def ece_by_hand(chosen, rejected, num_bins: int) -> float:
-    """Expected calibration error by a loop over pairs: confidence max(p, 1-p) binned on [0.5, 1], last bin closed."""
-    width = 0.5 / num_bins
-    bins = defaultdict(list)
-    for c, r in zip(chosen, rejected):
-        p = sigmoid(c - r)
-        confidence = max(p, 1 - p)
-        right = 1.0 if p > 0.5 else 0.5 if p == 0.5 else 0.0
-        bins[min(int((confidence - 0.5) / width), num_bins - 1)].append((confidence, right))
-    n = len(chosen)
-    return sum(
-        len(members) / n * abs(np.mean([a for _, a in members]) - np.mean([c for c, _ in members]))
-        for members in bins.values()
-    )
 
 
 def test_eval_command_reports_what_scoring_each_pair_by_hand_gives(trained_reward_dir, tmp_path, capsys):

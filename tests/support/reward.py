@@ -3,6 +3,9 @@ reported rewards are checked against (plain transformers, one conversation per f
 sorting).
 """
 
+import math
+from collections import defaultdict
+
 import numpy as np
 
 from plumb.config import parse_config
@@ -72,3 +75,19 @@ class HandScorer:
         chosen = np.array([self(row["prompt"] + row["chosen"]) for row in rows])
         rejected = np.array([self(row["prompt"] + row["rejected"]) for row in rows])
         return chosen, rejected
+
+
+def ece_by_hand(chosen, rejected, num_bins: int) -> float:
+    """Expected calibration error by a loop over pairs: confidence max(p, 1-p) binned on [0.5, 1], last bin closed."""
+    width = 0.5 / num_bins
+    bins = defaultdict(list)
+    for c, r in zip(chosen, rejected):
+        p = 1 / (1 + math.exp(-(c - r)))
+        confidence = max(p, 1 - p)
+        right = 1.0 if p > 0.5 else 0.5 if p == 0.5 else 0.0
+        bins[min(int((confidence - 0.5) / width), num_bins - 1)].append((confidence, right))
+    n = len(chosen)
+    return sum(
+        len(members) / n * abs(np.mean([a for _, a in members]) - np.mean([c for c, _ in members]))
+        for members in bins.values()
+    )
