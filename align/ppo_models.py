@@ -41,6 +41,19 @@ def positions(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(1) - 1).clamp(min=0)
 
 
+def completion_logits(causal_lm: nn.Module, input_ids, attention_mask, completion_length: int, temperature: float):
+    """(batch, completion_length, vocab) a causal LM's next-token logits over the completion, divided by the
+    temperature (N+: the distribution that sampled)."""
+    out = causal_lm(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=positions(attention_mask),
+        logits_to_keep=completion_length + 1,
+        use_cache=False,
+    )
+    return out.logits[:, :-1].float() / temperature
+
+
 class ActorCritic(nn.Module):
     """The weights PPO trains, as one module: the policy and the critic (a backbone and a value head).
 
@@ -91,14 +104,7 @@ class ActorCritic(nn.Module):
     def logits(self, input_ids, attention_mask, completion_length: int, temperature: float) -> torch.Tensor:
         """(batch, completion_length, vocab) next-token logits over the completion, divided by the temperature (N+)."""
         self.use_adapter(ACTOR)
-        out = self.policy(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=positions(attention_mask),
-            logits_to_keep=completion_length + 1,
-            use_cache=False,
-        )
-        return out.logits[:, :-1].float() / temperature
+        return completion_logits(self.policy, input_ids, attention_mask, completion_length, temperature)
 
     def values(self, input_ids, attention_mask, completion_length: int) -> torch.Tensor:
         """(batch, completion_length) the critic's value of the state before each completion token."""
@@ -130,14 +136,7 @@ class ActorCritic(nn.Module):
 def reference_logits(actor_critic: ActorCritic, reference, input_ids, attention_mask, completion_length, temperature):
     """The frozen reference's logits over the completion: the shared base with adapters off, or its own model."""
     if reference is not None:
-        out = reference(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=positions(attention_mask),
-            logits_to_keep=completion_length + 1,
-            use_cache=False,
-        )
-        return out.logits[:, :-1].float() / temperature
+        return completion_logits(reference, input_ids, attention_mask, completion_length, temperature)
     with actor_critic.policy.disable_adapter():
         return actor_critic.logits(input_ids, attention_mask, completion_length, temperature)
 
