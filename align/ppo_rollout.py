@@ -13,7 +13,7 @@ from transformers import GenerationConfig
 from trl.data_utils import maybe_apply_chat_template
 from trl.trainer.utils import entropy_from_logits, pad, selective_log_softmax
 
-from align.ppo_math import completion_mask, per_token_kl
+from align.ppo_math import completion_mask
 from align.ppo_models import ActorCritic, reference_logits
 
 
@@ -143,8 +143,3 @@ def score_rollout(
         scores=torch.as_tensor(scores, dtype=torch.float32, device=device),
         entropy=torch.cat(entropy),
     )
-
-
-def kl_of(scored: Scored, mask: torch.Tensor, estimator: str) -> torch.Tensor:
-    """Each counted token's KL estimate to the reference (0 elsewhere)."""
-    return per_token_kl(scored.logprobs, scored.ref_logprobs, estimator) * mask

@@ -109,6 +109,20 @@ def ppo_update(model, optimizer, accelerator, batch: dict, args: PPOConfig) -> d
     return {key: sum(values) / len(values) for key, values in figures.items()}
 
 
+def update_batch(rollout, scored, advantages: torch.Tensor, returns: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What `ppo_update` reads of a scored rollout: its tokens and mask, the old log-probs and values, the targets."""
+    return {
+        "input_ids": rollout.input_ids,
+        "attention_mask": rollout.attention_mask,
+        "completion_ids": rollout.completion_ids,
+        "mask": rollout.mask,
+        "logprobs": scored.logprobs,
+        "values": scored.values,
+        "advantages": advantages,
+        "returns": returns,
+    }
+
+
 def advantages_and_returns(scored, mask: torch.Tensor, kl_coef: float, args: PPOConfig) -> tuple[torch.Tensor, ...]:
     """(per-token KL, rewards, advantages, returns) of a scored rollout: the KL-shaped reward, then GAE, whitened."""
     kl = per_token_kl(scored.logprobs, scored.ref_logprobs, args.kl_estimator) * mask
@@ -202,16 +216,7 @@ class PPOTrainer(Trainer):
 
         # 4. Update: PPO epochs over the rollout, clipped policy and value losses
         actor_critic.train()
-        batch = {
-            "input_ids": rollout.input_ids,
-            "attention_mask": rollout.attention_mask,
-            "completion_ids": rollout.completion_ids,
-            "mask": mask,
-            "logprobs": scored.logprobs,
-            "values": scored.values,
-            "advantages": advantages,
-            "returns": returns,
-        }
+        batch = update_batch(rollout, scored, advantages, returns)
         update = ppo_update(model, self.optimizer, self.accelerator, batch, args)
 
         # 5. The KL coefficient for the next rollout, and the figures for the log

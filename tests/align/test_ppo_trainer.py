@@ -11,7 +11,7 @@ from align.ppo_config import PPOConfig
 from align.ppo_math import gae, kl_shaped_rewards, masked_mean, whiten
 from align.ppo_models import build_models
 from align.ppo_rollout import Scored, generate_rollout, score_rollout
-from align.ppo_trainer import KLController, advantages_and_returns, ppo_loss, ppo_update
+from align.ppo_trainer import KLController, advantages_and_returns, ppo_loss, ppo_update, update_batch
 
 
 def config(tmp_path, **keys) -> PPOConfig:
@@ -43,16 +43,7 @@ def batch(seeded_policy_dir):
         )
     mask = rollout.mask
     sign = torch.tensor([1.0, 1.0, -1.0, -1.0])[:, None]
-    batch = {
-        "input_ids": rollout.input_ids,
-        "attention_mask": rollout.attention_mask,
-        "completion_ids": rollout.completion_ids,
-        "mask": mask,
-        "logprobs": scored.logprobs,
-        "values": scored.values,
-        "advantages": sign * mask,
-        "returns": torch.ones_like(scored.values) * mask,
-    }
+    batch = update_batch(rollout, scored, sign * mask, torch.ones_like(scored.values) * mask)
     return actor_critic, batch
 
 
