@@ -64,3 +64,11 @@ def seeded_policy_dir(tmp_path_factory, tiny_policy_dir):
     from tests.support.models import save_tiny_policy
 
     return save_tiny_policy(tmp_path_factory.mktemp("seeded_policy"), load_tokenizer(tiny_policy_dir), seed=0)
+
+
+@pytest.fixture(scope="session")
+def seeded_reward_dir(tmp_path_factory):
+    """The tiny reward model with fixed weights (seed 0), the partner of `seeded_policy_dir`."""
+    from tests.support.models import save_tiny_reward
+
+    return save_tiny_reward(tmp_path_factory.mktemp("seeded_reward"), seed=0)
