@@ -200,24 +200,24 @@ def test_raters_keep_judging_while_a_large_import_runs(tmp_path):
     spent = {}
 
     def run_import():
-        began = time.monotonic()
         spent["counts"] = import_prompts.main(campaign_file, source=source, db=db)
-        spent["import"] = time.monotonic() - began
+        spent["ended"] = time.monotonic()
 
     importer = threading.Thread(target=run_import)
     importer.start()
-    tries = []
+    tries, answered_at = [], []
     while importer.is_alive():
         tries.append(rate_once(sessions, "live", "rater0"))
+        answered_at.append(time.monotonic())
         time.sleep(0.2)
     importer.join()
     engine.dispose()
-    # Before imports were written in short transactions, a request waited for the whole import
-    # (30 s, then "database is locked", when the import took longer).
+    # Before imports were written in short transactions, a request waited for the whole import (30 s, then
+    # "database is locked", when the import took longer): one answer at most came before it ended. Judged by the
+    # order of events, not by durations, so a loaded machine slows both sides alike.
     assert [error for _, error in tries if error] == []
-    longest = max(seconds for seconds, _ in tries)
-    assert longest < spent["import"] / 5, (longest, spent["import"])
-    assert spent["counts"]["tasks"] == 1500 and len(tries) >= 5  # the rater kept asking all along
+    assert sum(at < spent["ended"] for at in answered_at) >= 3, (answered_at, spent["ended"])
+    assert spent["counts"]["tasks"] == 1500  # the rater kept being answered all along
 
 
 def count_rows(sessions, model, *, staging: bool = False) -> int:
