@@ -3,12 +3,12 @@ preference losses each offline verb offers (TRL's own, a `loss_type` away) with 
 
 from dataclasses import dataclass, field
 
-from plumb.arguments import TrainingScriptArguments
+from plumb.arguments import SearchableScriptArguments, TrainingScriptArguments
 
 
 @dataclass
-class DPOScriptArguments(TrainingScriptArguments):
-    """The shared training script arguments, with preferences as data, plus the reference log-prob cache."""
+class DPOScriptArguments(SearchableScriptArguments):
+    """The shared training script arguments and search, with preferences as data, plus the reference log-prob cache."""
 
     dataset_name: str | None = field(
         default="builtin:prefs",

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from plumb import task_metrics
+from plumb.cards import samples_table
 from plumb.config import parse_config, save_resolved_config
 from plumb.data import DataError, detect_kind, load_records
 
@@ -54,6 +56,16 @@ class PolicyEvalArguments:
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature when do_sample."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass when do_sample."})
     batch_size: int = field(default=8, metadata={"help": "Prompts generated (and scored) at a time."})
+    metrics: list[str] = field(
+        default_factory=lambda: list(task_metrics.METRICS),
+        metadata={
+            "help": f"Task metrics against the reference answers, where the prompts come from conversations "
+            f"(their last answer): any of {', '.join(task_metrics.METRICS)}."
+        },
+    )
+    short_answer_words: int = field(
+        default=5, metadata={"help": "Exact match is scored where the reference has at most this many words."}
+    )
     bootstrap_samples: int = field(default=1000, metadata={"help": "Resamples for the confidence intervals."})
     seed: int = field(default=0, metadata={"help": "Seed for sampling and the bootstrap."})
     output_dir: str = field(
@@ -80,23 +92,26 @@ def cli(argv: list[str], *, prog: str) -> int:
 
 
 def main(args: PolicyEvalArguments) -> dict:
-    """Generate from both policies, judge, and write report.json, samples.md and rewards.png."""
+    """Generate from both policies, judge, and write report.json, samples.md and rewards.png (and, where the prompts
+    have reference answers, the task metrics of both policies and task_metrics.png)."""
     import torch
 
     from align.rewards import RewardModels
-    from plumb.generation import generate_all, load_generator
+    from plumb.generation import generate_all, load_on_device, local_generator
 
+    metrics = task_metrics.check_metrics(args.metrics)  # before anything loads
     torch.manual_seed(args.seed)
-    prompts = load_prompts(args.dataset_name, args.dataset_split, limit=args.max_prompts)
+    prompts, references = load_prompts_and_references(args.dataset_name, args.dataset_split, limit=args.max_prompts)
     generation = {"max_new_tokens": args.max_new_tokens, "do_sample": args.do_sample}
     if args.do_sample:
         generation.update(temperature=args.temperature, top_p=args.top_p)
 
-    # Responses from both policies
-    responses = {}
+    # Responses from both policies, each loaded once for generation, KL and the reference answers' perplexity
+    models, responses = {}, {}
     for name, spec in (("policy", args.policy), ("reference", args.reference)):
+        models[name] = load_on_device(spec)
         responses[name] = generate_all(
-            load_generator(spec, generation), prompts, batch_size=args.batch_size, desc=f"Generating ({name})"
+            local_generator(*models[name], generation), prompts, batch_size=args.batch_size, desc=f"Generating ({name})"
         )
 
     # Judge: the mean over the judge models of each response's reward
@@ -108,11 +123,27 @@ def main(args: PolicyEvalArguments) -> dict:
         for name, texts in responses.items()
     }
 
-    kl = kl_estimate(args.policy, args.reference, prompts, responses["policy"])
+    (policy, tokenizer), (reference, _) = models["policy"], models["reference"]
+    kl = float(np.mean(token_kl(policy, reference, tokenizer, prompts, responses["policy"])))
     report = comparison_report(
         scores["policy"], scores["reference"], responses, kl=kl, samples=args.bootstrap_samples, seed=args.seed
     )
-    write_outputs(Path(args.output_dir), report, prompts, responses, scores)
+    if references is not None and metrics:
+        report["task_metrics"] = {
+            name: task_metrics.policy_report(
+                *models[name],
+                prompts,
+                references,
+                metrics=metrics,
+                generation=generation,
+                samples=args.bootstrap_samples,
+                seed=args.seed,
+                short_answer_words=args.short_answer_words,
+                answers=responses[name],
+            )[0]
+            for name in models
+        }
+    write_outputs(Path(args.output_dir), report, prompts, responses, scores, references=references)
     if args.to_campaign:
         names = {"policy": policy_name(args.policy), "reference": policy_name(args.reference)}
         write_campaign_rows(Path(args.to_campaign), prompts, responses, names)
@@ -123,18 +154,25 @@ def main(args: PolicyEvalArguments) -> dict:
 
 def load_prompts(source: str, split: str, *, limit: int = 0) -> list[list[dict]]:
     """Prompts as message lists from prompts data or conversations (whose last assistant turn is dropped)."""
+    return load_prompts_and_references(source, split, limit=limit)[0]
+
+
+def load_prompts_and_references(source: str, split: str, *, limit: int = 0) -> tuple[list[list[dict]], list | None]:
+    """(prompts, references): from conversations, each one's last answer is the reference of the turns before it;
+    prompts data has no references (None)."""
     records = load_records(source, split)
+    if limit:
+        records = records.select(range(min(limit, len(records))))
     kind = detect_kind(records)
     if kind == "sft":
-        prompts = [row["messages"][:-1] for row in records]
-    elif "prompt" in records.column_names:
+        return task_metrics.conversations_to_references(records, where=f"{source} [{split}]")
+    if "prompt" in records.column_names:
         prompts = [
             row["prompt"] if isinstance(row["prompt"], list) else [{"role": "user", "content": row["prompt"]}]
             for row in records
         ]
-    else:
-        raise DataError(f"{source} [{split}]: no prompts: expected a `prompt` or a `messages` column")
-    return prompts[:limit] if limit else prompts
+        return prompts, None
+    raise DataError(f"{source} [{split}]: no prompts: expected a `prompt` or a `messages` column")
 
 
 def policy_name(spec: str) -> str:
@@ -183,7 +221,7 @@ def comparison_report(
 ) -> dict:
     """Win rate (also among prompts whose two responses are of similar length) and mean rewards with bootstrap
     intervals, KL and mean lengths, as one JSON-ready dict."""
-    from reward.metrics import bootstrap_ci
+    from plumb.stats import bootstrap_ci
 
     wins = win_rate(policy_scores, reference_scores)
     report = {
@@ -260,16 +298,18 @@ def format_report(report: dict) -> str:
             f"{report['length_matched_prompts']} prompts (lengths within {report['length_tolerance']:.0%})"
         )
     lines.append(f"KL to reference    {report['kl_to_reference']:.3f} nats (summed along the policy's responses)")
+    for name, metrics in report.get("task_metrics", {}).items():
+        lines.append(task_metrics.format_metrics(metrics, name=name))
     return "\n".join(lines)
 
 
-def write_outputs(output_dir: Path, report: dict, prompts, responses: dict, scores: dict) -> None:
-    """report.json, samples.md (responses side by side, HTML escaped) and rewards.png."""
-    import html
-
+def write_outputs(output_dir: Path, report: dict, prompts, responses: dict, scores: dict, *, references=None) -> None:
+    """report.json, samples.md (responses side by side, and the reference answers where there are some),
+    rewards.png, and task_metrics.png when the report has task metrics."""
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "report.json").write_text(json.dumps(report, indent=2))
-    rows = ["| prompt | policy | reward | reference | reward |", "|---|---|---|---|---|"]
+    header = ["prompt", "policy", "reward", "reference", "reward"] + (["reference answer"] if references else [])
+    rows = []
     for i, prompt in enumerate(prompts):
         cells = [
             prompt[-1]["content"],
@@ -278,9 +318,13 @@ def write_outputs(output_dir: Path, report: dict, prompts, responses: dict, scor
             responses["reference"][i],
             f"{scores['reference'][i]:.2f}",
         ]
-        rows.append("| " + " | ".join(html.escape(c).replace("\n", "<br>").replace("|", "\\|") for c in cells) + " |")
-    (output_dir / "samples.md").write_text("\n".join(rows) + "\n")
+        rows.append(cells + ([references[i]] if references else []))
+    (output_dir / "samples.md").write_text(samples_table(header, rows))
     plot_rewards(scores, report, output_dir / "rewards.png")
+    if report.get("task_metrics"):
+        task_metrics.plot_metrics(
+            report["task_metrics"], output_dir / "task_metrics.png", title="task metrics against the reference answers"
+        )
 
 
 def plot_rewards(scores: dict, report: dict, path: Path) -> None:

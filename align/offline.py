@@ -51,19 +51,16 @@ def train_policy(
     data_note: str = "",
 ) -> dict:
     """Train with `trainer_class`, evaluate on `test`, save the policy, metrics.json, config and card; the metrics."""
-    from trl import get_peft_config
-
-    if test is None:
-        training_args.eval_strategy = "no"
-    setup_tracking(training_args, stage=stage)
-    trainer = trainer_class(
+    trainer = make_trainer(
+        trainer_class,
+        stage=stage,
         model=model,
         ref_model=ref_model,
-        args=training_args,
-        train_dataset=train,
-        eval_dataset=test,
-        processing_class=tokenizer,
-        peft_config=get_peft_config(model_args),
+        tokenizer=tokenizer,
+        train=train,
+        test=test,
+        training_args=training_args,
+        model_args=model_args,
     )
     metrics = run_training(trainer, training_args.resume_from_checkpoint, stage=stage)
     if test is not None:
@@ -85,6 +82,24 @@ def train_policy(
     )
     logger.info("Saved to %s\n%s", output_dir.resolve(), metrics_table(metrics))
     return metrics
+
+
+def make_trainer(trainer_class, *, stage: str, model, ref_model, tokenizer, train, test, training_args, model_args):
+    """TRL's trainer of the verb on the data (no evaluation without `test`), with tracking and LoRA as configured."""
+    from trl import get_peft_config
+
+    if test is None:
+        training_args.eval_strategy = "no"
+    setup_tracking(training_args, stage=stage)
+    return trainer_class(
+        model=model,
+        ref_model=ref_model,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=test,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+    )
 
 
 def write_policy_card(

@@ -399,7 +399,8 @@ def paired_difference(first: np.ndarray, second: np.ndarray, *, samples: int = 2
 
 def proxy_check(args, pairs, setup: Setup, random_run: Run, doubt_run: Run, work: Path) -> dict:
     """Full fine-tuning on the random and the uncertainty set of one seed at one budget, against the proxy's verdict."""
-    from reward.metrics import bootstrap_ci, pair_correct
+    from plumb.stats import bootstrap_ci
+    from reward.metrics import pair_correct
 
     budget = args.check_budget
     log(f"check: fine-tuning MiniLM on the random and the uncertainty set of {budget} labels (seed {args.check_seed})")

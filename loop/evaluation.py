@@ -77,7 +77,7 @@ def evaluate(run: LoopRun, round_number: int) -> dict:
     SFT, mean lengths; writes report.json, samples.md and rewards.png in the stage's folder."""
     from align.evaluate import comparison_report, kl_estimate, policy_name, win_rate, write_campaign_rows, write_outputs
     from align.rewards import RewardModels
-    from reward.metrics import bootstrap_ci
+    from plumb.stats import bootstrap_ci
 
     folder, settings = run.stage_dir(round_number, "eval"), eval_settings(run)
     prompts = eval_prompts(run)

@@ -8,6 +8,7 @@ Local paths are named without their machine-specific part (`public_name`, `porta
 so a card can be shared.
 """
 
+import html
 import json
 import math
 import os
@@ -49,9 +50,22 @@ def metrics_table(metrics: dict) -> str:
     """A Markdown table of metric name and value (floats to 4 significant digits)."""
     lines = ["| metric | value |", "|---|---|"]
     for name, value in metrics.items():
-        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        if isinstance(value, float):
+            shown = f"{value:.4g}"
+        elif isinstance(value, list) and len(value) == 2 and all(isinstance(v, float) for v in value):
+            shown = f"{value[0]:.4g} .. {value[1]:.4g}"  # an interval
+        else:
+            shown = str(value)
         lines.append(f"| {name} | {shown} |")
     return "\n".join(lines)
+
+
+def samples_table(header: list[str], rows) -> str:
+    """A markdown table of texts side by side: each cell HTML-escaped, its newlines as <br>, its pipes escaped."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for cells in rows:
+        lines.append("| " + " | ".join(html.escape(c).replace("\n", "<br>").replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def card_body(title: str, summary: str, sections: dict[str, str]) -> str:

@@ -4,17 +4,21 @@ A run's YAML names the search: `hp_search: true`, `hp_trials: N` and `hp_space:`
 spec, either `{choices: [...]}` or `{low: A, high: B}` with optional `log: true` and `step: S` (two integer
 bounds search integers). Each stage says which keys it can search (`supported`); the trials go into an Optuna
 study stored in OUTPUT_DIR/hp_search.db under a fixed name, so a rerun adds trials to the same study. The
-best trial is written as OUTPUT_DIR/best_config.yaml (a normal run's config) and the search as hp_search.png.
-This module imports no stage: each stage hands it its trainer, its metric and its resolved config.
+best trial is written as OUTPUT_DIR/best_config.yaml (a normal run's config), the search as hp_search.png and
+its summary as hp_search.json. This module imports no stage: each stage hands it its trainer, its metric, its
+resolved config and a `model_init` that builds a trial's model (`trial_policy` builds a policy as TRL's trainers
+do, with the trial's LoRA rank and scale).
 """
 
+import dataclasses
+import json
 import logging
 import numbers
 from pathlib import Path
 
 import yaml
 
-from plumb.config import ConfigError
+from plumb.config import ConfigError, resolved_config
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +26,35 @@ SEARCH_KEYS = ("hp_search", "hp_space", "hp_trials")
 STORAGE_FILE = "hp_search.db"
 BEST_CONFIG = "best_config.yaml"
 PLOT_FILE = "hp_search.png"
+SUMMARY_FILE = "hp_search.json"
 SPEC_KEYS = {"choices", "low", "high", "log", "step"}
+# ModelConfig's LoRA rank and scale: a trial's adapter is built with them in `trial_policy`.
+LORA_KEYS = ("lora_r", "lora_alpha")
+
+
+def prepare(script_args, training_args, model_args, *, config_file, training_keys, model_keys=()):
+    """(space, resolved config) of a run with `hp_search`, checked before any model loads; (None, None) without.
+
+    Searchable: the `training_keys` the training args have, and `model_keys` (LoRA_KEYS only with use_peft).
+    The resolved config is taken now, since Trainer sets each trial's values on the args themselves.
+    """
+    if not script_args.hp_search:
+        return None, None
+    where = config_file or "hp_space"
+    if not script_args.hp_space:
+        raise ConfigError(f"{where}: hp_search needs an hp_space mapping of keys to search")
+    if not getattr(model_args, "use_peft", False):
+        for key in set(script_args.hp_space) & set(LORA_KEYS) & set(model_keys):
+            raise ConfigError(f"{where}: hp_space key '{key}' is a LoRA setting: it needs use_peft: true")
+    supported = {k for k in training_keys if hasattr(training_args, k)} | set(model_keys)
+    space = parse_space(script_args.hp_space, where=where, supported=supported)
+    return space, resolved_config(script_args, training_args, model_args)
+
+
+def require_held_out(test, *, what: str) -> None:
+    """A search scores its trials on held-out data: refuse one without, before any model loads."""
+    if test is None:
+        raise ConfigError(f"hp_search needs held-out {what} to score the trials (a test split or test_size > 0)")
 
 
 def parse_space(space, *, where: str, supported) -> dict[str, dict]:
@@ -94,14 +126,32 @@ def study_name(stage: str) -> str:
     return f"plumb-{stage}"
 
 
-def run_search(trainer, *, space, training_keys, model_init, metric: str, direction: str, trials: int, stage: str):
+def run_search(
+    trainer,
+    *,
+    space,
+    training_keys,
+    model_init,
+    metric: str,
+    direction: str,
+    trials: int,
+    stage: str,
+    seed: int | None = None,
+):
     """Run `trials` more trials of the stage's study; `model_init(values)` builds a trial's model. Returns the study.
 
-    Keys in `training_keys` are set on the TrainingArguments by Trainer; the others reach `model_init`.
+    Keys in `training_keys` are set on the TrainingArguments by Trainer; the others reach `model_init`. With `seed`
+    the sampler is seeded by it and the trials already in the study, so a search repeats and a resumed one goes on.
     """
     import optuna
 
     output_dir = trainer.args.output_dir
+    sampler = None
+    if seed is not None:
+        done = optuna.create_study(
+            storage=storage_url(output_dir), study_name=study_name(stage), direction=direction, load_if_exists=True
+        )
+        sampler = optuna.samplers.TPESampler(seed=seed + len(done.trials))
     # Trainer calls model_init before hp_space in each trial; suggesting here fixes the values hp_space then reads.
     trainer.model_init = lambda trial: model_init(suggest(trial, space) if trial is not None else {})
     trainer.hyperparameter_search(
@@ -113,9 +163,22 @@ def run_search(trainer, *, space, training_keys, model_init, metric: str, direct
         storage=storage_url(output_dir),
         study_name=study_name(stage),
         load_if_exists=True,
+        sampler=sampler,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2),
     )
     return optuna.load_study(study_name=study_name(stage), storage=storage_url(output_dir))
+
+
+def finish(study, base_config: dict, output_dir, *, metric: str, command: str) -> dict:
+    """Write best_config.yaml, hp_search.png and hp_search.json (the summary, returned) and log the best trial."""
+    best = study.best_trial
+    config_path = write_best_config(study, base_config, output_dir)
+    plot_search(study, output_dir, metric=metric)
+    summary = {"hp_trials": len(study.trials), "hp_best_trial": best.number, f"hp_best_{metric}": best.value}
+    summary.update({f"hp_best_{k}": v for k, v in best.params.items()})
+    (Path(output_dir) / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    logger.info("Best of %d trials: %s\nRerun it: %s --config %s", len(study.trials), summary, command, config_path)
+    return summary
 
 
 def write_best_config(study, base_config: dict, output_dir) -> Path:
@@ -166,3 +229,39 @@ def config_file(argv: list[str]) -> str | None:
         if arg == "--config":
             return argv[i + 1]
     return None
+
+
+def lora_config(model_args, values: dict):
+    """TRL's LoRA config of `model_args` (`get_peft_config`) with the trial's lora_r / lora_alpha; None without LoRA."""
+    from trl import get_peft_config
+
+    trial = {key: values[key] for key in LORA_KEYS if key in values}
+    return get_peft_config(dataclasses.replace(model_args, **trial))
+
+
+def token_ids(model) -> dict:
+    """The pad and eos ids TRL's trainer gave its model's configs, for `trial_policy` to give each trial's model."""
+    return {
+        "config": {k: getattr(model.config.get_text_config(), k) for k in ("pad_token_id", "eos_token_id")},
+        "generation": {k: getattr(model.generation_config, k) for k in ("pad_token_id", "eos_token_id")},
+    }
+
+
+def trial_policy(model, trainer, model_args, values: dict, *, ids: dict, fused_outputs: tuple[str, ...]):
+    """A trial's freshly loaded policy made ready as TRL 1.16's SFT/DPO trainers make theirs in `__init__` (which
+    Trainer does not rerun per trial): token ids, the fused log-prob head, and LoRA with the trial's rank and scale."""
+    from peft import get_peft_model
+    from trl.trainer.utils import add_fused_lm_head
+
+    for key, value in ids["config"].items():
+        setattr(model.config.get_text_config(), key, value)
+    for key, value in ids["generation"].items():
+        setattr(model.generation_config, key, value)
+    # The trainer's loss calls the model with fused_lm_head=True, which only the patched forward accepts.
+    add_fused_lm_head(model, outputs=fused_outputs)
+    peft_config = lora_config(model_args, values)
+    if peft_config is not None:
+        model = get_peft_model(model, peft_config)
+        if trainer.args.gradient_checkpointing:  # as TRL does: PEFT with checkpointing needs input gradients
+            model.enable_input_require_grads()
+    return model

@@ -2,16 +2,16 @@
 
 from dataclasses import dataclass, field
 
-from plumb.arguments import TrainingScriptArguments
+from plumb.arguments import SearchableScriptArguments
 
 # How `plumb reward train` learns from rankings (reward/listwise.py): their pairs, or the whole ranked order.
 RANKING_LOSSES = ("pairwise", "plackett_luce")
 
 
 @dataclass
-class RewardScriptArguments(TrainingScriptArguments):
-    """The shared training script arguments, with preferences (pairs or rankings) as data; the ranking loss,
-    margin, freezing, early stopping."""
+class RewardScriptArguments(SearchableScriptArguments):
+    """The shared training script arguments and search, with preferences (pairs or rankings) as data; the ranking
+    loss, margin, freezing, early stopping."""
 
     dataset_name: str | None = field(
         default="builtin:prefs",
@@ -60,22 +60,6 @@ class RewardScriptArguments(TrainingScriptArguments):
         default=1000,
         metadata={"help": "Bootstrap resamples for the confidence interval of the held-out accuracy."},
     )
-    hp_search: bool = field(
-        default=False,
-        metadata={
-            "help": "Search hp_space with Optuna (maximizing held-out eval_accuracy) instead of one run; writes "
-            "OUTPUT_DIR/hp_search.db, best_config.yaml and hp_search.png."
-        },
-    )
-    hp_space: dict | None = field(
-        default=None,
-        metadata={
-            "help": "YAML only: key -> {low, high, log, step} or {choices: [...]}. Searchable: learning_rate, "
-            "num_train_epochs, max_steps, per_device_train_batch_size, gradient_accumulation_steps, weight_decay, "
-            "warmup_steps, max_grad_norm, lr_scheduler_type, center_rewards_coefficient, seed, freeze_layers."
-        },
-    )
-    hp_trials: int = field(default=8, metadata={"help": "Trials to add to the study in this run of the search."})
 
     def __post_init__(self):
         """Refuse an unknown ranking loss, naming the choices."""

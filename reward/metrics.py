@@ -7,6 +7,8 @@ length baseline alike, so neither gains from ties.
 
 import numpy as np
 
+from plumb.stats import bootstrap_ci as bootstrap_ci  # the mean's interval, shared with sft and align
+
 AGREEMENT_LEVELS = ((0.0, 0.6, "<0.6"), (0.6, 0.8, "0.6-0.8"), (0.8, 1.0, "0.8-<1"), (1.0, 1.01, "1 (unanimous)"))
 
 
@@ -14,18 +16,6 @@ def pair_correct(chosen_scores, rejected_scores) -> np.ndarray:
     """Per-pair correctness, shape (n,): 1 if chosen > rejected, 0.5 on a tie, else 0."""
     chosen, rejected = np.asarray(chosen_scores, float), np.asarray(rejected_scores, float)
     return np.where(chosen > rejected, 1.0, np.where(chosen == rejected, 0.5, 0.0))
-
-
-def bootstrap_ci(values, *, samples: int = 1000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of `values` (n,): resample pairs with replacement `samples` times."""
-    values = np.asarray(values, float)
-    if values.size == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, size=(samples, values.size))].mean(axis=1)
-    tail = (1.0 - confidence) / 2
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return float(low), float(high)
 
 
 def preference_probability(chosen_scores, rejected_scores) -> np.ndarray:

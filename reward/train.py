@@ -21,7 +21,7 @@ from pathlib import Path
 from plumb import hp_search
 from plumb.cards import metrics_table
 from plumb.checkpoints import run_training
-from plumb.config import ConfigError, parse_config, resolved_config, save_resolved_config
+from plumb.config import ConfigError, parse_config, save_resolved_config
 from plumb.data import DataError, load_train_test, ranking_to_pairs, to_conversational
 from plumb.models import DEFAULT, load_reward_backbone, model_init_kwargs
 from plumb.tracking import setup_tracking
@@ -66,14 +66,19 @@ def main(script_args: RewardScriptArguments, training_args, model_args, *, confi
 
     # Dataset: checked before the model loads, so a bad file fails in a second, not after the model has loaded
     listwise_loss = script_args.ranking_loss == "plackett_luce"
-    space = None
-    if script_args.hp_search:
-        where = config_file or "hp_space"
-        if not script_args.hp_space:
-            raise ConfigError(f"{where}: hp_search needs an hp_space mapping of keys to search")
-        space = hp_search.parse_space(script_args.hp_space, where=where, supported=search_keys(training_args))
-        base_config = resolved_config(script_args, training_args, model_args)  # before the trials change the args
+    space, base_config = hp_search.prepare(
+        script_args,
+        training_args,
+        model_args,
+        config_file=config_file,
+        training_keys=TRAINING_SEARCH_KEYS,
+        model_keys=MODEL_SEARCH_KEYS,
+    )
+    if space is not None and model_args.use_peft:
+        raise ConfigError("hp_search in plumb reward train does not support use_peft yet")
     train, test, data_counts = load_reward_data(script_args, seed=training_args.seed)
+    if space is not None:
+        hp_search.require_held_out(test, what="pairs")
 
     # Model & tokenizer: the new reward head starts random, so seed before building it
     set_seed(training_args.seed)
@@ -158,26 +163,16 @@ TRAINING_SEARCH_KEYS = (
 MODEL_SEARCH_KEYS = ("freeze_layers",)
 
 
-def search_keys(training_args) -> set[str]:
-    """The keys `hp_space` may search in a reward run."""
-    return {k for k in TRAINING_SEARCH_KEYS if hasattr(training_args, k)} | set(MODEL_SEARCH_KEYS)
-
-
 def search(trainer, script_args, model_args, space: dict, base_config: dict) -> dict:
     """Run the trials (held-out eval_accuracy, maximized), write best_config.yaml and hp_search.png; the summary."""
     from transformers import set_seed
     from trl.trainer.utils import disable_dropout_in_model
 
     model_spec = model_args.model_name_or_path or DEFAULT
-    if model_args.use_peft:
-        raise ConfigError("hp_search in plumb reward train does not support use_peft yet")
-    if trainer.eval_dataset is None:
-        raise ConfigError("hp_search needs held-out pairs to score the trials (a test split or test_size > 0)")
 
     def model_init(values: dict):
         # Trainer sets the seed before it calls this, and the trial's seed (when searched) only after.
-        seed = values.get("seed", trainer.args.seed)
-        set_seed(seed)
+        set_seed(values.get("seed", base_config["seed"]))
         model, _ = load_reward_backbone(model_spec, **model_init_kwargs(model_args))
         layers = values.get("freeze_layers", script_args.freeze_layers)
         if layers:
@@ -186,7 +181,6 @@ def search(trainer, script_args, model_args, space: dict, base_config: dict) -> 
             disable_dropout_in_model(model)
         return model
 
-    output_dir = Path(trainer.args.output_dir)
     study = hp_search.run_search(
         trainer,
         space=space,
@@ -196,20 +190,11 @@ def search(trainer, script_args, model_args, space: dict, base_config: dict) -> 
         direction="maximize",
         trials=script_args.hp_trials,
         stage="reward",
+        seed=base_config["seed"],
     )
-    best = study.best_trial
-    config_path = hp_search.write_best_config(study, base_config, output_dir)
-    hp_search.plot_search(study, output_dir, metric="eval_accuracy")
-    summary = {"hp_trials": len(study.trials), "hp_best_trial": best.number, "hp_best_eval_accuracy": best.value}
-    summary.update({f"hp_best_{k}": v for k, v in best.params.items()})
-    (output_dir / "hp_search.json").write_text(json.dumps(summary, indent=2))
-    logger.info(
-        "Best of %d trials: %s\nRerun it: plumb reward train --config %s",
-        len(study.trials),
-        summary,
-        config_path,
+    return hp_search.finish(
+        study, base_config, trainer.args.output_dir, metric="eval_accuracy", command="plumb reward train"
     )
-    return summary
 
 
 def load_reward_data(script_args: RewardScriptArguments, *, seed: int):

@@ -4,6 +4,7 @@ from plumb.cli import run_verbs
 
 VERBS = {
     "train": ("sft.train", "fine-tune a policy on conversations, loss on assistant turns only (TRL SFTTrainer)"),
+    "eval": ("sft.evaluate", "perplexity, ROUGE-L, BLEU and exact match against held-out reference answers"),
 }
 
 

@@ -6,6 +6,7 @@ on CUDA. Reports eval loss and perplexity before and after training, and saves t
 model (or adapter) with a model card, metrics.json and the resolved config.
 
     plumb sft train --config configs/sft/demo.yaml
+    plumb sft train --config configs/sft/search.yaml   # an Optuna search (hp_search), see `search`
     accelerate launch --config_file configs/accelerate/multi-gpu.yaml -m plumb sft train --config ...
 """
 
@@ -14,6 +15,7 @@ import logging
 import math
 from pathlib import Path
 
+from plumb import hp_search, task_metrics
 from plumb.cards import metrics_table, write_card
 from plumb.checkpoints import run_training
 from plumb.config import parse_config, save_resolved_config
@@ -34,14 +36,25 @@ def config_types() -> tuple:
 
 def cli(argv: list[str], *, prog: str) -> int:
     """Parse `--config` and flags, then train."""
-    main(*parse_config(config_types(), argv, prog=prog))
+    main(*parse_config(config_types(), argv, prog=prog), config_file=hp_search.config_file(argv))
     return 0
 
 
-def main(script_args: SFTScriptArguments, training_args, model_args) -> dict:
-    """Train, evaluate and save; returns the metrics written to metrics.json."""
+def main(script_args: SFTScriptArguments, training_args, model_args, *, config_file: str | None = None) -> dict:
+    """Train, evaluate and save; returns the metrics written to metrics.json.
+
+    With `hp_search`, run the Optuna search instead and return its summary (see `search`)."""
     from trl import SFTTrainer, get_peft_config
 
+    task_metrics.check_metrics(script_args.task_metrics, key="task_metrics")  # before anything loads
+    space, base_config = hp_search.prepare(
+        script_args,
+        training_args,
+        model_args,
+        config_file=config_file,
+        training_keys=TRAINING_SEARCH_KEYS,
+        model_keys=hp_search.LORA_KEYS,
+    )
     # Dataset, checked before the model loads: every assistant turn becomes a prompt-completion row, so only
     # assistant tokens carry loss
     train, test = load_train_test(
@@ -55,6 +68,8 @@ def main(script_args: SFTScriptArguments, training_args, model_args) -> dict:
     train_rows = messages_to_prompt_completion(train)
     eval_rows = messages_to_prompt_completion(test) if test is not None else None
     logger.info("SFT data: %d conversations -> %d assistant turns to train on", len(train), len(train_rows))
+    if space is not None:
+        hp_search.require_held_out(eval_rows, what="conversations")
 
     # Model & tokenizer
     model_spec = model_args.model_name_or_path or DEFAULT
@@ -72,12 +87,16 @@ def main(script_args: SFTScriptArguments, training_args, model_args) -> dict:
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
     )
+    if space is not None:
+        return search(trainer, script_args, model_args, space, base_config)
     metrics = {}
     if eval_rows is not None and script_args.eval_before_train:
         metrics.update(perplexity(trainer.evaluate(), suffix="_before"))
     metrics.update(run_training(trainer, training_args.resume_from_checkpoint, stage="sft"))
     if eval_rows is not None:
         metrics.update(perplexity(trainer.evaluate()))
+    if test is not None and script_args.task_metrics_examples and script_args.task_metrics:
+        metrics.update(task_report(trainer.model, tokenizer, test, script_args, seed=training_args.seed))
 
     # Save
     output_dir = Path(training_args.output_dir)
@@ -92,6 +111,72 @@ def main(script_args: SFTScriptArguments, training_args, model_args) -> dict:
         )
     logger.info("Checkpoint: %s", output_dir.resolve())
     return metrics
+
+
+# Searchable keys: SFTConfig fields Trainer sets per trial (none is cached by SFTTrainer's __init__), and LoRA's
+# rank and scale, applied when a trial's model is built.
+TRAINING_SEARCH_KEYS = (
+    "learning_rate",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "weight_decay",
+    "warmup_steps",
+    "warmup_ratio",
+    "max_grad_norm",
+    "lr_scheduler_type",
+    "seed",
+)
+# The fields SFTTrainer (TRL 1.16) asks of the fused log-prob head it adds to its model in __init__.
+FUSED_OUTPUTS = ("log_probs", "entropy", "is_top1")
+
+
+def search(trainer, script_args, model_args, space: dict, base_config: dict) -> dict:
+    """Run the trials (held-out eval_loss, minimized), write best_config.yaml, hp_search.png/json; the summary."""
+    from transformers import set_seed
+
+    model_spec = model_args.model_name_or_path or DEFAULT
+    ids = hp_search.token_ids(trainer.model)
+
+    def model_init(values: dict):
+        # Trainer seeds with the previous trial's seed before calling this; the trial's own is set only after.
+        set_seed(values.get("seed", base_config["seed"]))
+        model, _ = load_policy(model_spec, **model_init_kwargs(model_args))
+        return hp_search.trial_policy(model, trainer, model_args, values, ids=ids, fused_outputs=FUSED_OUTPUTS)
+
+    study = hp_search.run_search(
+        trainer,
+        space=space,
+        training_keys=set(TRAINING_SEARCH_KEYS),
+        model_init=model_init,
+        metric="eval_loss",
+        direction="minimize",
+        trials=script_args.hp_trials,
+        stage="sft",
+        seed=base_config["seed"],
+    )
+    return hp_search.finish(study, base_config, trainer.args.output_dir, metric="eval_loss", command="plumb sft train")
+
+
+def task_report(model, tokenizer, test, script_args, *, seed: int) -> dict:
+    """The trained policy's task metrics on the first held-out conversations (their last answers the references),
+    as task/NAME keys; logged as a table."""
+    conversations = test.select(range(min(script_args.task_metrics_examples, len(test))))
+    prompts, references = task_metrics.conversations_to_references(conversations, where="held-out conversations")
+    model.eval()
+    report, _ = task_metrics.policy_report(
+        model,
+        tokenizer,
+        prompts,
+        references,
+        metrics=script_args.task_metrics,
+        generation={"max_new_tokens": script_args.task_max_new_tokens, "do_sample": False},
+        seed=seed,
+        desc="Task metrics",
+    )
+    logger.info("Task metrics on %d held-out answers:\n%s", len(prompts), task_metrics.format_metrics(report))
+    return {f"task/{key}": value for key, value in report.items()}
 
 
 def perplexity(eval_metrics: dict, *, suffix: str = "") -> dict:

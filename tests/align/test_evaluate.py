@@ -1,6 +1,7 @@
 """`plumb align eval`: win rate, its intervals, the length-matched rate, rewards and KL, each against a worked value."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -15,7 +16,9 @@ from align.evaluate import (
     token_kl,
     win_rate,
 )
-from tests.support.worked import kl_along_response, score_alone
+from plumb.data import load_records
+from plumb.task_metrics import text_metrics
+from tests.support.worked import assistant_nll, kl_along_response, score_alone
 
 
 def bootstrap_by_hand(values, *, samples: int, seed: int) -> list[float]:
@@ -172,6 +175,20 @@ def test_policy_against_another_reference_every_figure_by_hand(
     reference = AutoModelForCausalLM.from_pretrained(perturbed_policy_dir).eval()
     kl = np.mean([kl_along_response(policy, reference, tokenizer, p, t) for p, t in zip(prompts, answers["policy"])])
     assert kl > 1e-4 and report["kl_to_reference"] == pytest.approx(kl, rel=1e-4)
+
+    # The prompts are conversations: their last answers are references, and each policy gets the task metrics
+    conversations = [{"messages": row["messages"]} for row in load_records("builtin:instruct", "test")][:6]
+    references = [row["messages"][-1]["content"] for row in conversations]
+    for role, model in (("policy", policy), ("reference", reference)):
+        figures = report["task_metrics"][role]
+        total, count = assistant_nll(model, tokenizer, conversations)  # the references' tokens under this model
+        assert figures["perplexity"] == pytest.approx(math.exp(total / count), rel=1e-4), role
+        again = text_metrics(answers[role], references, names=["rouge_l", "bleu"], samples=100, seed=1)
+        assert (figures["rouge_l"], figures["bleu"]) == pytest.approx((again["rouge_l"], again["bleu"])), role
+    assert report["task_metrics"]["policy"]["perplexity"] != pytest.approx(
+        report["task_metrics"]["reference"]["perplexity"], rel=1e-3
+    )
+    assert (tmp_path / "eval" / "task_metrics.png").stat().st_size > 0
     assert json.loads((tmp_path / "eval" / "report.json").read_text()) == report
 
 

@@ -17,6 +17,7 @@ from plumb.config import parse_config
 from plumb.data import DataError, rows_to_dataset, split_by_prompt
 from plumb.models import load_policy
 from sft.train import config_types, main, perplexity
+from tests.support.worked import assistant_nll
 
 # Short conversations with different words, so a loss on one set of them is not the loss on another.
 TRAIN = [
@@ -40,29 +41,6 @@ def conversation(user: str, reply: str) -> dict:
 
 def write_jsonl(path, rows) -> None:
     path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
-
-
-def assistant_nll(model, tokenizer, conversations) -> tuple[float, int]:
-    """(summed negative log-likelihood of the last assistant turns' tokens, their number), one conversation at a time.
-
-    The tokens of the assistant turn are those of the whole conversation after the prompt with its generation
-    prompt; the NLL of token t is -log softmax(logits at t - 1)[token t].
-    """
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for row in conversations:
-            messages = row["messages"]
-            prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
-            full = tokenizer.apply_chat_template(messages, tokenize=False)
-            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            ids = tokenizer(full, add_special_tokens=False)["input_ids"]
-            assert ids[: len(prompt_ids)] == prompt_ids
-            log_probs = torch.log_softmax(model(torch.tensor([ids])).logits[0].double(), dim=-1)
-            for t in range(len(prompt_ids), len(ids)):
-                total -= log_probs[t - 1, ids[t]].item()
-                count += 1
-    return total, count
 
 
 def mean_nll(model, tokenizer, conversations) -> float:
@@ -191,7 +169,16 @@ def test_reported_losses_are_the_models_own_on_the_held_out_split(tmp_path, shar
     assert metrics["perplexity_before"] == pytest.approx(math.exp(before), rel=1e-4)
     assert metrics["perplexity"] == pytest.approx(math.exp(after), rel=1e-4)
     assert metrics["train_loss"] == pytest.approx(on_train, rel=1e-6)
-    assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == pytest.approx(metrics)
+    # The end-of-training task metrics: the references' perplexity pooled over their tokens (not the mean of
+    # per-conversation losses eval_loss is), with its interval; the text metrics of the trained policy's answers
+    total, count = assistant_nll(trained, tokenizer, held_out)
+    assert metrics["task/perplexity"] == pytest.approx(math.exp(total / count), rel=1e-4)
+    assert metrics["task/reference_tokens"] == count and metrics["task/examples"] == len(TEST)
+    low, high = metrics["task/perplexity_ci95"]
+    assert low < metrics["task/perplexity"] < high
+    assert {"task/rouge_l_ci95", "task/bleu_ci95", "task/exact_match_ci95"} <= set(metrics)
+    assert metrics["task/exact_match_examples"] == 2  # two references of at most 5 words
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == metrics  # floats survive JSON exactly
     card = (tmp_path / "out" / "README.md").read_text()
     for key in ("eval_loss_before", "perplexity_before", "eval_loss", "perplexity", "train_loss"):
         assert f"| {key} | {metrics[key]:.4g} |" in card, key
@@ -259,6 +246,7 @@ def test_demo_config_runs_on_the_default_model_with_tracking(tmp_path, default_p
     assert metrics["perplexity"] == pytest.approx(math.exp(metrics["eval_loss"]))
     model, tokenizer = load_policy(str(out))  # merged LoRA: a plain model
     assert type(model).__name__ == "LlamaForCausalLM"
+    assert metrics["task/examples"] == 4 and metrics["task/rouge_l"] > 0  # the default policy answers in words
     assert list((out / "wandb").glob("offline-run-*")), "wandb offline run folder missing"
     assert list(out.rglob("events.out.tfevents.*")), "TensorBoard events missing"
 

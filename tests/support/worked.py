@@ -40,3 +40,26 @@ def completion_log_prob(model, tokenizer, prompt: list[dict], completion: list[d
     log_probs = next_token_log_probs(model, full, len(prompt_ids) - 1, len(full) - 1)
     targets = torch.tensor(full[len(prompt_ids) :])
     return float(log_probs.gather(1, targets[:, None]).sum())
+
+
+def assistant_nll(model, tokenizer, conversations) -> tuple[float, int]:
+    """(summed negative log-likelihood of the last assistant turns' tokens, their number), one conversation at a time.
+
+    The tokens of the assistant turn are those of the whole conversation after the prompt with its generation
+    prompt; the NLL of token t is -log softmax(logits at t - 1)[token t].
+    """
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for row in conversations:
+            messages = row["messages"]
+            prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
+            full = tokenizer.apply_chat_template(messages, tokenize=False)
+            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+            assert ids[: len(prompt_ids)] == prompt_ids
+            log_probs = torch.log_softmax(model(torch.tensor([ids])).logits[0].double(), dim=-1)
+            for t in range(len(prompt_ids), len(ids)):
+                total -= log_probs[t - 1, ids[t]].item()
+                count += 1
+    return total, count
