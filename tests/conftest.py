@@ -56,6 +56,13 @@ def tiny_reward_dir(tmp_path_factory):
     return save_tiny_reward(tmp_path_factory.mktemp("tiny_reward"))
 
 
+@pytest.fixture(scope="session")
+def spread_reward_dir(tmp_path_factory):
+    """A tiny BERT of fixed weights whose rewards differ clearly from text to text (the random one's all lie
+    within 1e-5 of each other), for tests whose figures hang on the order of scores."""
+    return save_tiny_reward(tmp_path_factory.mktemp("spread_reward"), seed=0, initializer_range=0.5)
+
+
 # In CI (CI=true) a skipped test fails the run: a PostgreSQL or browser test that skips because its server or
 # Chromium failed to install would otherwise vanish from a green run.
 _skipped: list[tuple[str, str]] = []

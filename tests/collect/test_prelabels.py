@@ -184,7 +184,7 @@ def test_the_audit_share_sends_some_sure_tasks_to_people(store):
 
 
 def test_plumb_collect_score_writes_a_real_reward_models_doubt_as_the_serving_order(
-    sqlite_url, tiny_reward_dir, capsys
+    sqlite_url, spread_reward_dir, capsys
 ):
     from collect.store import make_engine, session_factory, upgrade
     from plumb.cli import main as plumb
@@ -198,7 +198,7 @@ def test_plumb_collect_score_writes_a_real_reward_models_doubt_as_the_serving_or
     db = sqlite_url.removeprefix("sqlite:///")
     assert plumb(["collect", "score", "--campaign", "demo", "--db", db]) == 2  # no reward_model anywhere
     assert "names no reward_model" in capsys.readouterr().err
-    assert plumb(["collect", "score", "--campaign", "demo", "--db", db, "--model_name_or_path", tiny_reward_dir]) == 0
+    assert plumb(["collect", "score", "--campaign", "demo", "--db", db, "--model_name_or_path", spread_reward_dir]) == 0
 
     with sessions() as session:
         tasks = list(session.scalars(select(Task).order_by(Task.id)))
@@ -208,7 +208,7 @@ def test_plumb_collect_score_writes_a_real_reward_models_doubt_as_the_serving_or
             for t in tasks
             for cid, p in zip(t.candidate_ids, ("sft", "dpo"))
         }
-    model = load_reward_model(tiny_reward_dir)
+    model = load_reward_model(spread_reward_dir)
     sides = [
         score_conversations(
             model, [prompts[t.id] + [{"role": "assistant", "content": texts[t.candidate_ids[k]]}] for t in tasks]
@@ -216,9 +216,12 @@ def test_plumb_collect_score_writes_a_real_reward_models_doubt_as_the_serving_or
         for k in (0, 1)
     ]
     expected = doubt(sides[0] - sides[1])
+    # Served most doubtful first, on doubts far enough apart that batching noise cannot reorder them
+    gaps = np.diff(np.sort(expected))
+    assert gaps.min() > 1e-4, expected
     by_priority = [t.id for t in sorted(tasks, key=lambda t: -t.priority)]
     assert by_priority == [tasks[i].id for i in np.argsort(-expected, kind="stable")]
-    assert all(t.prelabel["model"] == f"model:{Path(tiny_reward_dir).name}" for t in tasks)
+    assert all(t.prelabel["model"] == f"model:{Path(spread_reward_dir).name}" for t in tasks)
     engine.dispose()
 
 

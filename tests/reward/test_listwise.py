@@ -12,7 +12,6 @@ from plumb.data import ranking_pairs, rows_to_dataset, split_by_prompt
 from reward.config import RewardScriptArguments
 from reward.listwise import plackett_luce_nll
 from reward.train import config_types, main
-from tests.support.models import save_tiny_reward
 from tests.support.reward import HandScorer, reward_train_args
 
 
@@ -105,12 +104,6 @@ def expanded(rows):
         for row in rows
         for i, j in ranking_pairs(row["ranks"])
     ]
-
-
-@pytest.fixture(scope="module")
-def spread_reward_dir(tmp_path_factory):
-    """A tiny BERT whose rewards differ clearly from text to text, so a wrong order changes the loss."""
-    return save_tiny_reward(tmp_path_factory.mktemp("spread_reward"), seed=0, initializer_range=0.5)
 
 
 def one_step(tmp_path, model_dir, data, rows_in_batch, *flags):
