@@ -111,20 +111,7 @@ def main(script_args: DPOScriptArguments, training_args, model_args, *, config_f
 # Searchable keys: DPOConfig fields Trainer sets on the args per trial, and LoRA's rank and scale, applied when a
 # trial's model is built. Of these DPOTrainer copies only beta in __init__ (TRL 1.16: `self.beta = args.beta`), so
 # `search` sets each trial's beta on the trainer; keys it copies but that cannot be searched here are left out.
-TRAINING_SEARCH_KEYS = (
-    "learning_rate",
-    "num_train_epochs",
-    "max_steps",
-    "per_device_train_batch_size",
-    "gradient_accumulation_steps",
-    "weight_decay",
-    "warmup_steps",
-    "warmup_ratio",
-    "max_grad_norm",
-    "lr_scheduler_type",
-    "seed",
-    "beta",
-)
+TRAINING_SEARCH_KEYS = (*hp_search.TRAINING_KEYS, "beta")
 # Maximized, not eval_loss minimized: the loss is not comparable across trials of different beta (at the same
 # margin -log sigmoid(beta * margin) falls as beta grows, so the search would favour a large beta for itself),
 # while the share of held-out pairs whose implicit reward ranks chosen first does not depend on beta's scale. On a

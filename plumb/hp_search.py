@@ -28,6 +28,22 @@ BEST_CONFIG = "best_config.yaml"
 PLOT_FILE = "hp_search.png"
 SUMMARY_FILE = "hp_search.json"
 SPEC_KEYS = {"choices", "low", "high", "log", "step"}
+# TrainingArguments fields every stage can search: Trainer sets them on the args for each trial, and no stage's
+# trainer caches them in __init__. `prepare` offers those a stage's args have (warmup_ratio is gone from
+# transformers 5.24, for one).
+TRAINING_KEYS = (
+    "learning_rate",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "weight_decay",
+    "warmup_steps",
+    "warmup_ratio",
+    "max_grad_norm",
+    "lr_scheduler_type",
+    "seed",
+)
 # ModelConfig's LoRA rank and scale: a trial's adapter is built with them in `trial_policy`.
 LORA_KEYS = ("lora_r", "lora_alpha")
 

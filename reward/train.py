@@ -147,19 +147,7 @@ def main(script_args: RewardScriptArguments, training_args, model_args, *, confi
 
 
 # Searchable keys: TrainingArguments fields Trainer sets per trial, and freeze_layers, applied when the model is built.
-TRAINING_SEARCH_KEYS = (
-    "learning_rate",
-    "num_train_epochs",
-    "max_steps",
-    "per_device_train_batch_size",
-    "gradient_accumulation_steps",
-    "weight_decay",
-    "warmup_steps",
-    "max_grad_norm",
-    "lr_scheduler_type",
-    "center_rewards_coefficient",
-    "seed",
-)
+TRAINING_SEARCH_KEYS = (*hp_search.TRAINING_KEYS, "center_rewards_coefficient")
 MODEL_SEARCH_KEYS = ("freeze_layers",)
 
 

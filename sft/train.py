@@ -115,19 +115,7 @@ def main(script_args: SFTScriptArguments, training_args, model_args, *, config_f
 
 # Searchable keys: SFTConfig fields Trainer sets per trial (none is cached by SFTTrainer's __init__), and LoRA's
 # rank and scale, applied when a trial's model is built.
-TRAINING_SEARCH_KEYS = (
-    "learning_rate",
-    "num_train_epochs",
-    "max_steps",
-    "per_device_train_batch_size",
-    "gradient_accumulation_steps",
-    "weight_decay",
-    "warmup_steps",
-    "warmup_ratio",
-    "max_grad_norm",
-    "lr_scheduler_type",
-    "seed",
-)
+TRAINING_SEARCH_KEYS = hp_search.TRAINING_KEYS
 # The fields SFTTrainer (TRL 1.16) asks of the fused log-prob head it adds to its model in __init__.
 FUSED_OUTPUTS = ("log_probs", "entropy", "is_top1")
 

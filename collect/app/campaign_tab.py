@@ -9,9 +9,10 @@ import gradio as gr
 from collect.app import handlers
 from collect.app.display import overview_markdown
 from collect.app.errors import keeps_form
-from collect.app.plots import plot_judgments_over_time, plot_judgments_per_rater
+from collect.app.plots import plot_drift_over_time, plot_judgments_over_time, plot_judgments_per_rater
 from collect.domain.quality.report_markdown import report_markdown
 from collect.services import admin
+from collect.services.drift import DRIFT_BLOCK
 
 TASK_COLUMNS = ["task", "prompt", "gold", "judgments", "target", "status"]
 
@@ -24,6 +25,12 @@ def create_campaign_tab(sessions, campaign: str) -> None:
     with gr.Row():
         over_time = gr.Image(label="judgments over time", type="filepath", interactive=False, elem_id="plumb-over-time")
         per_rater = gr.Image(label="judgments per rater", type="filepath", interactive=False, elem_id="plumb-per-rater")
+    drift_plot = gr.Image(
+        label=f"drift over time: people's pairwise judgments, in blocks of {DRIFT_BLOCK}",
+        type="filepath",
+        interactive=False,
+        elem_id="plumb-drift",
+    )
     with gr.Accordion("Progress per task", open=False):
         tasks = gr.Dataframe(headers=TASK_COLUMNS, interactive=False, elem_id="plumb-task-progress")
     gr.Markdown("### Agreement and raters")
@@ -49,13 +56,17 @@ def create_campaign_tab(sessions, campaign: str) -> None:
         directory = Path(plot_dir)
         timeline = plot_judgments_over_time(activity["times"], directory / "over-time.png")
         bars = plot_judgments_per_rater(activity["per_rater"], directory / "per-rater.png")
+        drift = plot_drift_over_time(
+            activity["drift"], directory / "drift.png", title="Drift of people's judgments, block by block"
+        )
         rows = [[row[column] for column in TASK_COLUMNS] for row in activity["tasks"]]
         return (
             str(timeline) if timeline else None,
             str(bars) if bars else None,
+            str(drift) if drift else None,
             gr.Dataframe(value=rows, headers=TASK_COLUMNS),
         )
 
-    figures, progress = [overview, quality, ratings], [over_time, per_rater, tasks]
+    figures, progress = [overview, quality, ratings], [over_time, per_rater, drift_plot, tasks]
     refresh.click(keeps_form(on_refresh, figures), outputs=figures, api_name="campaign_overview")
     refresh.click(keeps_form(on_activity, progress), outputs=progress, api_name="campaign_activity")

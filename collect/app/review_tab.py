@@ -25,7 +25,8 @@ def create_review_tab(sessions, campaign: str, spec: CampaignSpec) -> dict[str, 
     c = {}
     with gr.Row():
         c["status"] = gr.Markdown(
-            "Load the queue to see the tasks whose raters disagree.", elem_id="plumb-review-status"
+            "Load the queue to see the tasks whose raters disagree, and judged tasks flagged by data hygiene.",
+            elem_id="plumb-review-status",
         )
         c["load"] = gr.Button("Load queue", size="sm", elem_id="plumb-review-load", scale=0)
     c["message"] = gr.Markdown(elem_id="plumb-review-message")
@@ -118,7 +119,7 @@ def review_values(page: adjudication.ReviewPage, c: dict) -> dict:
     """New values for the tab's components from a `ReviewPage`; the answer controls are cleared."""
     item = page.item
     values = {
-        c["status"]: f"**{page.waiting}** disagreement{'s' if page.waiting != 1 else ''} waiting"
+        c["status"]: f"**{page.waiting}** task{'s' if page.waiting != 1 else ''} waiting for review"
         + (f" · task {item.task_id}" if item else ""),
         c["message"]: html.escape(page.message),
         c["note"]: "",
@@ -140,13 +141,18 @@ def review_values(page: adjudication.ReviewPage, c: dict) -> dict:
 
 
 def candidates_markdown(item: adjudication.ReviewItem) -> str:
-    """The candidates as Markdown sections (letter, policy, the response as safe Markdown)."""
+    """The candidates as Markdown sections (letter, policy, the response as safe Markdown), after a warning when
+    data hygiene flagged the task's prompt or a candidate for reviewers."""
+    warning = []
+    if item.hygiene:
+        rules = ", ".join(f"`{rule}`" for rule in item.hygiene)
+        warning = [f"**Flagged on import by data hygiene:** {rules}. Check the prompt and the answers before deciding."]
     sections = [
         f"#### {candidate['letter']} · policy `{html.escape(candidate['policy'])}`\n\n"
         f"{safe_markdown(response_text(candidate['completion']))}"
         for candidate in item.candidates
     ]
-    return "\n\n---\n\n".join(sections)
+    return "\n\n---\n\n".join(warning + sections)
 
 
 def answers_markdown(item: adjudication.ReviewItem) -> str:

@@ -5,6 +5,10 @@ battle) with at least two live judgments that say different things
 (`collect.domain.answers.raters_disagree`). It leaves when a reviewer adjudicates it, and comes
 back if a rater judges it again afterwards. The task waiting longest comes first.
 
+Tasks whose data hygiene flagged their prompt or a candidate for reviewers (`hygiene:` action
+`flag`, see `collect.services.hygiene`) join the queue once a rater has judged them, with the
+rules that flagged them, so a reviewer decides on the answer knowing the data is suspect.
+
 The reviewer sees the candidates in the task's canonical order, lettered A, B, ..., with
 their policies, and every rater's answer mapped onto those letters (not the order each
 rater happened to see). An adjudication is stored in the same canonical order, and the
@@ -53,6 +57,7 @@ class ReviewItem:
     candidates: list[dict]  # {"letter", "policy", "completion"} in canonical order
     answers: list[dict]  # {"rater", "answer", "rationale", "flags", "seconds", "edit"}
     score_choices: list[int] = field(default_factory=list)  # ranking and rating tasks: the values a score may take
+    hygiene: list[str] = field(default_factory=list)  # the data hygiene rules that flagged it for reviewers
 
 
 @dataclass
@@ -70,25 +75,42 @@ def disagreement_queue(session, campaign: Campaign) -> list[int]:
     query = live_judgments_query(campaign.id).where(Task.source == "pool", Task.is_gold.is_(False))
     for judgment in session.scalars(query):
         by_task[judgment.task_id].append(judgment)
-    disputed = [task_id for task_id, judgments in by_task.items() if raters_disagree(judgments)]
-    if not disputed:
+    return undecided(session, [task_id for task_id, judgments in by_task.items() if raters_disagree(judgments)])
+
+
+def review_queue(session, campaign: Campaign) -> list[int]:
+    """The review tab's queue: disputed tasks, and tasks flagged for reviewers by data hygiene that a rater has
+    judged, each until a reviewer decides on it after its latest judgment; longest waiting first."""
+    from collect.services.hygiene import flagged_tasks
+
+    flagged = set(flagged_tasks(session, campaign))
+    if not flagged:
+        return disagreement_queue(session, campaign)
+    query = live_judgments_query(campaign.id).where(Task.id.in_(flagged), Task.is_gold.is_(False))
+    judged = {judgment.task_id for judgment in session.scalars(query)}
+    return undecided(session, sorted(judged | set(disagreement_queue(session, campaign))))
+
+
+def undecided(session, task_ids: list[int]) -> list[int]:
+    """Of `task_ids`, those not adjudicated since their latest judgment, longest waiting first."""
+    if not task_ids:
         return []
     # Any new row, an undo included, is news the reviewer has not seen.
     changed = dict(
         session.execute(
             select(Judgment.task_id, func.max(Judgment.created_at))
-            .where(Judgment.task_id.in_(disputed))
+            .where(Judgment.task_id.in_(task_ids))
             .group_by(Judgment.task_id)
         ).all()
     )
     decided = dict(
         session.execute(
             select(Adjudication.task_id, func.max(Adjudication.created_at))
-            .where(Adjudication.task_id.in_(disputed))
+            .where(Adjudication.task_id.in_(task_ids))
             .group_by(Adjudication.task_id)
         ).all()
     )
-    waiting = [task_id for task_id in disputed if task_id not in decided or decided[task_id] < changed[task_id]]
+    waiting = [task_id for task_id in task_ids if task_id not in decided or decided[task_id] < changed[task_id]]
     return sorted(waiting, key=lambda task_id: (changed[task_id], task_id))
 
 
@@ -125,6 +147,9 @@ def review_item(session, task: Task) -> ReviewItem:
     choices = {"ranking": list(range(1, len(candidates) + 1)), "rating": list(range(1, spec.rating_points + 1))}.get(
         task.kind, []
     )
+    from collect.services.hygiene import flagged_tasks
+
+    campaign = session.get(Campaign, task.campaign_id)
     return ReviewItem(
         task_id=task.id,
         kind=task.kind,
@@ -132,6 +157,7 @@ def review_item(session, task: Task) -> ReviewItem:
         candidates=candidates,
         answers=answers,
         score_choices=choices,
+        hygiene=flagged_tasks(session, campaign).get(task.id, []),
     )
 
 
@@ -206,15 +232,15 @@ def adjudicate(
 def next_review(
     sessions, *, campaign: str, reviewer_name: str, passed: list[int] = (), message: str = ""
 ) -> ReviewPage:
-    """The oldest disputed task not in `passed` (put off this session); `PermissionError` for raters."""
+    """The oldest task of the review queue not in `passed` (put off this session); `PermissionError` for raters."""
     with sessions.begin() as session:
         _staff(session, reviewer_name)
         stored_campaign = campaign_by_name(session=session, name=campaign)
-        queue = disagreement_queue(session, stored_campaign)
+        queue = review_queue(session, stored_campaign)
         pending = [task_id for task_id in queue if task_id not in set(passed)]
         if not pending:
             more = f" ({len(queue)} put off for now: reload the queue to see them)" if queue else ""
-            return ReviewPage(None, len(queue), f"{message} No disagreements waiting{more}.".strip())
+            return ReviewPage(None, len(queue), f"{message} Nothing waiting for review{more}.".strip())
         return ReviewPage(review_item(session, session.get(Task, pending[0])), len(queue), message)
 
 

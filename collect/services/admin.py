@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from collect.services import tokens
 from collect.services.adjudication import disagreement_queue
+from collect.services.drift import drift_over_time
 from collect.services.export.dataset import PushError, push, save_export
 from collect.services.export.items import load_items
 from collect.services.export.rows import FORMATS, ExportArguments
@@ -220,7 +221,8 @@ def _new_directory(parent: Path, stem: str) -> Path:
 
 
 def campaign_activity(sessions, *, campaign: str, staff_name: str) -> dict:
-    """Live judgment times, live judgments per rater, and per-task progress rows, for reviewers and admins."""
+    """Live judgment times, live judgments per rater, per-task progress rows and people's drift figures per block of
+    judgments (`drift.drift_over_time`), for reviewers and admins."""
     with sessions.begin() as session:
         _staff(session, staff_name)
         stored_campaign = campaign_by_name(session=session, name=campaign)
@@ -247,7 +249,8 @@ def campaign_activity(sessions, *, campaign: str, staff_name: str) -> dict:
             }
             for t, messages in tasks
         ]
-    return {"times": times, "per_rater": per_rater, "tasks": progress}
+        drift_blocks = drift_over_time(session, stored_campaign, "human")  # people's work, as the alerts watch it
+    return {"times": times, "per_rater": per_rater, "tasks": progress, "drift": drift_blocks}
 
 
 def prompt_excerpt(messages: list[dict], *, limit: int = PROMPT_EXCERPT) -> str:

@@ -11,6 +11,8 @@ Two kinds of figures, both over live (not superseded, not retracted) pairwise ju
   a bounded number of rows.
 - `gold_figures`: every rater's gold judgments and how many chose the known answer (gold
   tasks are few, so all of them are read).
+- `drift_over_time`: the window figures of consecutive blocks of one rater kind's judgments,
+  oldest first, for the Campaign tab's plot of how they moved (no Prometheus needed).
 
 The judgments become the quality report's own records (`export.records.judgment_records`,
 sides as the rater saw them) and its maths (`domain.quality`), so `/metrics` and
@@ -27,6 +29,8 @@ from collect.store import Assignment, Campaign, Judgment, Rater, Task, live_judg
 # How many of a rater kind's newest judgments the window figures cover: at 500, a share is known to about
 # +-0.045 (95%), and a shift of 0.1 in position bias or model agreement stands out within one window.
 DRIFT_WINDOW = 500
+# The Campaign tab's blocks: at 100 judgments a share is known to about +-0.1, enough to see a drift of 0.2.
+DRIFT_BLOCK = 100
 MODEL_KIND = "model"  # a reward model's auto-labels: never compared with the model that wrote them
 
 
@@ -37,13 +41,27 @@ def window_figures(session, campaign: Campaign, rater_kind: str, *, window: int 
     {judgments, ties, both_bad, decided, left_won, model_judgments, model_agreed}: counts within the window;
     `model_judgments` (decided judgments of pre-labelled tasks) is None unless the campaign names a reward model.
     """
+    records = _records(session, campaign.id, Rater.kind == rater_kind, limit=DRIFT_WINDOW if window is None else window)
+    return block_figures(records, campaign, rater_kind) if records else None
+
+
+def drift_over_time(session, campaign: Campaign, rater_kind: str, *, block: int = DRIFT_BLOCK) -> list[dict]:
+    """The window figures of consecutive blocks of `block` live pairwise judgments of `rater_kind`, oldest first
+    (the last block may be shorter), each with `until`: the time of its newest judgment."""
+    records = _records(session, campaign.id, Rater.kind == rater_kind)
+    blocks = []
+    for start in range(0, len(records), block):
+        part = records[start : start + block]
+        blocks.append({**block_figures(part, campaign, rater_kind), "until": part[-1]["created_at"]})
+    return blocks
+
+
+def block_figures(records: list[dict], campaign: Campaign, rater_kind: str) -> dict:
+    """The window figures (see `window_figures`) of some of a rater kind's judgment records."""
     # Imported here: the quality maths loads scipy, which a server that is never scraped need not pay for.
     from collect.domain.quality.judgments import judgment_table, winning_candidate
     from collect.domain.quality.raters import position_bias
 
-    records = _records(session, campaign.id, Rater.kind == rater_kind, limit=DRIFT_WINDOW if window is None else window)
-    if not records:
-        return None
     table = judgment_table(records, source=campaign.name)
     choices = np.array([record["choice"] for record in records])
     left_won, decided, _ = position_bias(table)  # per rater; the campaign's share pools them
@@ -83,7 +101,7 @@ def gold_figures(session, campaign: Campaign) -> list[dict]:
 
 def _records(session, campaign_id: int, condition, *, limit: int | None = None) -> list[dict]:
     """The quality report's records of the campaign's live pairwise judgments that meet `condition`, oldest first:
-    the newest `limit` of them when given. Each record also carries `rater_kind`."""
+    the newest `limit` of them when given. Each record also carries `rater_kind` and the judgment's `created_at`."""
     query = (
         live_judgments_query(campaign_id)
         .order_by(None)
@@ -112,6 +130,6 @@ def _records(session, campaign_id: int, condition, *, limit: int | None = None) 
         for judgment, task, name, kind, order in rows
     ]
     records, _ = judgment_records(items)
-    for record, (_, _, _, kind, _) in zip(records, rows):
-        record["rater_kind"] = kind
+    for record, (judgment, _, _, kind, _) in zip(records, rows):
+        record["rater_kind"], record["created_at"] = kind, judgment.created_at
     return records

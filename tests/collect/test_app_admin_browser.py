@@ -65,7 +65,9 @@ def test_a_reviewer_adjudicates_the_disputed_task_from_the_queue(app, page):
     _, sessions, disputed = app
     log_in(page, "rev")
     page.get_by_role("tab", name="Review").click()  # opening the tab loads the queue
-    playwright.expect(page.locator("#plumb-review-status")).to_contain_text(f"1 disagreement waiting · task {disputed}")
+    playwright.expect(page.locator("#plumb-review-status")).to_contain_text(
+        f"1 task waiting for review · task {disputed}"
+    )
     candidates = page.locator("#plumb-review-candidates")
     playwright.expect(candidates).to_contain_text("A · policy sft")
     playwright.expect(candidates).to_contain_text('<img src=x onerror="window.__plumb_ran=1">')  # as text
@@ -80,13 +82,15 @@ def test_a_reviewer_adjudicates_the_disputed_task_from_the_queue(app, page):
     playwright.expect(page.get_by_text("choose an answer before saving")).to_be_visible()
     playwright.expect(candidates).to_contain_text("A · policy sft")
     playwright.expect(answers).to_contain_text("<b>A</b> is right")
-    playwright.expect(page.locator("#plumb-review-status")).to_contain_text(f"1 disagreement waiting · task {disputed}")
+    playwright.expect(page.locator("#plumb-review-status")).to_contain_text(
+        f"1 task waiting for review · task {disputed}"
+    )
     assert page.locator("#plumb-review-choice .error, #plumb-review-candidates .error").count() == 0
     page.locator("#plumb-review-choice").get_by_label("B better", exact=True).check()
     page.locator("#plumb-review-note textarea").fill("B answers the question")
     page.locator("#plumb-review-save").click()
     playwright.expect(page.locator("#plumb-review-message")).to_contain_text(f"Saved the decision on task {disputed}")
-    playwright.expect(page.locator("#plumb-review-status")).to_contain_text("0 disagreements waiting")
+    playwright.expect(page.locator("#plumb-review-status")).to_contain_text("0 tasks waiting for review")
     with sessions.begin() as session:
         (decision,) = session.scalars(select(Adjudication)).all()
         assert (decision.task_id, decision.preference, decision.note) == (disputed, -2, "B answers the question")

@@ -9,11 +9,14 @@ import pytest
 from sqlalchemy import func, select
 
 from collect import clean, import_prompts
+from collect.app.review_tab import candidates_markdown
 from collect.init import main as init_main
+from collect.services.adjudication import next_review, submit_adjudication
 from collect.services.hygiene import flagged_tasks
 from collect.services.scheduling import next_task, skip_task
 from collect.store import Candidate, Judgment, Prompt, Task, campaign_by_name, create_rater, open_store
 from plumb.config import ConfigError
+from tests.support.campaigns import judge
 
 CLEAN_FLAGS = ["--duplicate_prompt", "drop", "--near_duplicate_prompt", "off", "--length_outlier", "off"]
 
@@ -119,6 +122,22 @@ def test_import_drops_flags_and_keeps_as_the_campaign_says_and_reports_beside_it
         task_of["q5"]: ["identical_candidates"],
         task_of["q6"]: ["wrong_language"],
     }
+
+    # Flagged for reviewers: a flagged task joins the review queue once judged, with its rules shown, until decided.
+    # q5 was judged on import, q4 by bob now; q6 is flagged but unjudged, q3 judged but neither flagged nor disputed.
+    sessions = open_store(db)
+    with sessions.begin() as session:
+        create_rater(session=session, name="rev", role="reviewer")
+        create_rater(session=session, name="bob")
+    judge(sessions, "bob", task_of["q4"], preference=1)
+    judge(sessions, "bob", task_of["q3"], preference=-1)
+    page = next_review(sessions, campaign="tidy", reviewer_name="rev")
+    assert page.waiting == 2 and page.item.task_id == task_of["q5"] and page.item.hygiene == ["identical_candidates"]
+    assert "**Flagged on import by data hygiene:** `identical_candidates`" in candidates_markdown(page.item)
+    page = submit_adjudication(
+        sessions, campaign="tidy", reviewer_name="rev", task_id=task_of["q5"], choice="Tie", note="same answer"
+    )
+    assert page.waiting == 1 and page.item.task_id == task_of["q4"] and page.item.hygiene == ["near_duplicate_prompt"]
 
 
 def seed_unclean_campaign(tmp_path) -> str:

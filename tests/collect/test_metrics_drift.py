@@ -192,6 +192,27 @@ def test_the_drift_window_is_the_newest_judgments_of_each_rater_kind(seeded, mon
     assert got["plumb_reward_model_judgments"][human] == 2 and got["plumb_reward_model_agreement"][human] == 1.0
 
 
+def test_drift_over_time_is_the_window_figures_block_by_block(seeded, tmp_path):
+    from collect.app.plots import plot_drift_over_time
+    from collect.store import campaign_by_name, open_store
+
+    _, db_url = seeded
+    with open_store(db_url)() as session:
+        demo = campaign_by_name(session=session, name="demo")
+        blocks = drift.drift_over_time(session, demo, "human", block=5)
+        newest = drift.window_figures(session, demo, "human", window=4)
+        assert drift.drift_over_time(session, demo, "nobody") == []
+    counts = ("judgments", "ties", "both_bad", "decided", "left_won", "model_judgments", "model_agreed")
+    # The 9 live human judgments, oldest first, in blocks of 5 and 4. The second block is the 4 newest (worked out
+    # in the window test above: 0 ties, 0 both bad, 1 of 4 decided on the left, the model's choice 2 of 2); the
+    # first is the whole window's 9 (1 tie, 1 both bad, 2 of 7 left, 2 of 3 with the model) less those.
+    assert [tuple(b[key] for key in counts) for b in blocks] == [(5, 1, 1, 3, 1, 1, 0), (4, 0, 0, 4, 1, 2, 2)]
+    assert {key: blocks[1][key] for key in counts} == newest
+    assert blocks[0]["until"] <= blocks[1]["until"]
+    assert plot_drift_over_time(blocks, tmp_path / "drift.png", title="t").stat().st_size > 0
+    assert plot_drift_over_time([], tmp_path / "none.png", title="t") is None
+
+
 def test_no_reward_model_agreement_where_the_campaign_names_no_reward_model(store, db_url):
     engine, sessions = store
     seed_campaign(sessions, name="plain", prompts=1)
