@@ -152,6 +152,9 @@ def format_metrics(report: dict, *, name: str = "") -> str:
         note = f" on {report['exact_match_examples']} short answers" if metric == "exact_match" else ""
         label = f"{name} {metric}".strip()
         lines.append(f"{label:<24} {report[metric]:.3f}  (95% CI {low:.3f} .. {high:.3f}){note}")
+    if report.get("exact_match_examples") == 0:
+        label = f"{name} exact_match".strip()
+        lines.append(f"{label:<24} none: no reference is a short answer")
     return "\n".join(lines)
 
 

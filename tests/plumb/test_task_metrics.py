@@ -39,6 +39,10 @@ def test_exact_match_counts_short_answers_only_ignoring_case_punctuation_and_spa
     # The last reference has 9 words: not a short answer. Of the other three, the first two match.
     assert report["exact_match_examples"] == 3 and report["exact_match"] == pytest.approx(2 / 3)
     assert "rouge_l" not in report and "bleu" not in report
+    assert task_metrics.format_metrics(report).startswith("exact_match              0.667  (95% CI ")
+    none = task_metrics.text_metrics(["x"], ["a long reference of many words"], names=["exact_match"], samples=5)
+    assert none == {"exact_match_examples": 0}
+    assert task_metrics.format_metrics(none) == "exact_match              none: no reference is a short answer"
 
 
 def test_intervals_are_the_percentiles_of_the_metric_on_resamples_drawn_here():
