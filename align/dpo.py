@@ -140,19 +140,17 @@ def search(trainer, script_args, model_args, space: dict, base_config: dict) -> 
             disable_dropout_in_model(model)
         return hp_search.trial_policy(model, trainer, model_args, values, ids=ids, fused_outputs=fused)
 
-    study = hp_search.run_search(
+    return hp_search.run_search(
         trainer,
         space=space,
-        training_keys=set(TRAINING_SEARCH_KEYS),
+        base_config=base_config,
+        training_keys=TRAINING_SEARCH_KEYS,
         model_init=model_init,
         metric=SEARCH_METRIC,
         direction="maximize",
         trials=script_args.hp_trials,
         stage="dpo",
-        seed=base_config["seed"],
-    )
-    return hp_search.finish(
-        study, base_config, trainer.args.output_dir, metric=SEARCH_METRIC, command="plumb align dpo"
+        command="plumb align dpo",
     )
 
 

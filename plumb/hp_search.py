@@ -146,32 +146,32 @@ def run_search(
     trainer,
     *,
     space,
+    base_config: dict,
     training_keys,
     model_init,
     metric: str,
     direction: str,
     trials: int,
     stage: str,
-    seed: int | None = None,
-):
-    """Run `trials` more trials of the stage's study; `model_init(values)` builds a trial's model. Returns the study.
+    command: str,
+) -> dict:
+    """Run `trials` more trials of the stage's study, then write best_config.yaml, hp_search.png and hp_search.json;
+    returns that summary. `model_init(values)` builds a trial's model.
 
-    Keys in `training_keys` are set on the TrainingArguments by Trainer; the others reach `model_init`. With `seed`
-    the sampler is seeded by it and the trials already in the study, so a search repeats and a resumed one goes on.
+    Keys in `training_keys` are set on the TrainingArguments by Trainer; the others reach `model_init`. The sampler
+    is seeded by the run's seed and the trials already in the study, so a search repeats and a resumed one goes on.
     """
     import optuna
 
-    output_dir = trainer.args.output_dir
-    sampler = None
-    if seed is not None:
-        done = optuna.create_study(
-            storage=storage_url(output_dir), study_name=study_name(stage), direction=direction, load_if_exists=True
-        )
-        sampler = optuna.samplers.TPESampler(seed=seed + len(done.trials))
+    output_dir, searched = trainer.args.output_dir, set(training_keys)
+    done = optuna.create_study(
+        storage=storage_url(output_dir), study_name=study_name(stage), direction=direction, load_if_exists=True
+    )
+    sampler = optuna.samplers.TPESampler(seed=base_config["seed"] + len(done.trials))
     # Trainer calls model_init before hp_space in each trial; suggesting here fixes the values hp_space then reads.
     trainer.model_init = lambda trial: model_init(suggest(trial, space) if trial is not None else {})
     trainer.hyperparameter_search(
-        hp_space=lambda trial: {k: v for k, v in suggest(trial, space).items() if k in training_keys},
+        hp_space=lambda trial: {k: v for k, v in suggest(trial, space).items() if k in searched},
         compute_objective=lambda metrics: metrics[metric],
         n_trials=trials,
         direction=direction,
@@ -182,7 +182,8 @@ def run_search(
         sampler=sampler,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2),
     )
-    return optuna.load_study(study_name=study_name(stage), storage=storage_url(output_dir))
+    study = optuna.load_study(study_name=study_name(stage), storage=storage_url(output_dir))
+    return finish(study, base_config, output_dir, metric=metric, command=command)
 
 
 def finish(study, base_config: dict, output_dir, *, metric: str, command: str) -> dict:

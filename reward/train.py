@@ -169,19 +169,17 @@ def search(trainer, script_args, model_args, space: dict, base_config: dict) -> 
             disable_dropout_in_model(model)
         return model
 
-    study = hp_search.run_search(
+    return hp_search.run_search(
         trainer,
         space=space,
-        training_keys=set(TRAINING_SEARCH_KEYS),
+        base_config=base_config,
+        training_keys=TRAINING_SEARCH_KEYS,
         model_init=model_init,
         metric="eval_accuracy",
         direction="maximize",
         trials=script_args.hp_trials,
         stage="reward",
-        seed=base_config["seed"],
-    )
-    return hp_search.finish(
-        study, base_config, trainer.args.output_dir, metric="eval_accuracy", command="plumb reward train"
+        command="plumb reward train",
     )
 
 

@@ -133,18 +133,18 @@ def search(trainer, script_args, model_args, space: dict, base_config: dict) -> 
         model, _ = load_policy(model_spec, **model_init_kwargs(model_args))
         return hp_search.trial_policy(model, trainer, model_args, values, ids=ids, fused_outputs=FUSED_OUTPUTS)
 
-    study = hp_search.run_search(
+    return hp_search.run_search(
         trainer,
         space=space,
-        training_keys=set(TRAINING_SEARCH_KEYS),
+        base_config=base_config,
+        training_keys=TRAINING_SEARCH_KEYS,
         model_init=model_init,
         metric="eval_loss",
         direction="minimize",
         trials=script_args.hp_trials,
         stage="sft",
-        seed=base_config["seed"],
+        command="plumb sft train",
     )
-    return hp_search.finish(study, base_config, trainer.args.output_dir, metric="eval_loss", command="plumb sft train")
 
 
 def task_report(model, tokenizer, test, script_args, *, seed: int) -> dict:

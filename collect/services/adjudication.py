@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from collect.domain.answers import answer_of, choice_of, raters_disagree
 from collect.domain.campaign import spec_of
+from collect.services.hygiene import flagged_tasks
 from collect.store import (
     STAFF_ROLES,
     Adjudication,
@@ -71,24 +72,26 @@ class ReviewPage:
 
 def disagreement_queue(session, campaign: Campaign) -> list[int]:
     """Ids of the campaign's disputed pool tasks not adjudicated since their latest judgment, longest waiting first."""
+    return undecided(session, disputed_tasks(session, campaign))
+
+
+def disputed_tasks(session, campaign: Campaign) -> list[int]:
+    """Ids of the campaign's pool tasks (not gold) whose live judgments disagree, adjudicated or not."""
     by_task = defaultdict(list)
     query = live_judgments_query(campaign.id).where(Task.source == "pool", Task.is_gold.is_(False))
     for judgment in session.scalars(query):
         by_task[judgment.task_id].append(judgment)
-    return undecided(session, [task_id for task_id, judgments in by_task.items() if raters_disagree(judgments)])
+    return [task_id for task_id, judgments in by_task.items() if raters_disagree(judgments)]
 
 
-def review_queue(session, campaign: Campaign) -> list[int]:
-    """The review tab's queue: disputed tasks, and tasks flagged for reviewers by data hygiene that a rater has
-    judged, each until a reviewer decides on it after its latest judgment; longest waiting first."""
-    from collect.services.hygiene import flagged_tasks
-
-    flagged = set(flagged_tasks(session, campaign))
-    if not flagged:
-        return disagreement_queue(session, campaign)
-    query = live_judgments_query(campaign.id).where(Task.id.in_(flagged), Task.is_gold.is_(False))
-    judged = {judgment.task_id for judgment in session.scalars(query)}
-    return undecided(session, sorted(judged | set(disagreement_queue(session, campaign))))
+def review_queue(session, campaign: Campaign, flagged: dict[int, list[str]]) -> list[int]:
+    """The review tab's queue: disputed tasks, and the tasks in `flagged` (by data hygiene, for reviewers) that a
+    rater has judged, each until a reviewer decides on it after its latest judgment; longest waiting first."""
+    tasks = set(disputed_tasks(session, campaign))
+    if flagged:
+        query = live_judgments_query(campaign.id).where(Task.id.in_(flagged), Task.is_gold.is_(False))
+        tasks |= {judgment.task_id for judgment in session.scalars(query)}
+    return undecided(session, sorted(tasks))
 
 
 def undecided(session, task_ids: list[int]) -> list[int]:
@@ -114,8 +117,9 @@ def undecided(session, task_ids: list[int]) -> list[int]:
     return sorted(waiting, key=lambda task_id: (changed[task_id], task_id))
 
 
-def review_item(session, task: Task) -> ReviewItem:
-    """The task as a reviewer sees it: candidates and answers in canonical order, lettered A, B, ..."""
+def review_item(session, task: Task, *, hygiene: list[str] = ()) -> ReviewItem:
+    """The task as a reviewer sees it: candidates and answers in canonical order, lettered A, B, ..., with the data
+    hygiene rules that flagged it (`hygiene`)."""
     rows = dict(
         (c.id, (c, name))
         for c, name in session.execute(
@@ -147,9 +151,6 @@ def review_item(session, task: Task) -> ReviewItem:
     choices = {"ranking": list(range(1, len(candidates) + 1)), "rating": list(range(1, spec.rating_points + 1))}.get(
         task.kind, []
     )
-    from collect.services.hygiene import flagged_tasks
-
-    campaign = session.get(Campaign, task.campaign_id)
     return ReviewItem(
         task_id=task.id,
         kind=task.kind,
@@ -157,7 +158,7 @@ def review_item(session, task: Task) -> ReviewItem:
         candidates=candidates,
         answers=answers,
         score_choices=choices,
-        hygiene=flagged_tasks(session, campaign).get(task.id, []),
+        hygiene=list(hygiene),
     )
 
 
@@ -236,12 +237,14 @@ def next_review(
     with sessions.begin() as session:
         _staff(session, reviewer_name)
         stored_campaign = campaign_by_name(session=session, name=campaign)
-        queue = review_queue(session, stored_campaign)
+        flagged = flagged_tasks(session, stored_campaign)
+        queue = review_queue(session, stored_campaign, flagged)
         pending = [task_id for task_id in queue if task_id not in set(passed)]
         if not pending:
             more = f" ({len(queue)} put off for now: reload the queue to see them)" if queue else ""
             return ReviewPage(None, len(queue), f"{message} Nothing waiting for review{more}.".strip())
-        return ReviewPage(review_item(session, session.get(Task, pending[0])), len(queue), message)
+        item = review_item(session, session.get(Task, pending[0]), hygiene=flagged.get(pending[0], []))
+        return ReviewPage(item, len(queue), message)
 
 
 def submit_adjudication(
